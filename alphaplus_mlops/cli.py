@@ -1,0 +1,205 @@
+"""The ``alphaplus-mlops`` command line."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from alphaplus_mlops.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _database_url(settings: Settings) -> str:
+    from alphaplus_mlops.store.db import resolve_database_url  # noqa: PLC0415
+    from alphaplus_mlops.store.embedded import EmbeddedDatabaseError  # noqa: PLC0415
+
+    try:
+        return resolve_database_url(settings)
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _migrated_url(settings: Settings) -> str:
+    from alphaplus_mlops.store.migrations import MigrationError, migrate  # noqa: PLC0415
+
+    url = _database_url(settings)
+    try:
+        migrate(url)
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return url
+
+
+@click.group()
+def main() -> None:
+    """Continuous training for trading-signal models, on Dagster and PostgreSQL."""
+
+
+# db ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database: embedded by default, or ALPHAPLUS_DATABASE_URL."""
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded server (no-op for an external ALPHAPLUS_DATABASE_URL)."""
+    from alphaplus_mlops.store.db import connect, redact  # noqa: PLC0415
+
+    settings = _settings()
+    url = _database_url(settings)
+    with connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()["server_version"]
+    where = "external" if settings.database_url else f"embedded in {settings.embedded_data_dir}"
+    click.echo(f"PostgreSQL {version} running ({where})\n{redact(url)}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    from alphaplus_mlops.store.embedded import stop_embedded  # noqa: PLC0415
+
+    settings = _settings()
+    if settings.database_url:
+        raise click.ClickException(
+            "ALPHAPLUS_DATABASE_URL names an external server; it is not ours to stop"
+        )
+    stopped = stop_embedded(settings.embedded_data_dir)
+    click.echo("stopped" if stopped else "the embedded server was not running")
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations from sql/, in order, each once."""
+    from alphaplus_mlops.store.migrations import MigrationError, migrate  # noqa: PLC0415
+
+    url = _database_url(_settings())
+    try:
+        applied = migrate(url)
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if applied:
+        for migration in applied:
+            click.echo(f"applied {migration.filename}")
+    else:
+        click.echo("nothing to apply: the schema is up to date")
+
+
+@db.command("status")
+def db_status() -> None:
+    """List applied and pending migrations."""
+    from alphaplus_mlops.store.migrations import MigrationError, status  # noqa: PLC0415
+
+    url = _database_url(_settings())
+    try:
+        states = status(url)
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for state in states:
+        when = state.applied_at.isoformat(timespec="seconds") if state.applied else "pending"
+        click.echo(f"{state.migration.filename:<40} {when}")
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the database URL in use (starting the embedded server if needed)."""
+    click.echo(_database_url(_settings()))
+
+
+# data -------------------------------------------------------------------------------------
+
+
+@main.group()
+def data() -> None:
+    """Market data: import files, list what is stored."""
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--symbol", help="Instrument name, when the file has no symbol column.")
+def data_import(file: Path, symbol: str | None) -> None:
+    """Validate a CSV or Parquet OHLCV FILE and upsert it on (symbol, timestamp)."""
+    from alphaplus_mlops.data.sources import read_bar_file  # noqa: PLC0415
+    from alphaplus_mlops.data.validation import BarValidationError  # noqa: PLC0415
+    from alphaplus_mlops.store.bars import upsert_bars  # noqa: PLC0415
+
+    try:
+        bars = read_bar_file(file, symbol)
+    except (BarValidationError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    url = _migrated_url(_settings())
+    result = upsert_bars(url, bars, source=f"file:{file.name}")
+    click.echo(
+        f"{file}: {result.received} bars, {result.inserted} new, {result.updated} updated, "
+        f"{result.unchanged} unchanged"
+    )
+
+
+@data.command("summary")
+def data_summary() -> None:
+    """Bars per symbol with their time range."""
+    from alphaplus_mlops.store.bars import summarize_bars  # noqa: PLC0415
+
+    _print_bar_summary(summarize_bars(_migrated_url(_settings())))
+
+
+def _print_bar_summary(summary) -> None:
+    if not summary:
+        click.echo("no market bars stored yet")
+        return
+    click.echo(f"{'symbol':<10} {'bars':>7}  {'first':<10}  {'last':<10}  sources")
+    for s in summary:
+        click.echo(
+            f"{s.symbol:<10} {s.bars:>7}  {s.first_ts.date()!s:<10}  {s.last_ts.date()!s:<10}"
+            f"  {s.sources}"
+        )
+
+
+# Dagster ----------------------------------------------------------------------------------
+
+
+@main.command("env")
+def env() -> None:
+    """Print shell exports for Dagster: eval "$(alphaplus-mlops env)"."""
+    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+
+    settings = _settings()
+    for key, value in dagster_environment(settings, _migrated_url(settings)).items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@main.command("dev", context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def dev(dagster_args: tuple[str, ...]) -> None:
+    """Run the Dagster UI and daemon (`dagster dev`) on the project's PostgreSQL."""
+    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+
+    settings = _settings()
+    os.environ.update(dagster_environment(settings, _migrated_url(settings)))
+    dagster = Path(sys.executable).with_name("dagster")
+    args = [str(dagster), "dev", "-w", str(Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml")]
+    os.execv(args[0], [*args, *dagster_args])
+
+
+@main.command("demo")
+def demo() -> None:
+    """Load the real sample and a simulated symbol through Dagster, then summarize."""
+    from alphaplus_mlops.demo import run_demo  # noqa: PLC0415
+
+    run_demo(_settings(), echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from alphaplus_mlops.defs import build_definitions
+
+defs = build_definitions()

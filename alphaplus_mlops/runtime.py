@@ -1,0 +1,39 @@
+"""Wiring the process environment for Dagster: DAGSTER_HOME and its storage URL.
+
+The CLI (``dev``, ``demo``, ``env``) and the tests use this, so Dagster's own storage is
+always the project's PostgreSQL and never a silent SQLite fallback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alphaplus_mlops.settings import ENV_DAGSTER_PG_URL, ENV_DAGSTER_STORAGE, Settings
+from alphaplus_mlops.store.db import dagster_storage_url
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME if set, else the folder holding the project's dagster.yaml."""
+    configured = os.environ.get("DAGSTER_HOME")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    for candidate in (Path.cwd(), PACKAGE_ROOT):
+        if (candidate / "dagster.yaml").is_file():
+            return candidate.resolve()
+    raise FileNotFoundError(
+        "no dagster.yaml found in the working directory or the project root; "
+        "set DAGSTER_HOME to the folder that holds it"
+    )
+
+
+def dagster_environment(settings: Settings, database_url: str) -> dict[str, str]:
+    storage = settings.dagster_storage_dir
+    storage.mkdir(parents=True, exist_ok=True)
+    return {
+        "DAGSTER_HOME": str(dagster_home()),
+        ENV_DAGSTER_PG_URL: dagster_storage_url(database_url),
+        ENV_DAGSTER_STORAGE: str(storage),
+    }

@@ -1,0 +1,139 @@
+"""Numbered SQL migrations from ``sql/``: applied in order, each once, each in a transaction.
+
+A session-level advisory lock serializes concurrent runners, so two processes starting at
+once end with one schema: the second waits, then finds nothing pending. Each applied file's
+SHA-256 is recorded; a file edited after it was applied is refused, because the database
+would no longer match what the repository says it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.db import connect
+
+DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# Any constant works; it only has to be the same for every runner.
+_MIGRATION_LOCK_KEY = 0x41_4C_50_48_41  # "ALPHA"
+_FILE_PATTERN = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """The migrations on disk and in the database disagree, or a file is malformed."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    checksum: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    migration: Migration
+    applied_at: datetime | None
+
+    @property
+    def applied(self) -> bool:
+        return self.applied_at is not None
+
+
+def discover(sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
+    if not sql_dir.is_dir():
+        raise MigrationError(f"migrations folder not found: {sql_dir}")
+    found: dict[int, Migration] = {}
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _FILE_PATTERN.match(path.name)
+        if match is None:
+            raise MigrationError(
+                f"{path.name}: migration files must be named NNN_lower_snake_name.sql"
+            )
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(
+                f"{path.name} and {found[version].filename} share version {version}"
+            )
+        found[version] = Migration(
+            version=version,
+            name=match.group(2),
+            path=path,
+            checksum=hashlib.sha256(path.read_bytes()).hexdigest(),
+        )
+    return [found[v] for v in sorted(found)]
+
+
+def _check_applied(migrations: list[Migration], applied: dict[int, dict]) -> None:
+    by_version = {m.version: m for m in migrations}
+    for version, row in sorted(applied.items()):
+        migration = by_version.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"the database has migration {version:03d} ({row['name']}) applied, but no "
+                "such file exists here: this code is older than the database"
+            )
+        if migration.checksum != row["checksum"]:
+            raise MigrationError(
+                f"{migration.filename} was edited after it was applied "
+                f"(recorded sha256 {row['checksum'][:12]}…, file now {migration.checksum[:12]}…). "
+                "Applied migrations are immutable: restore the file and add a new migration."
+            )
+
+
+def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
+    """Apply every pending migration. Returns the ones applied by this call."""
+    migrations = discover(sql_dir)
+    applied_now: list[Migration] = []
+    with connect(url, autocommit=True) as conn:
+        conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_MIGRATION_LOCK_KEY,))
+        try:
+            conn.execute(queries.CREATE_SCHEMA_MIGRATIONS)
+            applied = {
+                row["version"]: row for row in conn.execute(queries.SELECT_APPLIED_MIGRATIONS)
+            }
+            _check_applied(migrations, applied)
+            for migration in migrations:
+                if migration.version in applied:
+                    continue
+                sql = migration.path.read_text()
+                try:
+                    with conn.transaction():
+                        conn.execute(sql)
+                        conn.execute(
+                            queries.RECORD_MIGRATION,
+                            (migration.version, migration.name, migration.checksum),
+                        )
+                except Exception as exc:
+                    raise MigrationError(
+                        f"{migration.filename} failed and was rolled back: {exc}"
+                    ) from exc
+                applied_now.append(migration)
+        finally:
+            conn.execute(queries.RELEASE_ADVISORY_LOCK, (_MIGRATION_LOCK_KEY,))
+    return applied_now
+
+
+def status(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[MigrationState]:
+    migrations = discover(sql_dir)
+    with connect(url, autocommit=True) as conn:
+        exists = conn.execute(queries.SCHEMA_MIGRATIONS_EXISTS).fetchone()["exists"]
+        applied = (
+            {row["version"]: row for row in conn.execute(queries.SELECT_APPLIED_MIGRATIONS)}
+            if exists
+            else {}
+        )
+    _check_applied(migrations, applied)
+    return [
+        MigrationState(m, applied[m.version]["applied_at"] if m.version in applied else None)
+        for m in migrations
+    ]

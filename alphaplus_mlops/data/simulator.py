@@ -169,9 +169,7 @@ def _simulate_symbol(
         cfg.base_volume * np.exp(0.35 * surprise + 0.25 * regime + 0.3 * volume_noise)
     )
 
-    bars = pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
-    )
+    bars = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume})
     truth = pd.DataFrame(
         {
             "regime": pd.Categorical.from_codes(regime, categories=list(REGIMES)),

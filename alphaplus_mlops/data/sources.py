@@ -36,8 +36,10 @@ def normalize_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
             if key in spellings:
                 if canonical in lowered.values():
                     raise BarValidationError(
-                        [f"more than one column maps to {canonical!r}: "
-                         f"{[c for c, v in lowered.items() if v == canonical] + [column]}"],
+                        [
+                            f"more than one column maps to {canonical!r}: "
+                            f"{[c for c, v in lowered.items() if v == canonical] + [column]}"
+                        ],
                         source,
                     )
                 lowered[column] = canonical

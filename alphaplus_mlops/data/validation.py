@@ -33,9 +33,7 @@ def _rows(labels: Sequence, row_label: str, frame: pd.DataFrame | None = None) -
     if frame is None:
         text = ", ".join(f"{row_label} {label}" for label in shown)
     else:
-        text = "; ".join(
-            f"{row_label} {label} ({_describe(frame.loc[label])})" for label in shown
-        )
+        text = "; ".join(f"{row_label} {label} ({_describe(frame.loc[label])})" for label in shown)
     more = len(labels) - len(shown)
     return text + (f" and {more} more" if more > 0 else "")
 
@@ -58,8 +56,10 @@ def validate_bars(
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
     if missing:
         raise BarValidationError(
-            [f"missing required column(s): {', '.join(missing)}"
-             f" (found: {', '.join(map(str, bars.columns))})"],
+            [
+                f"missing required column(s): {', '.join(missing)}"
+                f" (found: {', '.join(map(str, bars.columns))})"
+            ],
             source,
         )
 

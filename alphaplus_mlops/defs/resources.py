@@ -1,6 +1,5 @@
 """Resources: immutable configuration; connections are opened where they are used."""
 
-
 from pathlib import Path
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """The ``market_bars`` asset: validated OHLCV bars upserted into PostgreSQL."""
 
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -71,8 +70,13 @@ def market_bars(
     loaded_symbols = sorted({s for _, bars in loaded for s in bars["symbol"].unique()})
     table = pd.DataFrame(
         [
-            {"symbol": s.symbol, "bars": s.bars, "first": s.first_ts.date(),
-             "last": s.last_ts.date(), "sources": s.sources}
+            {
+                "symbol": s.symbol,
+                "bars": s.bars,
+                "first": s.first_ts.date(),
+                "last": s.last_ts.date(),
+                "sources": s.sources,
+            }
             for s in summary
         ]
     )
@@ -85,7 +89,9 @@ def market_bars(
             "rows_unchanged": received - inserted - updated,
             "symbols": loaded_symbols,
             "time_range": f"{min(s.first_ts for s in summary).date()} .. "
-            f"{max(s.last_ts for s in summary).date()}" if summary else "empty",
+            f"{max(s.last_ts for s in summary).date()}"
+            if summary
+            else "empty",
             "bars_in_table": int(table["bars"].sum()) if not table.empty else 0,
             "by_symbol": dg.MetadataValue.md(table.to_markdown(index=False)),
             "preview": dg.MetadataValue.md(preview.round(4).to_markdown(index=False)),

@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11 and make:
+#   make demo   runs the main job end to end
+#   make test   runs the test suite
+# Both create .venv when it is missing. No PostgreSQL needed: an embedded one starts.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test dev lint format clean db-stop
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/alphaplus-mlops demo
+
+test: install
+	$(BIN)/pytest
+
+dev: install
+	$(BIN)/alphaplus-mlops dev
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+db-stop: install
+	$(BIN)/alphaplus-mlops db stop
+
+clean:
+	-$(BIN)/alphaplus-mlops db stop
+	rm -rf $(VENV) .alphaplus *.egg-info .pytest_cache .ruff_cache .hypothesis

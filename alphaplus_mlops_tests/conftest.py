@@ -1,0 +1,73 @@
+"""Shared fixtures: one real PostgreSQL server per session, fresh databases on it.
+
+With ALPHAPLUS_DATABASE_URL set, tests create their databases on that server; unset, they
+start the embedded server (pgserver) in a short temporary folder, as a user's machine would.
+Either way every test talks to a real PostgreSQL over a real connection.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from alphaplus_mlops.store.db import with_database
+from alphaplus_mlops.store.embedded import start_embedded, stop_embedded
+from alphaplus_mlops.store.migrations import migrate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A URL to a maintenance database on a running server."""
+    external = os.environ.get("ALPHAPLUS_DATABASE_URL")
+    if external:
+        yield external
+        return
+    # Unix socket paths are limited to ~107 bytes: keep the folder short.
+    folder = Path(tempfile.mkdtemp(prefix="apm-", dir="/tmp"))
+    data_dir = folder / "pg"
+    try:
+        yield start_embedded(data_dir)
+    finally:
+        stop_embedded(data_dir)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def create_database(server_url: str) -> Iterator[Callable[[], str]]:
+    """Factory: a new empty database on the session's server; all dropped at the end."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"apm_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return with_database(server_url, name)
+
+    yield create
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(create_database: Callable[[], str]) -> str:
+    """A migrated database shared by the session's tests."""
+    url = create_database()
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def empty_database_url(create_database: Callable[[], str]) -> str:
+    """A database with no schema at all, for one test."""
+    return create_database()

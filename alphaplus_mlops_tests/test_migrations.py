@@ -1,0 +1,156 @@
+"""The migration runner on a real, initially empty PostgreSQL database."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from alphaplus_mlops.store.migrations import (
+    DEFAULT_SQL_DIR,
+    MigrationError,
+    discover,
+    migrate,
+    status,
+)
+
+SEED_TABLES = {
+    "model_training_jobs",
+    "training_data_management",
+    "model_performance_tracking",
+    "model_deployment_pipeline",
+    "ab_testing_framework",
+    "model_versioning",
+    "real_time_model_performance",
+    "model_drift_detection",
+    "automated_retraining_triggers",
+    "ml_pipeline_orchestration",
+    "automated_decision_making",
+    "quality_gates",
+    "ml_ops_dashboard",
+    "ml_ops_alerts",
+    "ml_ops_reports",
+}
+LOOP_TABLES = {"market_bars", "model_predictions", "model_promotion_ledger"}
+
+
+def scalar(url: str, sql: str, params=()):
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
+    empty_database_url,
+):
+    applied = migrate(empty_database_url)
+    assert [m.filename for m in applied] == [m.filename for m in discover()]
+    assert SEED_TABLES | LOOP_TABLES | {"schema_migrations"} <= tables(empty_database_url)
+    explicit_indexes = scalar(
+        empty_database_url,
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' "
+        "AND indexname NOT LIKE '%%_pkey' AND indexname NOT LIKE '%%_key'",
+    )
+    assert explicit_indexes >= 20
+    url = empty_database_url
+    assert scalar(url, "SELECT count(*) FROM automated_retraining_triggers") == 3
+    assert scalar(url, "SELECT count(*) FROM quality_gates") == 3
+    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 4
+    trigger_types = scalar(
+        url,
+        "SELECT array_agg(trigger_type ORDER BY trigger_type) FROM automated_retraining_triggers",
+    )
+    assert trigger_types == ["drift", "performance", "time"]
+
+
+def test_migrating_again_is_a_no_op(empty_database_url):
+    migrate(empty_database_url)
+    before = scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations")
+    assert migrate(empty_database_url) == []
+    assert scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations") == before
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 3
+
+
+def test_status_lists_pending_then_applied(empty_database_url):
+    assert not any(s.applied for s in status(empty_database_url))
+    migrate(empty_database_url)
+    assert all(s.applied for s in status(empty_database_url))
+
+
+def copy_of_migrations(tmp_path: Path) -> Path:
+    folder = tmp_path / "sql"
+    shutil.copytree(DEFAULT_SQL_DIR, folder)
+    return folder
+
+
+def test_an_applied_migration_that_was_edited_is_refused(empty_database_url, tmp_path):
+    folder = copy_of_migrations(tmp_path)
+    migrate(empty_database_url, folder)
+    first = sorted(folder.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- an innocent-looking edit\n")
+    with pytest.raises(MigrationError, match=f"{first.name} was edited after it was applied"):
+        migrate(empty_database_url, folder)
+    with pytest.raises(MigrationError, match="edited"):
+        status(empty_database_url, folder)
+
+
+def test_a_new_migration_is_applied_alone_and_a_failing_one_leaves_no_trace(
+    empty_database_url, tmp_path
+):
+    folder = copy_of_migrations(tmp_path)
+    migrate(empty_database_url, folder)
+    (folder / "900_extra_table.sql").write_text("CREATE TABLE extra_table (id int);")
+    assert [m.filename for m in migrate(empty_database_url, folder)] == ["900_extra_table.sql"]
+
+    (folder / "901_broken.sql").write_text(
+        "CREATE TABLE half_done (id int);\nINSERT INTO no_such_table VALUES (1);"
+    )
+    with pytest.raises(MigrationError, match="901_broken.sql failed and was rolled back"):
+        migrate(empty_database_url, folder)
+    assert "half_done" not in tables(empty_database_url)
+    assert scalar(empty_database_url, "SELECT max(version) FROM schema_migrations") == 900
+
+
+def test_a_database_newer_than_the_code_is_refused(empty_database_url, tmp_path):
+    folder = copy_of_migrations(tmp_path)
+    (folder / "900_extra_table.sql").write_text("CREATE TABLE extra_table (id int);")
+    migrate(empty_database_url, folder)
+    with pytest.raises(MigrationError, match="code is older than the database"):
+        migrate(empty_database_url)
+
+
+def test_badly_named_migration_files_are_refused(tmp_path):
+    (tmp_path / "create_things.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="NNN_lower_snake_name.sql"):
+        discover(tmp_path)
+
+
+def test_two_concurrent_migrate_processes_end_with_one_schema(empty_database_url):
+    script = (
+        "import sys; from alphaplus_mlops.store.migrations import migrate; "
+        "print(len(migrate(sys.argv[1])))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, empty_database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    applied_counts = sorted(int(out.strip()) for out, _ in results)
+    assert applied_counts == [0, len(discover())]
+    assert scalar(empty_database_url, "SELECT count(*) FROM schema_migrations") == len(discover())
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 3

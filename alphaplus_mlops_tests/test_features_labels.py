@@ -48,7 +48,11 @@ def frame(closes):
         {
             "symbol": "X",
             "ts": pd.date_range("2024-01-01", periods=n, freq="D", tz="UTC"),
-            "open": closes, "high": closes, "low": closes, "close": closes, "volume": 1.0,
+            "open": closes,
+            "high": closes,
+            "low": closes,
+            "close": closes,
+            "volume": 1.0,
         }
     )
 

@@ -62,8 +62,12 @@ def test_positions_respect_the_band():
 def test_backtest_of_a_perfect_long_signal_on_one_symbol():
     close = np.array([100.0, 110.0, 121.0, 133.1])
     frame = pd.DataFrame(
-        {"symbol": "X", "ts": pd.date_range("2024-01-01", periods=4, freq="D", tz="UTC"),
-         "close": close, "proba": 0.9}
+        {
+            "symbol": "X",
+            "ts": pd.date_range("2024-01-01", periods=4, freq="D", tz="UTC"),
+            "close": close,
+            "proba": 0.9,
+        }
     )
     metrics, returns = backtest_signal(frame, cost_bps=10)
     assert returns.tolist() == pytest.approx([-0.001, 0.1, 0.1, 0.1])

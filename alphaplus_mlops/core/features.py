@@ -94,8 +94,13 @@ def feature_names() -> list[str]:
     n = WARMUP_BARS + 2
     close = np.linspace(100, 101, n)
     frame = pd.DataFrame(
-        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
-         "volume": np.full(n, 1e6)}
+        {
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": np.full(n, 1e6),
+        }
     )
     return list(symbol_features(frame).columns)
 

@@ -56,7 +56,9 @@ def symbol_labels(bars: pd.DataFrame, config: LabelConfig) -> pd.DataFrame:
     for t in range(n - h):
         if config.method == "fixed_horizon":
             r = log_c[t + h] - log_c[t]
-            tau = config.threshold * sigma[t] * np.sqrt(h) if config.vol_scaled else config.threshold
+            tau = (
+                config.threshold * sigma[t] * np.sqrt(h) if config.vol_scaled else config.threshold
+            )
             if np.isnan(tau):
                 continue
             label[t], t1_pos[t], fwd[t] = float(r > tau), t + h, r

@@ -38,7 +38,7 @@ class SimulationConfig:
         (0.040, 0.080, 0.880),
     )
     momentum_bars: int = 5
-    signal_strength: float = 0.30
+    signal_strength: float = 0.40
     overnight_vol_share: float = 0.2
     intrabar_steps: int = 24
     base_price: float = 100.0

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import dagster as dg
 
+from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
-from alphaplus_mlops.defs.jobs import ingest_market_bars_job
-from alphaplus_mlops.defs.resources import postgres_from_settings
+from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
+from alphaplus_mlops.defs.jobs import ingest_market_bars_job, train_model_job
+from alphaplus_mlops.defs.resources import (
+    ArtifactStoreResource,
+    PostgresJsonIOManager,
+    PostgresResource,
+    postgres_from_settings,
+)
 from alphaplus_mlops.settings import Settings
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def build_resources(settings: Settings, postgres: PostgresResource | None = None) -> dict:
+    postgres = postgres or postgres_from_settings(settings)
+    return {
+        "postgres": postgres,
+        "artifacts": ArtifactStoreResource(root=str(settings.artifacts_dir)),
+        "handoff_io_manager": PostgresJsonIOManager(postgres=postgres),
+    }
+
+
+def build_definitions(
+    settings: Settings | None = None, resources: dict | None = None
+) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[market_bars],
-        jobs=[ingest_market_bars_job],
-        resources={"postgres": postgres_from_settings(settings)},
+        assets=[market_bars, training_dataset, trained_model, model_evaluation],
+        jobs=[ingest_market_bars_job, train_model_job],
+        resources=resources or build_resources(settings),
     )

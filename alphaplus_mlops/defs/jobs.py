@@ -1,9 +1,24 @@
 import dagster as dg
 
+from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
+from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
+from alphaplus_mlops.defs.partitions import family_partitions
+
+# Runs carrying this tag count against the 3-training cap in dagster.yaml.
+TRAINING_TAG = "alphaplus/training"
 
 ingest_market_bars_job = dg.define_asset_job(
     "ingest_market_bars",
     selection=[market_bars],
     description="Load the configured market data sources into PostgreSQL.",
+)
+
+train_model_job = dg.define_asset_job(
+    "train_model",
+    selection=[training_dataset, trained_model, model_evaluation],
+    partitions_def=family_partitions,
+    tags={TRAINING_TAG: "true"},
+    description="One model family (the partition): dataset -> walk-forward CV and final fit "
+    "-> evaluation against the champion.",
 )

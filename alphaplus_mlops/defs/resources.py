@@ -6,9 +6,11 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from alphaplus_mlops.settings import ENV_DATABASE_URL, Settings
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.db import redact
 from alphaplus_mlops.store.embedded import start_embedded
 from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops.store.registry import read_asset_value, write_asset_value
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -48,3 +50,39 @@ def postgres_from_settings(settings: Settings) -> PostgresResource:
     if settings.database_url is not None:
         return PostgresResource(database_url=dg.EnvVar(ENV_DATABASE_URL), home=str(settings.home))
     return PostgresResource(home=str(settings.home))
+
+
+class ArtifactStoreResource(dg.ConfigurableResource):
+    """Where datasets and model files live, content-addressed. A folder by default."""
+
+    root: str
+
+    @property
+    def store(self) -> LocalArtifactStore:
+        return LocalArtifactStore(self.root)
+
+
+class PostgresJsonIOManager(dg.ConfigurableIOManager):
+    """Hands small JSON references (ids, URIs, checksums) from one asset to the next.
+
+    Kept in PostgreSQL with everything else shared, so any run worker on any machine reads
+    the same value; artifacts themselves go to the artifact store, never through here.
+    """
+
+    postgres: dg.ResourceDependency[PostgresResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
+        if not isinstance(obj, dict):
+            raise TypeError(f"{context.asset_key.to_user_string()} must return a dict")
+        partition = context.partition_key if context.has_partition_key else ""
+        write_asset_value(
+            self.postgres.url, context.asset_key.to_user_string(), partition, context.run_id, obj
+        )
+
+    def load_input(self, context: dg.InputContext) -> dict:
+        key = context.upstream_output.asset_key.to_user_string()
+        partition = context.partition_key if context.has_partition_key else ""
+        value = read_asset_value(self.postgres.url, key, partition)
+        if value is None:
+            raise dg.Failure(f"{key} [{partition or 'unpartitioned'}] has not been materialized")
+        return value

@@ -1,0 +1,203 @@
+"""The model_evaluation asset: candidate vs champion on the same out-of-sample rows."""
+
+import base64
+import io
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from alphaplus_mlops.defs.assets.training import load_dataset
+from alphaplus_mlops.defs.partitions import family_partitions
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.evaluation import (
+    evaluate_predictions,
+    onnx_parity,
+    single_row_latency_us,
+)
+from alphaplus_mlops.families.base import get_family
+from alphaplus_mlops.serving.onnx_model import OnnxModel
+from alphaplus_mlops.store import registry
+
+SHOWN_ML = ["roc_auc", "accuracy", "f1", "log_loss", "brier"]
+SHOWN_BUSINESS = [
+    "net_sharpe",
+    "profit_factor",
+    "max_drawdown",
+    "hit_rate",
+    "turnover",
+    "probabilistic_sharpe",
+    "deflated_sharpe",
+]
+
+
+class EvaluationConfig(dg.Config):
+    cost_bps: float = Field(default=5.0, description="One-way cost: fees plus half spread.")
+    band: float = Field(default=0.0, description="Flat when |p - 0.5| <= band.")
+    min_comparable_rows: int = Field(
+        default=50, description="Fewest shared out-of-sample rows to compare with the champion."
+    )
+
+
+@dg.asset(
+    partitions_def=family_partitions,
+    ins={"trained_model": dg.AssetIn(), "training_dataset": dg.AssetIn()},
+    io_manager_key="handoff_io_manager",
+    group_name="training",
+    kinds={"onnx"},
+    description="ML and cost-aware business metrics of the candidate's out-of-fold "
+    "predictions, the champion on the same rows, PSR/DSR and ONNX parity; stored in "
+    "model_performance_tracking.",
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    trained_model: dict,
+    training_dataset: dict,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+) -> dg.Output[dict]:
+    url, store = postgres.url, artifacts.store
+    family_name = context.partition_key
+    family = get_family(family_name)
+    candidate = registry.get_model_version(url, trained_model["model_version_id"])
+    dataset = load_dataset(artifacts, training_dataset)
+    oof = pd.read_parquet(
+        io.BytesIO(store.get_bytes(candidate["oof_uri"], candidate["oof_sha256"]))
+    )
+    rows = oof.merge(dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"])
+    x = rows[dataset.features].to_numpy(dtype=np.float32)
+
+    prior = registry.trial_sharpes(url, family_name)
+    result = evaluate_predictions(
+        rows, rows["proba"].to_numpy(), config.cost_bps, config.band, prior
+    )
+
+    native = family.load_native(
+        store.verified_path(candidate["native_uri"], candidate["native_sha256"])
+    )
+    onnx = OnnxModel(store.get_bytes(candidate["onnx_uri"], candidate["onnx_sha256"]))
+    parity = onnx_parity(family.predict_proba(native, x), onnx.predict_proba(x))
+    latency = single_row_latency_us(onnx.predict_proba, x)
+    result.ml.update(onnx_parity=parity, onnx_p50_us=latency["p50"], onnx_p99_us=latency["p99"])
+    registry.record_performance(
+        url,
+        model_version_id=candidate["id"],
+        dataset_id=training_dataset["dataset_id"],
+        split="walk_forward_oof",
+        n_rows=result.n_rows,
+        ml_metrics=result.ml,
+        business_metrics=result.business,
+    )
+
+    comparison = _compare_with_champion(context, url, store, family, candidate, rows, config)
+    table = _comparison_table(result, comparison)
+    value = {
+        "model_version_id": str(candidate["id"]),
+        "roc_auc": result.ml["roc_auc"],
+        "net_sharpe": result.business["net_sharpe"],
+        "onnx_parity": parity,
+        "champion_version_id": comparison["champion_version_id"] if comparison else None,
+    }
+    return dg.Output(
+        registry._json_safe(value),
+        metadata={
+            "candidate_version": int(candidate["version"]),
+            "evaluation_rows": result.n_rows,
+            "roc_auc": result.ml["roc_auc"],
+            "net_sharpe": result.business["net_sharpe"],
+            "max_drawdown": result.business["max_drawdown"],
+            "deflated_sharpe": result.business["deflated_sharpe"],
+            "n_trials": result.business["n_trials"],
+            "onnx_parity": parity,
+            "onnx_single_row_p50_us": round(latency["p50"], 1),
+            "candidate_vs_champion": dg.MetadataValue.md(table),
+            "equity_curve": dg.MetadataValue.md(_equity_plot(result, comparison)),
+        },
+    )
+
+
+def _compare_with_champion(context, url, store, family, candidate, rows, config) -> dict | None:
+    champion = registry.current_champion(url, family.name)
+    if champion is None or champion["id"] == candidate["id"]:
+        context.log.info("no champion to compare with")
+        return None
+    if list(champion["feature_names"]) != list(candidate["feature_names"]):
+        context.log.warning("champion uses other features: not comparable")
+        return None
+    # Only rows the champion never saw in training are out-of-sample for both.
+    unseen = rows[rows["t0"] > champion["dataset_window_end"]]
+    if len(unseen) < config.min_comparable_rows:
+        context.log.warning(
+            f"only {len(unseen)} rows are out-of-sample for champion v{champion['version']} "
+            f"(need {config.min_comparable_rows}): comparison skipped"
+        )
+        return None
+    model = family.load_native(
+        store.verified_path(champion["native_uri"], champion["native_sha256"])
+    )
+    x = unseen[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
+    champ = evaluate_predictions(
+        unseen, family.predict_proba(model, x), config.cost_bps, config.band
+    )
+    cand = evaluate_predictions(unseen, unseen["proba"].to_numpy(), config.cost_bps, config.band)
+    for version_id, evaluation in ((champion["id"], champ), (candidate["id"], cand)):
+        registry.record_performance(
+            url,
+            model_version_id=version_id,
+            dataset_id=candidate["dataset_id"],
+            split=f"vs_champion:{champion['id']}",
+            n_rows=evaluation.n_rows,
+            ml_metrics=evaluation.ml,
+            business_metrics=evaluation.business,
+        )
+    return {
+        "champion_version_id": str(champion["id"]),
+        "champion_version": champion["version"],
+        "champion": champ,
+        "candidate": cand,
+    }
+
+
+def _comparison_table(result, comparison) -> str:
+    header = "| metric | candidate (all OOF rows) |"
+    divider = "|---|---|"
+    if comparison:
+        header += (
+            f" candidate (shared rows) | champion v{comparison['champion_version']} (shared rows) |"
+        )
+        divider += "---|---|"
+    lines = [header, divider]
+    for source, keys in (("ml", SHOWN_ML), ("business", SHOWN_BUSINESS)):
+        for key in keys:
+            line = f"| {key} | {getattr(result, source)[key]:.4f} |"
+            if comparison:
+                line += (
+                    f" {getattr(comparison['candidate'], source)[key]:.4f} |"
+                    f" {getattr(comparison['champion'], source)[key]:.4f} |"
+                )
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _equity_plot(result, comparison) -> str:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=80)
+    curves = [("candidate (OOF)", result.returns)]
+    if comparison:
+        curves.append(("champion (shared rows)", comparison["champion"].returns))
+    for label, returns in curves:
+        ax.plot(returns.index.to_numpy(), (1 + returns).cumprod().to_numpy(), label=label)
+    ax.set_ylabel("equity, net of costs")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"![equity curve](data:image/png;base64,{encoded})"

@@ -1,0 +1,327 @@
+"""Dataset → trained model → evaluation, one partition per model family."""
+
+import io
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from alphaplus_mlops.core.features import FEATURE_VERSION
+from alphaplus_mlops.core.labels import LabelConfig
+from alphaplus_mlops.core.metrics import classification_metrics
+from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.defs.assets.market import market_bars
+from alphaplus_mlops.defs.partitions import family_partitions
+from alphaplus_mlops.defs.progress import TrainingProgress
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.families.base import get_family
+from alphaplus_mlops.store import registry
+from alphaplus_mlops.store.bars import load_bars
+from alphaplus_mlops.training import Dataset, build_dataset, cross_validate, final_fit
+from alphaplus_mlops.versioning import code_version
+
+TRIGGER_TAG = "alphaplus/trigger_type"
+TRIGGER_ID_TAG = "alphaplus/trigger_id"
+REQUESTED_BY_TAG = "alphaplus/requested_by"
+REASON_TAG = "alphaplus/reason"
+
+
+class DatasetConfig(dg.Config):
+    symbols: list[str] = Field(default=[], description="Symbols to pool; empty means all.")
+    start: str | None = Field(default=None, description="First bar (ISO date), inclusive.")
+    end: str | None = Field(default=None, description="Last bar (ISO date), inclusive.")
+    window_bars: int | None = Field(
+        default=None, description="Keep only the last N labelled bars per symbol (rolling)."
+    )
+    label_method: str = Field(default="fixed_horizon", description="or 'triple_barrier'")
+    horizon: int = Field(default=1, description="Label horizon in bars.")
+    threshold: float = Field(default=0.0, description="tau, or k of sigma when vol_scaled.")
+    vol_scaled: bool = False
+    profit_take: float = 1.0
+    stop_loss: float = 1.0
+
+
+@dg.asset(
+    partitions_def=family_partitions,
+    deps=[market_bars],
+    io_manager_key="handoff_io_manager",
+    group_name="training",
+    kinds={"pandas", "parquet"},
+    description="Features and labels from market_bars, stored as content-addressed Parquet "
+    "and recorded in training_data_management (one row per distinct content).",
+)
+def training_dataset(
+    context: dg.AssetExecutionContext,
+    config: DatasetConfig,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+) -> dg.Output[dict]:
+    try:
+        label_config = LabelConfig(
+            method=config.label_method,
+            horizon=config.horizon,
+            threshold=config.threshold,
+            vol_scaled=config.vol_scaled,
+            profit_take=config.profit_take,
+            stop_loss=config.stop_loss,
+        )
+    except ValueError as exc:
+        raise dg.Failure(f"invalid label configuration: {exc}") from exc
+    symbols = config.symbols or registry.all_symbols(postgres.url)
+    bars = load_bars(
+        postgres.url,
+        symbols,
+        pd.Timestamp(config.start, tz="UTC") if config.start else None,
+        pd.Timestamp(config.end, tz="UTC") if config.end else None,
+    )
+    missing = sorted(set(symbols) - set(bars["symbol"]))
+    if bars.empty or missing:
+        raise dg.Failure(f"no bars in the requested window for {missing or symbols}")
+    dataset = build_dataset(bars, label_config, config.window_bars)
+    stored = artifacts.store.put_bytes(dataset.to_parquet_bytes(), ".parquet")
+    frame = dataset.frame
+    record = registry.record_dataset(
+        postgres.url,
+        content_hash=dataset.content_hash(),
+        symbols=sorted(frame["symbol"].unique().tolist()),
+        window_start=frame["ts"].min().to_pydatetime(),
+        window_end=frame["ts"].max().to_pydatetime(),
+        n_rows=len(frame),
+        class_balance=dataset.class_balance(),
+        feature_names=dataset.features,
+        label_config=label_config.__dict__,
+        artifact_uri=stored.uri,
+        artifact_sha256=stored.sha256,
+        feature_version=FEATURE_VERSION,
+    )
+    value = {
+        "dataset_id": record.id,
+        "content_hash": record.content_hash,
+        "artifact_uri": stored.uri,
+        "artifact_sha256": stored.sha256,
+        "label_config": label_config.__dict__,
+    }
+    return dg.Output(
+        value,
+        metadata={
+            "dataset_id": record.id,
+            "content_hash": record.content_hash,
+            "new_dataset_row": record.created,
+            "rows": len(frame),
+            "symbols": sorted(frame["symbol"].unique().tolist()),
+            "window": f"{frame['ts'].min().date()} .. {frame['ts'].max().date()}",
+            "class_balance": dataset.class_balance(),
+            "features": len(dataset.features),
+            "label": f"{label_config.method}, horizon {label_config.horizon}",
+            "artifact": dg.MetadataValue.path(stored.uri),
+        },
+    )
+
+
+class TrainingConfig(dg.Config):
+    n_estimators: int = Field(default=300, description="Boosting rounds per fit.")
+    learning_rate: float = 0.05
+    max_depth: int = Field(default=4, description="Tree depth (LightGBM: 2^depth-1 leaves).")
+    cv_splits: int = Field(default=4, description="Walk-forward folds.")
+    cv_gap: int | None = Field(
+        default=None, description="Bars between train and test; default: the label horizon."
+    )
+    cv_embargo: int | None = Field(default=None, description="Embargo bars; default: horizon.")
+    trigger_type: str = Field(default="manual", description="Overridden by the run's tags.")
+    priority: int = 0
+    requested_by: str = ""
+    reason: str = ""
+
+
+def family_params(family: str, config: TrainingConfig) -> dict:
+    if family == "catboost":
+        return {
+            "iterations": config.n_estimators,
+            "learning_rate": config.learning_rate,
+            "depth": config.max_depth,
+        }
+    if family == "xgboost":
+        return {
+            "n_estimators": config.n_estimators,
+            "learning_rate": config.learning_rate,
+            "max_depth": config.max_depth,
+        }
+    return {
+        "n_estimators": config.n_estimators,
+        "learning_rate": config.learning_rate,
+        "num_leaves": 2**config.max_depth - 1,
+    }
+
+
+def load_dataset(artifacts: ArtifactStoreResource, ref: dict) -> Dataset:
+    data = artifacts.store.get_bytes(ref["artifact_uri"], ref["artifact_sha256"])
+    return Dataset.from_parquet_bytes(data, LabelConfig(**ref["label_config"]))
+
+
+def _xgboost_parent(url: str, artifacts: ArtifactStoreResource, features: list[str]):
+    """The champion's booster when its feature schema matches, else (None, reason)."""
+    champion = registry.current_champion(url, "xgboost")
+    if champion is None:
+        return None, None, "no champion yet: full retrain"
+    if list(champion["feature_names"]) != features:
+        return None, None, "champion's feature schema differs: full retrain"
+    family = get_family("xgboost")
+    path = artifacts.store.verified_path(champion["native_uri"], champion["native_sha256"])
+    return family.load_native(path), str(champion["id"]), f"parent v{champion['version']}"
+
+
+@dg.asset(
+    partitions_def=family_partitions,
+    io_manager_key="handoff_io_manager",
+    group_name="training",
+    pool="training",
+    kinds={"catboost", "xgboost", "lightgbm", "onnx"},
+    description="Walk-forward CV (out-of-fold predictions kept), then the final fit; native "
+    "and ONNX files in the artifact store; a candidate row in model_versioning.",
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    training_dataset: dict,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+) -> dg.Output[dict]:
+    family_name = context.partition_key
+    family = get_family(family_name)
+    tags = context.run.tags
+    dataset = load_dataset(artifacts, training_dataset)
+    horizon = dataset.label_config.horizon
+    params = {**family.default_params(), **family_params(family_name, config)}
+    splitter = WalkForward(
+        n_splits=config.cv_splits,
+        gap=horizon if config.cv_gap is None else config.cv_gap,
+        embargo=horizon if config.cv_embargo is None else config.cv_embargo,
+        min_train_size=50,
+    )
+    job_id = registry.start_training_job(
+        postgres.url,
+        family=family_name,
+        trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
+        trigger_id=tags.get(TRIGGER_ID_TAG),
+        priority=int(tags.get("dagster/priority", config.priority)),
+        run_id=context.run.run_id,
+        requested_by=tags.get(REQUESTED_BY_TAG, config.requested_by) or None,
+        reason=tags.get(REASON_TAG, config.reason) or None,
+        dataset_id=training_dataset["dataset_id"],
+        config={"params": params, "cv": splitter.__dict__},
+    )
+    rounds = int(params.get("iterations", params.get("n_estimators")))
+    progress = TrainingProgress(context, postgres.url, job_id, (config.cv_splits + 1) * rounds)
+    cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    try:
+        cv = cross_validate(family, dataset, params, splitter, _staged(progress, rounds))
+        parent_model, parent_id, parent_note = (None, None, None)
+        if family_name == "xgboost":
+            parent_model, parent_id, parent_note = _xgboost_parent(
+                postgres.url, artifacts, dataset.features
+            )
+        progress.stage(config.cv_splits * rounds)
+        fitted = final_fit(family, dataset, params, progress, init_model=parent_model)
+        progress.flush()
+        train_seconds = time.monotonic() - started
+        with tempfile.TemporaryDirectory() as tmp:
+            native_path = Path(tmp) / f"model{family.native_suffix}"
+            onnx_path = Path(tmp) / "model.onnx"
+            family.save_native(fitted.model, native_path)
+            family.export_onnx(fitted.model, len(dataset.features), onnx_path)
+            native = artifacts.store.put_file(native_path)
+            onnx = artifacts.store.put_file(onnx_path)
+        oof = artifacts.store.put_bytes(_parquet(cv.oof), ".parquet")
+        notes = [n for n in [parent_note, *fitted.notes] if n]
+        version_id, version = registry.register_model_version(
+            postgres.url,
+            family=family_name,
+            dataset_id=training_dataset["dataset_id"],
+            training_job_id=job_id,
+            parent_version_id=parent_id if fitted.training_path == "incremental" else None,
+            params=fitted.params,
+            feature_names=dataset.features,
+            code_version=code_version(),
+            native_uri=native.uri,
+            native_sha256=native.sha256,
+            onnx_uri=onnx.uri,
+            onnx_sha256=onnx.sha256,
+            training_path=fitted.training_path,
+            oof_uri=oof.uri,
+            oof_sha256=oof.sha256,
+            train_seconds=train_seconds,
+            notes=notes,
+        )
+    except Exception as exc:
+        registry.finish_training_job(
+            postgres.url,
+            job_id,
+            status="failed",
+            cpu_seconds=_cpu_since(cpu_start),
+            peak_rss=progress.peak_rss,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    registry.finish_training_job(
+        postgres.url,
+        job_id,
+        status="succeeded",
+        cpu_seconds=_cpu_since(cpu_start),
+        peak_rss=progress.peak_rss,
+    )
+    value = {
+        "model_version_id": version_id,
+        "family": family_name,
+        "version": version,
+        "dataset_id": training_dataset["dataset_id"],
+        "training_job_id": job_id,
+    }
+    return dg.Output(
+        value,
+        metadata={
+            "model_version_id": version_id,
+            "version": version,
+            "training_path": fitted.training_path,
+            "parent_version_id": parent_id if fitted.training_path == "incremental" else "",
+            "notes": "; ".join(notes),
+            "oof_rows": len(cv.oof),
+            "folds (train, test)": str(cv.fold_sizes),
+            "oof_roc_auc": classification_metrics(cv.oof["label"], cv.oof["proba"])["roc_auc"],
+            "train_seconds": round(train_seconds, 2),
+            "cpu_seconds": round(_cpu_since(cpu_start), 2),
+            "peak_rss_mb": round(progress.peak_rss / 2**20, 1),
+            "params": dg.MetadataValue.json(registry._json_safe(fitted.params)),
+            "native_sha256": native.sha256,
+            "onnx_sha256": onnx.sha256,
+        },
+    )
+
+
+def _staged(progress: TrainingProgress, rounds: int):
+    """Progress across the CV folds: each new fit continues the run-wide count."""
+    state = {"fit": 0, "last": 0}
+
+    def report(p):
+        if p.iteration <= state["last"]:
+            state["fit"] += 1
+            progress.stage(state["fit"] * rounds)
+        state["last"] = p.iteration
+        progress(p)
+
+    return report
+
+
+def _cpu_since(start) -> float:
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    return (now.ru_utime - start.ru_utime) + (now.ru_stime - start.ru_stime)
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,67 @@
+"""Evaluating a candidate, and the champion on the same out-of-sample rows. No Dagster here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from alphaplus_mlops.core.backtest import backtest_signal
+from alphaplus_mlops.core.metrics import classification_metrics
+from alphaplus_mlops.core.stats import deflated_sharpe, probabilistic_sharpe
+
+
+@dataclass
+class Evaluation:
+    ml: dict[str, float]
+    business: dict[str, float]
+    returns: pd.Series
+    n_rows: int
+    extra: dict = field(default_factory=dict)
+
+
+def evaluate_predictions(
+    rows: pd.DataFrame,
+    proba: np.ndarray,
+    cost_bps: float,
+    band: float,
+    prior_trial_sharpes: list[float] | None = None,
+) -> Evaluation:
+    """ML metrics on the labels, business metrics on a cost-aware backtest of the signal.
+
+    ``prior_trial_sharpes`` are the per-bar Sharpe ratios of earlier candidates of the
+    family; with this one added they are the N trials that deflate its Sharpe.
+    """
+    frame = rows[["symbol", "ts", "close", "label"]].copy()
+    frame["proba"] = np.asarray(proba, dtype=float)
+    ml = classification_metrics(frame["label"].to_numpy(), frame["proba"].to_numpy())
+    metrics, returns = backtest_signal(frame, cost_bps=cost_bps, band=band)
+    r = returns.to_numpy()
+    sharpe_per_bar = float(r.mean() / r.std(ddof=1)) if r.std(ddof=1) > 0 else 0.0
+    trials = [*(prior_trial_sharpes or []), sharpe_per_bar]
+    business = {
+        **metrics.as_dict(),
+        "sharpe_per_bar": sharpe_per_bar,
+        "probabilistic_sharpe": probabilistic_sharpe(r),
+        "deflated_sharpe": deflated_sharpe(r, np.asarray(trials)),
+        "n_trials": len(trials),
+        "cost_bps": cost_bps,
+    }
+    return Evaluation(ml, business, returns, len(frame))
+
+
+def onnx_parity(native_proba: np.ndarray, onnx_proba: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(native_proba) - np.asarray(onnx_proba))))
+
+
+def single_row_latency_us(predict, x: np.ndarray, n: int = 200) -> dict[str, float]:
+    """Median and p99 wall time of one-row predictions, in microseconds (a measurement)."""
+    rows = x[: min(n, len(x))]
+    timings = []
+    for i in range(len(rows)):
+        start = time.perf_counter()
+        predict(rows[i : i + 1])
+        timings.append((time.perf_counter() - start) * 1e6)
+    return {"p50": float(np.percentile(timings, 50)), "p99": float(np.percentile(timings, 99))}

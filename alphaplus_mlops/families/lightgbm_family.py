@@ -1,0 +1,89 @@
+"""LightGBM: full retrain; ONNX through onnxmltools with zipmap off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from alphaplus_mlops.families.base import FitResult, Progress, ProgressCallback, finite_or_nan
+
+
+def _progress_hook(total: int, progress: ProgressCallback | None):
+    def hook(env: lgb.callback.CallbackEnv) -> None:
+        if progress is None:
+            return
+        name, value = "train_logloss", float("nan")
+        for data_name, metric, result, _ in env.evaluation_result_list or []:
+            if metric == "binary_logloss":
+                name, value = f"{data_name}_logloss", finite_or_nan(result)
+        progress(Progress(env.iteration + 1, total, name, value))
+
+    return hook
+
+
+class LightGBMFamily:
+    name = "lightgbm"
+    native_suffix = ".txt"
+
+    def default_params(self) -> dict[str, Any]:
+        return {
+            "n_estimators": 300,
+            "num_leaves": 15,
+            "learning_rate": 0.05,
+            "min_child_samples": 50,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "seed": 0,
+            "num_threads": 0,
+        }
+
+    def fit(self, x, y, params, *, progress=None, init_model=None, eval_set=None) -> FitResult:
+        merged = {**self.default_params(), **params}
+        rounds = int(merged["n_estimators"])
+        train_params = {k: v for k, v in merged.items() if k != "n_estimators"}
+        train_params.update(
+            objective="binary", metric="binary_logloss", verbose=-1, deterministic=True
+        )
+        x = np.asarray(x, dtype=np.float32)
+        train = lgb.Dataset(x, label=np.asarray(y, dtype=int), free_raw_data=False)
+        valid_sets, valid_names = [train], ["train"]
+        if eval_set is not None:
+            valid_sets.append(
+                lgb.Dataset(np.asarray(eval_set[0], np.float32), eval_set[1], reference=train)
+            )
+            valid_names.append("valid")
+        booster = lgb.train(
+            train_params,
+            train,
+            num_boost_round=rounds,
+            valid_sets=valid_sets,
+            valid_names=valid_names,
+            callbacks=[_progress_hook(rounds, progress)],
+        )
+        notes = [] if init_model is None else ["lightgbm always retrains in full"]
+        return FitResult(
+            booster, {**merged, **train_params}, "full", booster.current_iteration(), notes
+        )
+
+    def predict_proba(self, model: lgb.Booster, x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+
+    def save_native(self, model: lgb.Booster, path: Path) -> None:
+        model.save_model(str(path))
+
+    def load_native(self, path: Path) -> lgb.Booster:
+        return lgb.Booster(model_file=str(path))
+
+    def export_onnx(self, model: lgb.Booster, n_features: int, path: Path) -> None:
+        from onnxmltools import convert_lightgbm  # noqa: PLC0415
+        from onnxmltools.convert.common.data_types import FloatTensorType  # noqa: PLC0415
+
+        onnx_model = convert_lightgbm(
+            model, initial_types=[("input", FloatTensorType([None, n_features]))], zipmap=False
+        )
+        Path(path).write_bytes(onnx_model.SerializeToString())

@@ -1,0 +1,258 @@
+"""Datasets, training jobs, model versions and evaluations in PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.db import connect
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON for JSONB: numpy scalars become floats, NaN and inf become null."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def jsonb(value: Any) -> Jsonb:
+    return Jsonb(_json_safe(value))
+
+
+# Asset hand-offs -----------------------------------------------------------------------------
+
+
+def write_asset_value(url: str, asset_key: str, partition: str, run_id: str, value: dict) -> None:
+    with connect(url) as conn:
+        conn.execute(queries.UPSERT_ASSET_VALUE, (asset_key, partition, run_id, jsonb(value)))
+
+
+def read_asset_value(url: str, asset_key: str, partition: str) -> dict | None:
+    with connect(url) as conn:
+        row = conn.execute(queries.SELECT_ASSET_VALUE, (asset_key, partition)).fetchone()
+    return None if row is None else row["value"]
+
+
+# Datasets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    id: str
+    content_hash: str
+    created: bool
+
+
+def record_dataset(
+    url: str,
+    *,
+    content_hash: str,
+    symbols: list[str],
+    window_start: datetime,
+    window_end: datetime,
+    n_rows: int,
+    class_balance: dict,
+    feature_names: list[str],
+    label_config: dict,
+    artifact_uri: str,
+    artifact_sha256: str,
+    feature_version: str,
+) -> DatasetRecord:
+    """One row per distinct content hash: the same inputs never make a second row."""
+    with connect(url) as conn:
+        row = conn.execute(
+            queries.INSERT_DATASET,
+            (
+                content_hash,
+                symbols,
+                window_start,
+                window_end,
+                n_rows,
+                jsonb(class_balance),
+                jsonb(feature_names),
+                jsonb(label_config),
+                artifact_uri,
+                artifact_sha256,
+                feature_version,
+            ),
+        ).fetchone()
+        if row is not None:
+            return DatasetRecord(str(row["id"]), content_hash, True)
+        existing = conn.execute(queries.SELECT_DATASET_BY_HASH, (content_hash,)).fetchone()
+    return DatasetRecord(str(existing["id"]), content_hash, False)
+
+
+def get_dataset(url: str, dataset_id: str) -> dict:
+    with connect(url) as conn:
+        row = conn.execute(queries.SELECT_DATASET, (dataset_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no dataset {dataset_id}")
+    return row
+
+
+def all_symbols(url: str) -> list[str]:
+    with connect(url) as conn:
+        return [r["symbol"] for r in conn.execute(queries.SELECT_ALL_SYMBOLS)]
+
+
+# Training jobs ---------------------------------------------------------------------------------
+
+
+def start_training_job(
+    url: str,
+    *,
+    family: str,
+    trigger_type: str,
+    trigger_id: str | None,
+    priority: int,
+    run_id: str,
+    requested_by: str | None,
+    reason: str | None,
+    dataset_id: str,
+    config: dict,
+) -> str:
+    with connect(url) as conn:
+        row = conn.execute(
+            queries.INSERT_TRAINING_JOB,
+            (
+                family,
+                trigger_type,
+                trigger_id,
+                priority,
+                run_id,
+                requested_by,
+                reason,
+                dataset_id,
+                jsonb(config),
+            ),
+        ).fetchone()
+    return str(row["id"])
+
+
+def update_training_progress(
+    url: str, job_id: str, iteration: int, total: int, metric: str, value: float, rss: int
+) -> None:
+    with connect(url) as conn:
+        conn.execute(
+            queries.UPDATE_TRAINING_PROGRESS,
+            (iteration, total, metric, value if math.isfinite(value) else None, rss, job_id),
+        )
+
+
+def finish_training_job(
+    url: str,
+    job_id: str,
+    *,
+    status: str,
+    cpu_seconds: float,
+    peak_rss: int,
+    error: str | None = None,
+) -> None:
+    with connect(url) as conn:
+        conn.execute(queries.FINISH_TRAINING_JOB, (status, cpu_seconds, peak_rss, error, job_id))
+
+
+def get_training_job(url: str, job_id: str) -> dict:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_TRAINING_JOB, (job_id,)).fetchone()
+
+
+# Model versions -------------------------------------------------------------------------------
+
+
+def register_model_version(url: str, *, family: str, **fields: Any) -> tuple[str, int]:
+    """Insert a candidate with the family's next version number (serialized per family)."""
+    with connect(url) as conn, conn.transaction():
+        conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+        version = conn.execute(queries.NEXT_MODEL_VERSION, (family,)).fetchone()["next"]
+        row = conn.execute(
+            queries.INSERT_MODEL_VERSION,
+            (
+                family,
+                version,
+                f"signal-{family}",
+                fields["dataset_id"],
+                fields["training_job_id"],
+                fields.get("parent_version_id"),
+                jsonb(fields["params"]),
+                jsonb(fields["feature_names"]),
+                fields["code_version"],
+                fields["native_uri"],
+                fields["native_sha256"],
+                fields["onnx_uri"],
+                fields["onnx_sha256"],
+                fields["training_path"],
+                fields["oof_uri"],
+                fields["oof_sha256"],
+                fields["train_seconds"],
+                jsonb(fields.get("notes", [])),
+            ),
+        ).fetchone()
+    return str(row["id"]), int(row["version"])
+
+
+def get_model_version(url: str, version_id: str) -> dict:
+    with connect(url) as conn:
+        row = conn.execute(queries.SELECT_MODEL_VERSION, (version_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no model version {version_id}")
+    return row
+
+
+def current_champion(url: str, family: str) -> dict | None:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_CHAMPION, (family,)).fetchone()
+
+
+# Evaluation -----------------------------------------------------------------------------------
+
+
+def record_performance(
+    url: str,
+    *,
+    model_version_id: str,
+    dataset_id: str | None,
+    split: str,
+    n_rows: int,
+    ml_metrics: dict,
+    business_metrics: dict,
+) -> str:
+    with connect(url) as conn:
+        row = conn.execute(
+            queries.INSERT_PERFORMANCE,
+            (
+                model_version_id,
+                dataset_id,
+                split,
+                n_rows,
+                jsonb(ml_metrics),
+                jsonb(business_metrics),
+            ),
+        ).fetchone()
+    return str(row["id"])
+
+
+def trial_sharpes(url: str, family: str) -> list[float]:
+    with connect(url) as conn:
+        return [r["sharpe"] for r in conn.execute(queries.SELECT_TRIAL_SHARPES, (family,))]
+
+
+def leaderboard(url: str) -> list[dict]:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_LEADERBOARD).fetchall()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(_json_safe(value), sort_keys=True, default=str)

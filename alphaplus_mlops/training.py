@@ -1,0 +1,136 @@
+"""Building a dataset and training a family on it: no Dagster and no database here.
+
+The Dagster assets call these functions and store what they return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphaplus_mlops.core.features import FEATURE_VERSION, build_features, feature_names
+from alphaplus_mlops.core.labels import LabelConfig, build_labels
+from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.families.base import FitResult, ModelFamily, ProgressCallback
+
+KEY_COLUMNS = ["symbol", "ts", "t0", "t1", "label", "forward_return", "close"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    frame: pd.DataFrame
+    """KEY_COLUMNS then the features, one row per labelled sample, sorted by (ts, symbol)."""
+    features: list[str]
+    label_config: LabelConfig
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.frame[self.features].to_numpy(dtype=np.float32)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame["label"].to_numpy(dtype=int)
+
+    def class_balance(self) -> dict[str, float]:
+        counts = self.frame["label"].value_counts().to_dict()
+        total = max(len(self.frame), 1)
+        return {str(int(k)): round(v / total, 6) for k, v in sorted(counts.items())}
+
+    def content_hash(self) -> str:
+        """SHA-256 of the rows' values and the definitions that made them."""
+        digest = hashlib.sha256()
+        digest.update(
+            json.dumps(
+                {
+                    "features": self.features,
+                    "feature_version": FEATURE_VERSION,
+                    "labels": self.label_config.__dict__,
+                },
+                sort_keys=True,
+            ).encode()
+        )
+        digest.update(pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes())
+        return digest.hexdigest()
+
+    def to_parquet_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        self.frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_parquet_bytes(cls, data: bytes, label_config: LabelConfig) -> Dataset:
+        frame = pd.read_parquet(io.BytesIO(data))
+        features = [c for c in frame.columns if c not in KEY_COLUMNS]
+        return cls(frame, features, label_config)
+
+
+def build_dataset(
+    bars: pd.DataFrame, label_config: LabelConfig, window_bars: int | None = None
+) -> Dataset:
+    """Features and labels for every symbol in ``bars``; rows lacking either are dropped.
+
+    ``window_bars`` keeps only the most recent bars per symbol *after* computing features
+    on the full history, so a rolling training window still gets warmed-up features.
+    """
+    if bars.empty:
+        raise ValueError("no bars to build a dataset from")
+    features = build_features(bars)
+    labels = build_labels(bars, label_config)
+    names = feature_names()
+    closes = bars.sort_values(["symbol", "ts"])[["symbol", "ts", "close"]].reset_index(drop=True)
+    frame = pd.concat([labels, features[names], closes[["close"]]], axis=1).assign(
+        ts=features["ts"]
+    )
+    frame = frame.dropna(subset=[*names, "label"])
+    if window_bars is not None:
+        frame = frame.groupby("symbol", group_keys=False).tail(window_bars)
+    frame = frame[KEY_COLUMNS + names].sort_values(["ts", "symbol"]).reset_index(drop=True)
+    frame["label"] = frame["label"].astype(int)
+    if frame.empty:
+        raise ValueError("no labelled rows after warm-up: load more bars")
+    return Dataset(frame, names, label_config)
+
+
+@dataclass
+class CrossValidation:
+    oof: pd.DataFrame
+    """symbol, ts, t0, t1, label, forward_return, close, proba, fold: out-of-fold rows."""
+    fold_sizes: list[tuple[int, int]]
+
+
+def cross_validate(
+    family: ModelFamily,
+    dataset: Dataset,
+    params: dict[str, Any],
+    splitter: WalkForward,
+    progress: ProgressCallback | None = None,
+) -> CrossValidation:
+    frame = dataset.frame
+    folds = splitter.split(frame["t0"].to_numpy(), frame["t1"].to_numpy())
+    x, y = dataset.x, dataset.y
+    parts, sizes = [], []
+    for fold in folds:
+        fitted = family.fit(x[fold.train], y[fold.train], params, progress=progress)
+        proba = family.predict_proba(fitted.model, x[fold.test])
+        part = frame.loc[fold.test, KEY_COLUMNS].copy()
+        part["proba"] = proba
+        part["fold"] = fold.index
+        parts.append(part)
+        sizes.append((len(fold.train), len(fold.test)))
+    return CrossValidation(pd.concat(parts, ignore_index=True), sizes)
+
+
+def final_fit(
+    family: ModelFamily,
+    dataset: Dataset,
+    params: dict[str, Any],
+    progress: ProgressCallback | None = None,
+    init_model: Any | None = None,
+) -> FitResult:
+    return family.fit(dataset.x, dataset.y, params, progress=progress, init_model=init_model)

@@ -1,0 +1,62 @@
+"""Each model family trains, saves, reloads and exports ONNX that agrees with it."""
+
+import numpy as np
+import pytest
+
+from alphaplus_mlops.families.base import FAMILIES, get_family
+from alphaplus_mlops.serving.onnx_model import OnnxModel
+
+ROUNDS = {
+    "catboost": {"iterations": 25},
+    "xgboost": {"n_estimators": 25},
+    "lightgbm": {"n_estimators": 25},
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 8)).astype(np.float32)
+    y = (x[:, 0] - 0.5 * x[:, 1] + rng.normal(size=1500) > 0).astype(int)
+    return x, y
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_trains_saves_reloads_and_exports_matching_onnx(name, data, tmp_path):
+    x, y = data
+    family = get_family(name)
+    seen = []
+    fitted = family.fit(x, y, ROUNDS[name], progress=seen.append)
+    assert fitted.training_path == "full"
+    assert seen[-1].iteration == seen[-1].total == 25
+    assert np.isfinite(seen[-1].metric_value)
+    proba = family.predict_proba(fitted.model, x)
+    assert proba.shape == (1500,) and ((proba > 0) & (proba < 1)).all()
+
+    native = tmp_path / f"model{family.native_suffix}"
+    family.save_native(fitted.model, native)
+    assert native.read_bytes()[:2] != b"\x80\x04"  # not a pickle
+    reloaded = family.load_native(native)
+    np.testing.assert_array_equal(family.predict_proba(reloaded, x), proba)
+
+    onnx_path = tmp_path / "model.onnx"
+    family.export_onnx(fitted.model, x.shape[1], onnx_path)
+    onnx = OnnxModel(onnx_path).predict_proba(x)
+    assert np.max(np.abs(onnx - proba)) < 1e-4
+
+
+def test_xgboost_continues_from_a_parent_with_the_same_schema(data):
+    x, y = data
+    family = get_family("xgboost")
+    parent = family.fit(x, y, {"n_estimators": 10}).model
+    child = family.fit(x, y, {"n_estimators": 5}, init_model=parent)
+    assert child.training_path == "incremental"
+    assert child.n_iterations == 15
+    other_schema = family.fit(x[:, :5], y, {"n_estimators": 5}, init_model=parent)
+    assert other_schema.training_path == "full"
+    assert "full retrain" in other_schema.notes[0]
+
+
+def test_an_unknown_family_is_named():
+    with pytest.raises(ValueError, match="unknown model family 'sklearn'"):
+        get_family("sklearn")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
+from alphaplus_mlops.defs.automation import model_age_schedule, run_mirror_sensor
+from alphaplus_mlops.defs.checks import quality_gate_checks
 from alphaplus_mlops.defs.jobs import ingest_market_bars_job, train_model_job
+from alphaplus_mlops.defs.operations import rollback_job
 from alphaplus_mlops.defs.resources import (
     ArtifactStoreResource,
     PostgresJsonIOManager,
@@ -31,7 +35,17 @@ def build_definitions(
 ) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[market_bars, training_dataset, trained_model, model_evaluation],
-        jobs=[ingest_market_bars_job, train_model_job],
+        assets=[
+            market_bars,
+            training_dataset,
+            trained_model,
+            model_evaluation,
+            deployment_decision,
+            champion_model,
+        ],
+        asset_checks=quality_gate_checks,
+        jobs=[ingest_market_bars_job, train_model_job, rollback_job],
+        schedules=[model_age_schedule],
+        sensors=[run_mirror_sensor],
         resources=resources or build_resources(settings),
     )

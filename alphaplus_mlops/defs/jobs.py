@@ -1,9 +1,9 @@
 import dagster as dg
 
+from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
-from alphaplus_mlops.defs.partitions import family_partitions
 
 # Runs carrying this tag count against the 3-training cap in dagster.yaml.
 TRAINING_TAG = "alphaplus/training"
@@ -16,9 +16,14 @@ ingest_market_bars_job = dg.define_asset_job(
 
 train_model_job = dg.define_asset_job(
     "train_model",
-    selection=[training_dataset, trained_model, model_evaluation],
-    partitions_def=family_partitions,
+    selection=[
+        training_dataset,
+        trained_model,
+        model_evaluation,
+        deployment_decision,
+        champion_model,
+    ],
     tags={TRAINING_TAG: "true"},
     description="One model family (the partition): dataset -> walk-forward CV and final fit "
-    "-> evaluation against the champion.",
+    "-> evaluation -> blocking quality gates -> deployment decision -> promotion.",
 )

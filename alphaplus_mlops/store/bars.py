@@ -72,3 +72,12 @@ def load_bars(
     frame = pd.DataFrame(rows, columns=list(BAR_COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
+
+
+def load_recent_bars(url: str, symbols: list[str], per_symbol: int) -> pd.DataFrame:
+    """The last ``per_symbol`` bars of each symbol, oldest first."""
+    with connect(url) as conn:
+        rows = conn.execute(queries.SELECT_RECENT_BARS, (symbols, per_symbol)).fetchall()
+    frame = pd.DataFrame(rows, columns=list(BAR_COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame

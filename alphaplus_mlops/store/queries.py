@@ -183,3 +183,160 @@ FROM model_versioning v
 JOIN model_performance_tracking p ON p.model_version_id = v.id AND p.split = 'walk_forward_oof'
 ORDER BY v.family, v.version DESC, p.evaluated_at DESC
 """
+
+# Quality gates ---------------------------------------------------------------------------------
+
+SELECT_ENABLED_GATES = "SELECT * FROM quality_gates WHERE enabled ORDER BY name"
+
+INSERT_GATE_RESULT = """
+INSERT INTO quality_gate_results
+    (model_version_id, dataset_id, gate_id, gate_name, passed, measured, thresholds, reason,
+     severity, dagster_run_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+# The latest judgement per enabled gate for one version (data quality: for its dataset);
+# a gate never run for it has passed = NULL, which is not a pass.
+SELECT_GATE_STATUS = """
+SELECT g.name AS gate_name, r.passed, r.reason, r.checked_at, r.measured
+FROM quality_gates g
+CROSS JOIN (SELECT id, dataset_id FROM model_versioning WHERE id = %s) v
+LEFT JOIN LATERAL (
+    SELECT passed, reason, checked_at, measured FROM quality_gate_results q
+    WHERE q.gate_name = g.name
+      AND (q.model_version_id = v.id
+           OR (q.model_version_id IS NULL AND q.dataset_id = v.dataset_id))
+    ORDER BY checked_at DESC LIMIT 1
+) r ON true
+WHERE g.enabled
+ORDER BY g.name
+"""
+
+SELECT_VERSION_TRAINED_IN_RUN = """
+SELECT v.* FROM model_versioning v JOIN model_training_jobs j ON j.id = v.training_job_id
+WHERE j.dagster_run_id = %s
+"""
+
+SELECT_VERSION_BY_NUMBER = """
+SELECT v.*, d.content_hash AS dataset_hash FROM model_versioning v
+LEFT JOIN training_data_management d ON d.id = v.dataset_id
+WHERE v.family = %s AND v.version = %s
+"""
+
+SELECT_VERSION_FOR_UPDATE = """
+SELECT v.*, d.content_hash AS dataset_hash FROM model_versioning v
+LEFT JOIN training_data_management d ON d.id = v.dataset_id
+WHERE v.id = %s FOR UPDATE OF v
+"""
+
+SELECT_CHAMPION_FOR_UPDATE = """
+SELECT * FROM model_versioning WHERE family = %s AND status = 'champion' FOR UPDATE
+"""
+
+SET_VERSION_STATUS = """
+UPDATE model_versioning SET status = %s, status_changed_at = now() WHERE id = %s
+"""
+
+SET_STATUS_IF_CANDIDATE = """
+UPDATE model_versioning SET status = %s, status_changed_at = now()
+WHERE id = %s AND status = 'candidate'
+RETURNING id
+"""
+
+# Decisions, deployment, ledger --------------------------------------------------------------
+
+INSERT_DECISION = """
+INSERT INTO automated_decision_making
+    (decision_type, family, model_version_id, rule, inputs, outcome, reasons, decided_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+RETURNING id
+"""
+
+INSERT_DEPLOYMENT_STAGE = """
+INSERT INTO model_deployment_pipeline (model_version_id, family, stage, decision_id, details)
+VALUES (%s, %s, %s, %s, %s)
+"""
+
+INSERT_LEDGER = """
+INSERT INTO model_promotion_ledger
+    (family, action, model_version_id, previous_version_id, actor, reason, evidence,
+     dataset_hash, code_version)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+RETURNING id, seq, recorded_at
+"""
+
+SELECT_LEDGER_FOR_FAMILY = """
+SELECT l.*, v.version FROM model_promotion_ledger l
+JOIN model_versioning v ON v.id = l.model_version_id
+WHERE l.family = %s ORDER BY l.seq DESC
+"""
+
+SELECT_SERVING_AT = """
+SELECT l.*, v.version FROM model_promotion_ledger l
+JOIN model_versioning v ON v.id = l.model_version_id
+WHERE l.family = %s AND l.recorded_at <= %s AND l.action IN ('promote', 'rollback')
+ORDER BY l.seq DESC LIMIT 1
+"""
+
+SELECT_CHAMPION_SINCE = """
+SELECT v.id, v.version, v.created_at,
+       (SELECT max(recorded_at) FROM model_promotion_ledger l
+        WHERE l.model_version_id = v.id AND l.action IN ('promote', 'rollback')) AS since
+FROM model_versioning v WHERE v.family = %s AND v.status = 'champion'
+"""
+
+SELECT_TRIGGERS_OF_TYPE = """
+SELECT * FROM automated_retraining_triggers WHERE trigger_type = %s AND enabled ORDER BY name
+"""
+
+# Status --------------------------------------------------------------------------------------
+
+SELECT_FAMILY_STATUS = """
+SELECT
+  (SELECT row_to_json(c) FROM (SELECT id, version, created_at FROM model_versioning
+     WHERE family = %(f)s AND status = 'champion') c) AS champion,
+  (SELECT row_to_json(c) FROM (SELECT id, version, created_at FROM model_versioning
+     WHERE family = %(f)s AND status = 'challenger' ORDER BY version DESC LIMIT 1) c)
+     AS challenger,
+  (SELECT row_to_json(j) FROM (SELECT status, trigger_type, reason, created_at, finished_at
+     FROM model_training_jobs WHERE family = %(f)s ORDER BY created_at DESC LIMIT 1) j)
+     AS last_training,
+  (SELECT row_to_json(d) FROM (SELECT d.outcome, d.reasons, d.decided_at, v.version
+     FROM automated_decision_making d JOIN model_versioning v ON v.id = d.model_version_id
+     WHERE d.family = %(f)s ORDER BY d.decided_at DESC LIMIT 1) d) AS last_decision
+"""
+
+# Orchestration mirror ------------------------------------------------------------------------
+
+UPSERT_RUN_MIRROR = """
+INSERT INTO ml_pipeline_orchestration
+    (dagster_run_id, job_name, partition_key, status, trigger_type, trigger_id, priority, tags,
+     started_at, finished_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (dagster_run_id) DO UPDATE
+    SET status = EXCLUDED.status, started_at = coalesce(EXCLUDED.started_at,
+        ml_pipeline_orchestration.started_at), finished_at = EXCLUDED.finished_at,
+        tags = EXCLUDED.tags, updated_at = now()
+"""
+
+SELECT_SHARED_EVALUATION = """
+SELECT DISTINCT ON (model_version_id) model_version_id, ml_metrics, business_metrics, n_rows
+FROM model_performance_tracking
+WHERE split = %s AND model_version_id IN (%s, %s)
+ORDER BY model_version_id, evaluated_at DESC
+"""
+
+SELECT_OOF_EVALUATION = """
+SELECT ml_metrics, business_metrics, n_rows FROM model_performance_tracking
+WHERE model_version_id = %s AND split = 'walk_forward_oof'
+ORDER BY evaluated_at DESC LIMIT 1
+"""
+
+SELECT_RECENT_BARS = """
+SELECT symbol, ts, open, high, low, close, volume FROM (
+    SELECT b.*, row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS age
+    FROM market_bars b WHERE symbol = ANY(%s)
+) recent
+WHERE age <= %s
+ORDER BY symbol, ts
+"""

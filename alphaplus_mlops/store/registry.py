@@ -256,3 +256,37 @@ def leaderboard(url: str) -> list[dict]:
 
 def dumps(value: Any) -> str:
     return json.dumps(_json_safe(value), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class VersionEvaluation:
+    """A version's out-of-fold metrics and, when one was made, its comparison with the
+    champion on the rows both had never seen (metrics flattened: ml and business)."""
+
+    oof: dict[str, float]
+    candidate_on_shared: dict[str, float] | None
+    champion_on_shared: dict[str, float] | None
+    champion_version_id: str | None
+
+
+def evaluation_of(url: str, version: dict, champion_id: str | None) -> VersionEvaluation:
+    with connect(url) as conn:
+        oof = conn.execute(queries.SELECT_OOF_EVALUATION, (version["id"],)).fetchone()
+        if oof is None:
+            raise LookupError(f"{version['family']} v{version['version']} was never evaluated")
+        shared = []
+        if champion_id is not None:
+            shared = conn.execute(
+                queries.SELECT_SHARED_EVALUATION,
+                (f"vs_champion:{champion_id}", version["id"], champion_id),
+            ).fetchall()
+    flat = {**oof["ml_metrics"], **oof["business_metrics"]}
+    by_model = {
+        str(r["model_version_id"]): {**r["ml_metrics"], **r["business_metrics"]} for r in shared
+    }
+    return VersionEvaluation(
+        oof=flat,
+        candidate_on_shared=by_model.get(str(version["id"])),
+        champion_on_shared=by_model.get(str(champion_id)) if champion_id else None,
+        champion_version_id=champion_id if by_model else None,
+    )

@@ -4,6 +4,7 @@ import io
 import resource
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,7 @@ from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.progress import TrainingProgress
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families.base import get_family
-from alphaplus_mlops.store import registry
+from alphaplus_mlops.store import deployment, registry
 from alphaplus_mlops.store.bars import load_bars
 from alphaplus_mlops.training import Dataset, build_dataset, cross_validate, final_fit
 from alphaplus_mlops.versioning import code_version
@@ -202,11 +203,22 @@ def trained_model(
         embargo=horizon if config.cv_embargo is None else config.cv_embargo,
         min_train_size=50,
     )
+    deployment.mirror_run(
+        postgres.url,
+        run_id=context.run.run_id,
+        job_name=context.run.job_name,
+        partition_key=family_name,
+        status="STARTED",
+        trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
+        trigger_id=_uuid_or_none(tags.get(TRIGGER_ID_TAG)),
+        priority=int(tags.get("dagster/priority", config.priority)),
+        tags=dict(tags),
+    )
     job_id = registry.start_training_job(
         postgres.url,
         family=family_name,
         trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
-        trigger_id=tags.get(TRIGGER_ID_TAG),
+        trigger_id=_uuid_or_none(tags.get(TRIGGER_ID_TAG)),
         priority=int(tags.get("dagster/priority", config.priority)),
         run_id=context.run.run_id,
         requested_by=tags.get(REQUESTED_BY_TAG, config.requested_by) or None,
@@ -300,6 +312,13 @@ def trained_model(
             "onnx_sha256": onnx.sha256,
         },
     )
+
+
+def _uuid_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _staged(progress: TrainingProgress, rounds: int):

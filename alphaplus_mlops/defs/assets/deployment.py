@@ -1,0 +1,162 @@
+"""deployment_decision and champion_model: from gate results to the serving champion."""
+
+import dagster as dg
+from pydantic import Field
+
+from alphaplus_mlops.core.decision import decide
+from alphaplus_mlops.defs.partitions import family_partitions
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.store import deployment, registry
+
+_STATUS = {
+    "promote": None,
+    "shadow": "challenger",
+    "keep_champion": "retired",
+    "reject": "rejected",
+}
+_STAGE = {"promote": "gated", "shadow": "shadow", "keep_champion": "gated", "reject": "rejected"}
+
+
+class DecisionConfig(dg.Config):
+    promote_margin: float = Field(
+        default=0.0, description="Net Sharpe a candidate must gain over the champion."
+    )
+
+
+@dg.asset(
+    partitions_def=family_partitions,
+    io_manager_key="handoff_io_manager",
+    group_name="deployment",
+    description="The automated decision for this run's candidate: promote, shadow as "
+    "challenger, keep the champion, or reject; recorded with its rule, inputs and reasons.",
+)
+def deployment_decision(
+    context: dg.AssetExecutionContext,
+    config: DecisionConfig,
+    model_evaluation: dict,
+    postgres: PostgresResource,
+) -> dg.Output[dict]:
+    url = postgres.url
+    candidate = registry.get_model_version(url, model_evaluation["model_version_id"])
+    status = deployment.gate_status(url, str(candidate["id"]))
+    champion = registry.current_champion(url, candidate["family"])
+    evaluation = registry.evaluation_of(url, candidate, str(champion["id"]) if champion else None)
+    decision = decide(
+        status.all_passed,
+        status.summary(),
+        champion is not None,
+        evaluation.candidate_on_shared,
+        evaluation.champion_on_shared,
+        config.promote_margin,
+    )
+    inputs = {
+        "gates": {g["gate_name"]: g["passed"] for g in status.gates},
+        "champion_version_id": str(champion["id"]) if champion else None,
+        "candidate_on_shared": evaluation.candidate_on_shared,
+        "champion_on_shared": evaluation.champion_on_shared,
+        "promote_margin": config.promote_margin,
+    }
+    decision_id = deployment.record_decision(
+        url,
+        family=candidate["family"],
+        version_id=str(candidate["id"]),
+        rule=decision.rule,
+        inputs=inputs,
+        outcome=decision.outcome,
+        reasons=decision.reasons,
+        new_status=_STATUS[decision.outcome],
+        stage=_STAGE[decision.outcome],
+    )
+    context.log.info(
+        f"{candidate['family']} v{candidate['version']}: {decision.outcome} "
+        f"({'; '.join(decision.reasons)})"
+    )
+    value = {
+        "decision_id": decision_id,
+        "outcome": decision.outcome,
+        "model_version_id": str(candidate["id"]),
+        "version": candidate["version"],
+    }
+    return dg.Output(
+        value,
+        metadata={
+            "outcome": decision.outcome,
+            "version": int(candidate["version"]),
+            "rule": decision.rule,
+            "reasons": "; ".join(decision.reasons),
+            "gates": status.summary(),
+        },
+    )
+
+
+class PromotionConfig(dg.Config):
+    version: int | None = Field(
+        default=None,
+        description="Promote this version instead of the decision's candidate "
+        "(manual promotion). Refused unless every quality gate passed for it.",
+    )
+    reason: str = Field(default="", description="Why, for the ledger (manual promotion).")
+    actor: str = Field(default="", description="Who, for the ledger; default: the run.")
+
+
+@dg.asset(
+    partitions_def=family_partitions,
+    io_manager_key="handoff_io_manager",
+    group_name="deployment",
+    description="The serving champion. Promotes the decision's candidate (or the configured "
+    "version) in one transaction with a ledger row, after re-reading its gate results and "
+    "verifying its artifacts; refuses anything that has not passed every gate.",
+)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    deployment_decision: dict,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+) -> dg.Output[dict]:
+    url, family = postgres.url, context.partition_key
+    if config.version is not None:
+        target = deployment.version_by_number(url, family, config.version)
+        if target is None:
+            raise dg.Failure(f"{family} has no version {config.version}")
+        reason = config.reason or "manual promotion"
+    elif deployment_decision["outcome"] == "promote":
+        target = registry.get_model_version(url, deployment_decision["model_version_id"])
+        reason = f"automated decision {deployment_decision['decision_id']}"
+    else:
+        champion = registry.current_champion(url, family)
+        return dg.Output(
+            {"champion_version_id": str(champion["id"]) if champion else None, "changed": False},
+            metadata={
+                "changed": False,
+                "decision": deployment_decision["outcome"],
+                "champion_version": int(champion["version"]) if champion else -1,
+            },
+        )
+    if target["status"] == "champion":
+        return dg.Output(
+            {"champion_version_id": str(target["id"]), "changed": False},
+            metadata={"changed": False, "champion_version": int(target["version"])},
+        )
+    actor = config.actor or f"dagster run {context.run.run_id}"
+    try:
+        entry = deployment.promote(
+            url,
+            artifacts.store,
+            str(target["id"]),
+            actor=actor,
+            reason=reason,
+            evidence={"run_id": context.run.run_id},
+        )
+    except deployment.PromotionRefused as exc:
+        raise dg.Failure(str(exc)) from exc
+    return dg.Output(
+        {"champion_version_id": str(target["id"]), "changed": True, "ledger_id": entry.id},
+        metadata={
+            "changed": True,
+            "champion_version": entry.version,
+            "previous_version": entry.previous_version or -1,
+            "ledger_seq": entry.seq,
+            "reason": reason,
+        },
+    )

@@ -1,0 +1,159 @@
+"""Quality gates as blocking asset checks. Thresholds are read from `quality_gates` at run
+time, so changing a row changes the next run. Each judgement is stored with what it judged,
+and a failing model gate marks its candidate rejected at once.
+
+Blocking checks stop downstream steps only inside their own run; promotion therefore reads
+these stored results again and refuses anything that has not passed them all.
+"""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from alphaplus_mlops.core.drift import feature_psi
+from alphaplus_mlops.core.features import WARMUP_BARS, build_features
+from alphaplus_mlops.core.gates import data_quality_gate, data_quality_measurements, judge
+from alphaplus_mlops.defs.assets.evaluation import model_evaluation
+from alphaplus_mlops.defs.assets.training import load_dataset, training_dataset
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.store import deployment, registry
+from alphaplus_mlops.store.bars import load_recent_bars
+
+
+def _partition(context: dg.AssetCheckExecutionContext) -> str:
+    return context.run.tags["dagster/partition"]
+
+
+def _result(judgement, gate: dict) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=judgement.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=judgement.reason,
+        metadata={
+            "gate": gate["name"],
+            "reason": judgement.reason,
+            **{k: v for k, v in judgement.measured.items() if v is not None},
+        },
+    )
+
+
+@dg.asset_check(
+    asset=training_dataset,
+    blocking=True,
+    description="Data quality: minimum rows, no NaN/inf, class balance, no duplicate bars.",
+)
+def data_quality(
+    context: dg.AssetCheckExecutionContext,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+) -> dg.AssetCheckResult:
+    ref = registry.read_asset_value(postgres.url, "training_dataset", _partition(context))
+    dataset = load_dataset(artifacts, ref)
+    row = deployment.load_gates(postgres.url).get("data_quality")
+    if row is None:
+        return dg.AssetCheckResult(passed=True, description="gate data_quality is disabled")
+    gate = data_quality_gate(row)
+    judgement = judge(gate, data_quality_measurements(dataset.frame, dataset.features))
+    deployment.record_gate_result(
+        postgres.url,
+        judgement,
+        gate_id=gate["id"],
+        run_id=context.run.run_id,
+        dataset_id=ref["dataset_id"],
+    )
+    return _result(judgement, gate)
+
+
+def _model_gate(
+    context, postgres: PostgresResource, gate_name: str, measure
+) -> dg.AssetCheckResult:
+    """Judge this run's candidate on one gate; reject it when the gate fails."""
+    url = postgres.url
+    candidate = deployment.version_trained_in_run(url, context.run.run_id)
+    if candidate is None:
+        raise dg.Failure("no candidate was trained in this run")
+    gate = deployment.load_gates(url).get(gate_name)
+    if gate is None:
+        return dg.AssetCheckResult(passed=True, description=f"gate {gate_name} is disabled")
+    champion = registry.current_champion(url, candidate["family"])
+    evaluation = registry.evaluation_of(url, candidate, str(champion["id"]) if champion else None)
+    judgement = judge(
+        gate,
+        measure(candidate, evaluation),
+        evaluation.champion_on_shared,
+        evaluation.candidate_on_shared,
+    )
+    deployment.record_gate_result(
+        url, judgement, gate_id=gate["id"], run_id=context.run.run_id, version_id=candidate["id"]
+    )
+    if not judgement.passed:
+        deployment.reject_candidate(
+            url, candidate, judgement.reason, f"gate:{gate_name}", context.run.run_id
+        )
+    return _result(judgement, gate)
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="ROC-AUC and log-loss floors; not worse than the champion.",
+)
+def model_performance(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
+    return _model_gate(context, postgres, "model_performance", lambda c, e: e.oof)
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="Net Sharpe, max drawdown and Deflated Sharpe; vs the champion.",
+)
+def business_metrics(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
+    return _model_gate(context, postgres, "business_metrics", lambda c, e: e.oof)
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="ONNX parity with the native model and single-row latency.",
+)
+def serving(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
+    return _model_gate(context, postgres, "serving", lambda c, e: e.oof)
+
+
+@dg.asset_check(
+    asset=model_evaluation,
+    blocking=True,
+    description="The training data is not already stale: mean feature PSI between the "
+    "training rows and the most recent bars.",
+)
+def drift(
+    context: dg.AssetCheckExecutionContext,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+):
+    url = postgres.url
+    ref = registry.read_asset_value(url, "training_dataset", _partition(context))
+    dataset = load_dataset(artifacts, ref)
+    window = int(
+        (deployment.load_gates(url)["drift"]["config"] or {}).get("recent_window_bars", 63)
+    )
+
+    def measure(candidate, evaluation):
+        symbols = sorted(dataset.frame["symbol"].unique())
+        bars = load_recent_bars(url, symbols, window + WARMUP_BARS + 1)
+        recent = build_features(bars).groupby("symbol").tail(window)
+        recent = recent.dropna(subset=dataset.features)
+        scores = feature_psi(dataset.frame, recent, dataset.features)
+        finite = [v for v in scores.values() if np.isfinite(v)]
+        top = pd.Series(scores).sort_values(ascending=False).head(3).round(3).to_dict()
+        context.log.info(f"largest feature PSI: {top}")
+        return {
+            "mean_feature_psi": float(np.mean(finite)) if finite else float("nan"),
+            "max_feature_psi": float(np.max(finite)) if finite else float("nan"),
+            "recent_rows": float(len(recent)),
+        }
+
+    return _model_gate(context, postgres, "drift", measure)
+
+
+quality_gate_checks = [data_quality, model_performance, business_metrics, serving, drift]

@@ -1,0 +1,365 @@
+"""Gate results, decisions, promotion and rollback: the transactions that move champions.
+
+Promotion and rollback each run in one transaction under a per-family advisory lock:
+the old champion's status changes, the new one's changes, a ledger row is appended and the
+deployment stage recorded, or none of it happens. A partial unique index makes a second
+champion per family impossible; readers in other transactions see the old champion or the
+new one, never neither nor both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from alphaplus_mlops.core.gates import GateJudgement
+from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, LocalArtifactStore
+from alphaplus_mlops.store.db import connect
+from alphaplus_mlops.store.registry import jsonb
+from alphaplus_mlops.versioning import code_version
+
+
+class PromotionRefused(RuntimeError):
+    """A version may not become champion; the message says why."""
+
+
+@dataclass(frozen=True)
+class GateStatus:
+    all_passed: bool
+    gates: list[dict]
+
+    def summary(self) -> str:
+        parts = []
+        for g in self.gates:
+            mark = {True: "passed", False: "FAILED", None: "not run"}[g["passed"]]
+            parts.append(f"{g['gate_name']} {mark}")
+        return ", ".join(parts)
+
+
+def load_gates(url: str) -> dict[str, dict]:
+    with connect(url) as conn:
+        return {row["name"]: row for row in conn.execute(queries.SELECT_ENABLED_GATES)}
+
+
+def record_gate_result(
+    url: str,
+    judgement: GateJudgement,
+    *,
+    gate_id: str | None,
+    run_id: str | None,
+    version_id: str | None = None,
+    dataset_id: str | None = None,
+) -> None:
+    with connect(url) as conn:
+        conn.execute(
+            queries.INSERT_GATE_RESULT,
+            (
+                version_id,
+                dataset_id,
+                gate_id,
+                judgement.gate,
+                judgement.passed,
+                jsonb(judgement.measured),
+                jsonb(judgement.thresholds),
+                judgement.reason,
+                "WARN" if judgement.passed else "ERROR",
+                run_id,
+            ),
+        )
+
+
+def gate_status(url: str, version_id: str, conn=None) -> GateStatus:
+    if conn is None:
+        with connect(url) as own:
+            rows = own.execute(queries.SELECT_GATE_STATUS, (version_id,)).fetchall()
+    else:
+        rows = conn.execute(queries.SELECT_GATE_STATUS, (version_id,)).fetchall()
+    return GateStatus(bool(rows) and all(r["passed"] is True for r in rows), rows)
+
+
+def version_trained_in_run(url: str, run_id: str) -> dict | None:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_VERSION_TRAINED_IN_RUN, (run_id,)).fetchone()
+
+
+def version_by_number(url: str, family: str, version: int) -> dict | None:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_VERSION_BY_NUMBER, (family, version)).fetchone()
+
+
+def reject_candidate(url: str, version: dict, reason: str, rule: str, run_id: str | None) -> bool:
+    """Mark a candidate rejected (once) with its decision and deployment stage."""
+    with connect(url) as conn, conn.transaction():
+        if (
+            conn.execute(queries.SET_STATUS_IF_CANDIDATE, ("rejected", version["id"])).fetchone()
+            is None
+        ):
+            return False
+        decision = conn.execute(
+            queries.INSERT_DECISION,
+            (
+                "deployment",
+                version["family"],
+                version["id"],
+                rule,
+                jsonb({"run_id": run_id}),
+                "reject",
+                jsonb([reason]),
+                "quality_gates",
+            ),
+        ).fetchone()["id"]
+        conn.execute(
+            queries.INSERT_DEPLOYMENT_STAGE,
+            (version["id"], version["family"], "rejected", decision, jsonb({"reason": reason})),
+        )
+    return True
+
+
+def record_decision(
+    url: str,
+    *,
+    family: str,
+    version_id: str,
+    rule: str,
+    inputs: dict,
+    outcome: str,
+    reasons: list[str],
+    new_status: str | None,
+    stage: str,
+) -> str:
+    with connect(url) as conn, conn.transaction():
+        decision = conn.execute(
+            queries.INSERT_DECISION,
+            (
+                "deployment",
+                family,
+                version_id,
+                rule,
+                jsonb(inputs),
+                outcome,
+                jsonb(reasons),
+                "deployment_decision",
+            ),
+        ).fetchone()["id"]
+        if new_status is not None:
+            conn.execute(queries.SET_STATUS_IF_CANDIDATE, (new_status, version_id))
+        conn.execute(
+            queries.INSERT_DEPLOYMENT_STAGE,
+            (version_id, family, stage, decision, jsonb({"outcome": outcome, "reasons": reasons})),
+        )
+    return str(decision)
+
+
+def verify_artifacts(store: LocalArtifactStore, version: dict) -> None:
+    for kind in ("native", "onnx"):
+        try:
+            store.get_bytes(version[f"{kind}_uri"], version[f"{kind}_sha256"])
+        except ArtifactIntegrityError as exc:
+            raise PromotionRefused(
+                f"{version['family']} v{version['version']} cannot serve: {exc}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: str
+    seq: int
+    recorded_at: datetime
+    family: str
+    action: str
+    version: int
+    previous_version: int | None
+
+
+def promote(
+    url: str,
+    store: LocalArtifactStore,
+    version_id: str,
+    *,
+    actor: str,
+    reason: str,
+    evidence: dict | None = None,
+) -> LedgerEntry:
+    """Make ``version_id`` its family's champion, or raise PromotionRefused saying why."""
+    with connect(url) as conn, conn.transaction():
+        found = conn.execute(queries.SELECT_MODEL_VERSION, (version_id,)).fetchone()
+        if found is None:
+            raise PromotionRefused(f"no model version {version_id}")
+        family = found["family"]
+        # The family lock first, as rollback takes it: one order, no deadlock.
+        conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+        version = conn.execute(queries.SELECT_VERSION_FOR_UPDATE, (version_id,)).fetchone()
+        status = gate_status(url, version_id, conn)
+        if not status.all_passed:
+            raise PromotionRefused(
+                f"{family} v{version['version']} has not passed every quality gate "
+                f"({status.summary()}): refusing to promote"
+            )
+        if version["status"] in ("rejected", "champion"):
+            raise PromotionRefused(f"{family} v{version['version']} is {version['status']}")
+        verify_artifacts(store, version)
+        previous = conn.execute(queries.SELECT_CHAMPION_FOR_UPDATE, (family,)).fetchone()
+        if previous is not None:
+            conn.execute(queries.SET_VERSION_STATUS, ("retired", previous["id"]))
+        conn.execute(queries.SET_VERSION_STATUS, ("champion", version_id))
+        gate_evidence = {
+            g["gate_name"]: {"passed": g["passed"], "reason": g["reason"]} for g in status.gates
+        }
+        row = conn.execute(
+            queries.INSERT_LEDGER,
+            (
+                family,
+                "promote",
+                version_id,
+                previous["id"] if previous else None,
+                actor,
+                reason,
+                jsonb({"gates": gate_evidence, **(evidence or {})}),
+                version["dataset_hash"],
+                code_version(),
+            ),
+        ).fetchone()
+        conn.execute(
+            queries.INSERT_DEPLOYMENT_STAGE,
+            (version_id, family, "promoted", None, jsonb({"actor": actor, "reason": reason})),
+        )
+    return LedgerEntry(
+        str(row["id"]),
+        row["seq"],
+        row["recorded_at"],
+        family,
+        "promote",
+        version["version"],
+        previous["version"] if previous else None,
+    )
+
+
+def rollback(
+    url: str,
+    store: LocalArtifactStore,
+    family: str,
+    *,
+    actor: str,
+    reason: str,
+    to_version: int | None = None,
+) -> LedgerEntry:
+    """Restore the previous known-good champion (or ``to_version``) in one transaction.
+
+    The current champion's files are never read, so this works when they are gone or
+    corrupt; the target's files are verified first, and a target that fails is refused.
+    """
+    if not reason.strip():
+        raise PromotionRefused("a rollback needs a reason")
+    with connect(url) as conn, conn.transaction():
+        conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+        current = conn.execute(queries.SELECT_CHAMPION_FOR_UPDATE, (family,)).fetchone()
+        if to_version is not None:
+            target = conn.execute(queries.SELECT_VERSION_BY_NUMBER, (family, to_version)).fetchone()
+            if target is None:
+                raise PromotionRefused(f"{family} has no version {to_version}")
+        else:
+            target = _previous_champion(conn, family, current)
+        if current is not None and target["id"] == current["id"]:
+            raise PromotionRefused(f"{family} v{target['version']} is already the champion")
+        status = gate_status(url, str(target["id"]), conn)
+        if not status.all_passed:
+            raise PromotionRefused(
+                f"{family} v{target['version']} is not known-good ({status.summary()})"
+            )
+        verify_artifacts(store, target)
+        if current is not None:
+            conn.execute(queries.SET_VERSION_STATUS, ("rolled_back", current["id"]))
+            conn.execute(
+                queries.INSERT_DEPLOYMENT_STAGE,
+                (
+                    current["id"],
+                    family,
+                    "rolled_back",
+                    None,
+                    jsonb({"actor": actor, "reason": reason}),
+                ),
+            )
+        conn.execute(queries.SET_VERSION_STATUS, ("champion", target["id"]))
+        row = conn.execute(
+            queries.INSERT_LEDGER,
+            (
+                family,
+                "rollback",
+                target["id"],
+                current["id"] if current else None,
+                actor,
+                reason,
+                jsonb({"gates": {g["gate_name"]: g["passed"] for g in status.gates}}),
+                target["dataset_hash"],
+                code_version(),
+            ),
+        ).fetchone()
+        conn.execute(
+            queries.INSERT_DEPLOYMENT_STAGE,
+            (target["id"], family, "promoted", None, jsonb({"via": "rollback", "reason": reason})),
+        )
+    return LedgerEntry(
+        str(row["id"]),
+        row["seq"],
+        row["recorded_at"],
+        family,
+        "rollback",
+        target["version"],
+        current["version"] if current else None,
+    )
+
+
+def _previous_champion(conn, family: str, current: dict | None) -> dict:
+    current_id = current["id"] if current else None
+    for entry in conn.execute(queries.SELECT_LEDGER_FOR_FAMILY, (family,)).fetchall():
+        if entry["action"] in ("promote", "rollback") and entry["model_version_id"] != current_id:
+            return conn.execute(
+                queries.SELECT_VERSION_BY_NUMBER, (family, entry["version"])
+            ).fetchone()
+    raise PromotionRefused(f"{family} has no earlier champion to roll back to; use --to VERSION")
+
+
+def serving_at(url: str, family: str, at: datetime) -> dict | None:
+    """The ledger entry that made the model serving ``family`` at time ``at``."""
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_SERVING_AT, (family, at)).fetchone()
+
+
+def ledger(url: str, family: str) -> list[dict]:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_LEDGER_FOR_FAMILY, (family,)).fetchall()
+
+
+def champion_since(url: str, family: str) -> dict | None:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_CHAMPION_SINCE, (family,)).fetchone()
+
+
+def triggers_of_type(url: str, trigger_type: str) -> list[dict]:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_TRIGGERS_OF_TYPE, (trigger_type,)).fetchall()
+
+
+def family_status(url: str, family: str) -> dict:
+    with connect(url) as conn:
+        return conn.execute(queries.SELECT_FAMILY_STATUS, {"f": family}).fetchone()
+
+
+def mirror_run(url: str, **run: object) -> None:
+    with connect(url) as conn:
+        conn.execute(
+            queries.UPSERT_RUN_MIRROR,
+            (
+                run["run_id"],
+                run["job_name"],
+                run.get("partition_key"),
+                run["status"],
+                run.get("trigger_type"),
+                run.get("trigger_id"),
+                run.get("priority", 0),
+                jsonb(run.get("tags", {})),
+                run.get("started_at"),
+                run.get("finished_at"),
+            ),
+        )

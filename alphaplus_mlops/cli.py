@@ -193,6 +193,168 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     os.execv(args[0], [*args, *dagster_args])
 
 
+# Models ------------------------------------------------------------------------------------
+
+FAMILY_OPTION = click.option(
+    "--family", required=True, type=click.Choice(["catboost", "xgboost", "lightgbm"])
+)
+
+
+def _actor() -> str:
+    import getpass  # noqa: PLC0415
+
+    return f"cli:{getpass.getuser()}"
+
+
+@main.command("retrain")
+@FAMILY_OPTION
+@click.option("--reason", required=True, help="Why, recorded on the run and the training job.")
+@click.option("--priority", default=5, show_default=True, help="dagster/priority of the run.")
+@click.option("--requested-by", default=None, help="Who asked; default: your user name.")
+@click.option("--config-json", default=None, help="Run config for train_model, as JSON.")
+def retrain(
+    family: str, reason: str, priority: int, requested_by: str | None, config_json: str | None
+) -> None:
+    """Queue a train_model run for FAMILY; the daemon starts it within the 3-training cap."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
+    settings = _settings()
+    env = {**os.environ, **dagster_environment(settings, _migrated_url(settings))}
+    run_id = str(uuid.uuid4())
+    tags = {
+        "dagster/partition": family,
+        "dagster/priority": str(priority),
+        "alphaplus/trigger_type": "manual",
+        "alphaplus/reason": reason,
+        "alphaplus/requested_by": requested_by or _actor().removeprefix("cli:"),
+    }
+    command = [
+        str(Path(sys.executable).with_name("dagster")),
+        "job",
+        "launch",
+        "-w",
+        str(Path(env["DAGSTER_HOME"]) / "workspace.yaml"),
+        "-j",
+        "train_model",
+        "--run-id",
+        run_id,
+        "--tags",
+        json.dumps(tags),
+    ]
+    if config_json:
+        command += ["--config-json", config_json]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise click.ClickException(f"dagster job launch failed:\n{done.stderr[-3000:]}")
+    click.echo(f"queued train_model run {run_id} for {family} (priority {priority})")
+    click.echo("the Dagster daemon starts it (`make dev` runs one); follow it in the UI")
+
+
+@main.command("promote")
+@FAMILY_OPTION
+@click.option("--version", "version", required=True, type=int)
+@click.option("--reason", required=True)
+def promote(family: str, version: int, reason: str) -> None:
+    """Promote VERSION to champion; refused unless every quality gate passed for it."""
+    from alphaplus_mlops.store.artifacts import LocalArtifactStore  # noqa: PLC0415
+    from alphaplus_mlops.store.deployment import (  # noqa: PLC0415
+        PromotionRefused,
+        version_by_number,
+    )
+    from alphaplus_mlops.store.deployment import promote as promote_version  # noqa: PLC0415
+
+    settings = _settings()
+    url = _migrated_url(settings)
+    target = version_by_number(url, family, version)
+    if target is None:
+        raise click.ClickException(f"{family} has no version {version}")
+    try:
+        entry = promote_version(
+            url,
+            LocalArtifactStore(settings.artifacts_dir),
+            str(target["id"]),
+            actor=_actor(),
+            reason=reason,
+        )
+    except PromotionRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{family}: v{entry.previous_version or '-'} -> v{entry.version} (ledger #{entry.seq})"
+    )
+
+
+@main.command("rollback")
+@FAMILY_OPTION
+@click.option(
+    "--to",
+    "to_version",
+    type=int,
+    default=None,
+    help="Version to restore; default: the previous champion.",
+)
+@click.option("--reason", required=True)
+def rollback(family: str, to_version: int | None, reason: str) -> None:
+    """Restore the previous known-good champion of FAMILY in one step."""
+    from alphaplus_mlops.store.artifacts import LocalArtifactStore  # noqa: PLC0415
+    from alphaplus_mlops.store.deployment import PromotionRefused  # noqa: PLC0415
+    from alphaplus_mlops.store.deployment import rollback as rollback_family  # noqa: PLC0415
+
+    settings = _settings()
+    url = _migrated_url(settings)
+    try:
+        entry = rollback_family(
+            url,
+            LocalArtifactStore(settings.artifacts_dir),
+            family,
+            actor=_actor(),
+            reason=reason,
+            to_version=to_version,
+        )
+    except PromotionRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{family}: rolled back v{entry.previous_version or '-'} -> v{entry.version} "
+        f"(ledger #{entry.seq})"
+    )
+
+
+@main.command("status")
+def status() -> None:
+    """Per family: champion, challenger, last training, last decision, gate results."""
+    from alphaplus_mlops.reporting import status_report  # noqa: PLC0415
+
+    click.echo(status_report(_migrated_url(_settings())))
+
+
+@main.command("which")
+@FAMILY_OPTION
+@click.option("--at", "at", default=None, help="ISO time (default: now).")
+def which(family: str, at: str | None) -> None:
+    """Which model served FAMILY at time AT, and why (from the promotion ledger)."""
+    import pandas as pd  # noqa: PLC0415
+
+    from alphaplus_mlops.store.deployment import serving_at  # noqa: PLC0415
+
+    try:
+        when = pd.Timestamp(at or "now", tz=None if at and "+" in at else "UTC").to_pydatetime()
+    except ValueError as exc:
+        raise click.UsageError(f"--at must be an ISO time: {exc}") from exc
+    entry = serving_at(_migrated_url(_settings()), family, when)
+    if entry is None:
+        click.echo(f"no {family} model was serving at {when.isoformat()}")
+        return
+    click.echo(
+        f"{family} v{entry['version']} since {entry['recorded_at'].isoformat(timespec='seconds')}"
+        f" ({entry['action']} by {entry['actor']}): {entry['reason']}"
+    )
+
+
 @main.command("demo")
 def demo() -> None:
     """Load the real sample and a simulated symbol through Dagster, then summarize."""

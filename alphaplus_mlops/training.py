@@ -58,6 +58,12 @@ class Dataset:
         digest.update(pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes())
         return digest.hexdigest()
 
+    def with_shuffled_labels(self, seed: int) -> Dataset:
+        """The same rows with labels permuted: a model can learn nothing from it."""
+        frame = self.frame.copy()
+        frame["label"] = np.random.default_rng(seed).permutation(frame["label"].to_numpy())
+        return Dataset(frame, self.features, self.label_config)
+
     def to_parquet_bytes(self) -> bytes:
         buffer = io.BytesIO()
         self.frame.to_parquet(buffer, index=False)

@@ -33,8 +33,13 @@ VALUES
     ('serving', 'serving', 'onnx_parity', '<=', 0.0001, NULL,
      '{"also": {"onnx_p99_us": {"comparator": "<=", "threshold": 20000}}}'::jsonb);
 
--- The drift gate judges the mean feature PSI: on daily data the maximum over many features
--- is dominated by volatility clustering in one or two of them.
-UPDATE quality_gates SET metric = 'mean_feature_psi', updated_at = now() WHERE name = 'drift';
+-- The drift gate compares the recent window's mean feature PSI with the same statistic for
+-- ordinary historical windows of the same length (its 95th percentile): on daily data
+-- volatility clusters, so a fixed PSI limit fires on every window.
+UPDATE quality_gates
+SET metric = 'psi_vs_history', comparator = '<=', threshold = 1.5, updated_at = now(),
+    config = '{"recent_window_bars": 63, "calibration_quantile": 0.95,
+               "calibration_windows": 30}'::jsonb
+WHERE name = 'drift';
 
 CREATE INDEX ledger_action_idx ON model_promotion_ledger (action, recorded_at);

@@ -29,3 +29,28 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
 
 def feature_psi(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> dict:
     return {name: psi(reference[name].to_numpy(), current[name].to_numpy()) for name in features}
+
+
+def mean_psi(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> float:
+    scores = [v for v in feature_psi(reference, current, features).values() if np.isfinite(v)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def historical_psi(
+    reference: pd.DataFrame, features: list[str], window_bars: int, n_windows: int = 30
+) -> np.ndarray:
+    """Mean PSI of ordinary historical windows of ``window_bars`` timestamps vs the whole.
+
+    On daily data volatility clusters, so even windows from the training period itself
+    differ from the whole; this is the yardstick a recent window is measured against.
+    """
+    times = np.sort(reference["ts"].unique())
+    if len(times) < 2 * window_bars:
+        return np.array([])
+    starts = np.linspace(0, len(times) - window_bars, num=n_windows).astype(int)
+    values = []
+    for start in np.unique(starts):
+        span = times[start : start + window_bars]
+        window = reference[(reference["ts"] >= span[0]) & (reference["ts"] <= span[-1])]
+        values.append(mean_psi(reference, window, features))
+    return np.asarray(values)

@@ -8,9 +8,8 @@ these stored results again and refuses anything that has not passed them all.
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
-from alphaplus_mlops.core.drift import feature_psi
+from alphaplus_mlops.core.drift import historical_psi, mean_psi
 from alphaplus_mlops.core.features import WARMUP_BARS, build_features
 from alphaplus_mlops.core.gates import data_quality_gate, data_quality_measurements, judge
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
@@ -123,8 +122,8 @@ def serving(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
 @dg.asset_check(
     asset=model_evaluation,
     blocking=True,
-    description="The training data is not already stale: mean feature PSI between the "
-    "training rows and the most recent bars.",
+    description="The training data is not already stale: mean feature PSI of the most "
+    "recent bars, relative to that of ordinary historical windows of the same length.",
 )
 def drift(
     context: dg.AssetCheckExecutionContext,
@@ -134,22 +133,29 @@ def drift(
     url = postgres.url
     ref = registry.read_asset_value(url, "training_dataset", _partition(context))
     dataset = load_dataset(artifacts, ref)
-    window = int(
-        (deployment.load_gates(url)["drift"]["config"] or {}).get("recent_window_bars", 63)
-    )
+    config = (deployment.load_gates(url).get("drift") or {}).get("config") or {}
+    window = int(config.get("recent_window_bars", 63))
 
     def measure(candidate, evaluation):
         symbols = sorted(dataset.frame["symbol"].unique())
         bars = load_recent_bars(url, symbols, window + WARMUP_BARS + 1)
         recent = build_features(bars).groupby("symbol").tail(window)
         recent = recent.dropna(subset=dataset.features)
-        scores = feature_psi(dataset.frame, recent, dataset.features)
-        finite = [v for v in scores.values() if np.isfinite(v)]
-        top = pd.Series(scores).sort_values(ascending=False).head(3).round(3).to_dict()
-        context.log.info(f"largest feature PSI: {top}")
+        current = mean_psi(dataset.frame, recent, dataset.features)
+        history = historical_psi(
+            dataset.frame, dataset.features, window, int(config.get("calibration_windows", 30))
+        )
+        if len(history) == 0:
+            return {"mean_feature_psi": current, "recent_rows": float(len(recent))}
+        yardstick = float(np.quantile(history, float(config.get("calibration_quantile", 0.95))))
+        context.log.info(
+            f"recent mean PSI {current:.3f}; historical windows median "
+            f"{np.median(history):.3f}, q95 {yardstick:.3f}"
+        )
         return {
-            "mean_feature_psi": float(np.mean(finite)) if finite else float("nan"),
-            "max_feature_psi": float(np.max(finite)) if finite else float("nan"),
+            "psi_vs_history": current / yardstick,
+            "mean_feature_psi": current,
+            "historical_psi_q": yardstick,
             "recent_rows": float(len(recent)),
         }
 

@@ -26,6 +26,10 @@ class MarketBarsConfig(dg.Config):
     )
     sim_seed: int = Field(default=_SETTINGS.sim_seed, description="Simulator seed.")
     sim_bars: int = Field(default=_SETTINGS.sim_bars, description="Bars per simulated symbol.")
+    as_of: str | None = Field(
+        default=None,
+        description="Replay: load only bars up to this date (ISO), as if it were today.",
+    )
 
 
 @dg.asset(
@@ -53,6 +57,11 @@ def market_bars(
         )
         loaded.append((f"simulator-seed-{config.sim_seed}", market.bars))
         extra["simulator_break_ts"] = market.break_ts.isoformat()
+
+    if config.as_of:
+        cutoff = pd.Timestamp(config.as_of, tz="UTC")
+        loaded = [(source, bars[bars["ts"] <= cutoff]) for source, bars in loaded]
+        extra["as_of"] = cutoff.isoformat()
 
     received = inserted = updated = 0
     for source, bars in loaded:

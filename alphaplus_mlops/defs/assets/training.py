@@ -44,6 +44,11 @@ class DatasetConfig(dg.Config):
     vol_scaled: bool = False
     profit_take: float = 1.0
     stop_loss: float = 1.0
+    shuffle_labels: bool = Field(
+        default=False,
+        description="Sabotage drill: permute the labels so the model can learn nothing. "
+        "The quality gates must reject what comes out.",
+    )
 
 
 @dg.asset(
@@ -83,6 +88,9 @@ def training_dataset(
     if bars.empty or missing:
         raise dg.Failure(f"no bars in the requested window for {missing or symbols}")
     dataset = build_dataset(bars, label_config, config.window_bars)
+    if config.shuffle_labels:
+        dataset = dataset.with_shuffled_labels(seed=0)
+        context.log.warning("labels shuffled on purpose (shuffle_labels=true)")
     stored = artifacts.store.put_bytes(dataset.to_parquet_bytes(), ".parquet")
     frame = dataset.frame
     record = registry.record_dataset(

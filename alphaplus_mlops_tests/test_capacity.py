@@ -1,0 +1,158 @@
+"""At most 3 trainings at once however runs are queued, in priority order, all finishing.
+
+The real thing: the project's dagster.yaml on PostgreSQL storage, `alphaplus-mlops retrain`
+submitting queued runs, and a Dagster daemon dequeuing them into run worker processes.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.store.bars import upsert_bars
+from alphaplus_mlops.store.db import dagster_storage_url
+from alphaplus_mlops.store.migrations import migrate
+
+from .conftest import REPO_ROOT
+
+SYMBOLS = ["CAPA", "CAPB"]
+REQUESTS = [("catboost", 9), ("xgboost", 8), ("lightgbm", 7), ("catboost", 2), ("xgboost", 1)]
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_max_overlap_counts_simultaneous_intervals():
+    assert max_overlap([(0, 2), (1, 3), (2.5, 4)]) == 2
+    assert max_overlap([(0, 1), (1, 2)]) == 1  # an end and a start at one instant
+
+
+@pytest.fixture
+def deployment_env(create_database, tmp_path):
+    url = create_database()
+    migrate(url)
+    bars = simulate_market(SYMBOLS, seed=4, config=SimulationConfig(n_bars=500)).bars
+    upsert_bars(url, bars, source="test")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    for name in ("dagster.yaml", "workspace.yaml"):
+        shutil.copy(REPO_ROOT / name, home / name)
+    env = {
+        **os.environ,
+        "ALPHAPLUS_DATABASE_URL": url,
+        "ALPHAPLUS_HOME": str(tmp_path / "alphaplus"),
+        "DAGSTER_HOME": str(home),
+        "ALPHAPLUS_DAGSTER_PG_URL": dagster_storage_url(url),
+        "ALPHAPLUS_DAGSTER_STORAGE": str(tmp_path / "storage"),
+    }
+    return url, env, home
+
+
+def test_five_queued_retrains_never_run_more_than_three_at_once(deployment_env):
+    url, env, home = deployment_env
+    config = json.dumps(
+        {
+            "ops": {
+                "training_dataset": {"config": {"symbols": SYMBOLS}},
+                "trained_model": {"config": {"n_estimators": 30, "cv_splits": 2}},
+            }
+        }
+    )
+    cli = Path(sys.executable).with_name("alphaplus-mlops")
+    submissions = [
+        subprocess.Popen(
+            [
+                str(cli),
+                "retrain",
+                "--family",
+                family,
+                "--priority",
+                str(priority),
+                "--reason",
+                f"capacity test p{priority}",
+                "--config-json",
+                config,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for family, priority in REQUESTS
+    ]
+    for proc in submissions:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        assert "queued train_model run" in out
+
+    # Every request is queued before the daemon starts, so the queue order is observable.
+    daemon = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-daemon")),
+            "run",
+            "-w",
+            str(home / "workspace.yaml"),
+        ],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            with psycopg.connect(url) as conn:
+                statuses = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT status FROM runs WHERE pipeline_name = 'train_model'"
+                    )
+                ]
+            if len(statuses) == 5 and all(s in TERMINAL for s in statuses):
+                break
+            time.sleep(2)
+        else:
+            pytest.fail(f"runs did not finish in time: {statuses}")
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        jobs = conn.execute(
+            "SELECT family, priority, status, reason, started_at, finished_at "
+            "FROM model_training_jobs ORDER BY started_at"
+        ).fetchall()
+        runs = conn.execute(
+            "SELECT r.run_id, r.status, r.start_time, r.end_time, t.value AS priority "
+            "FROM runs r JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/priority' "
+            "WHERE r.pipeline_name = 'train_model'"
+        ).fetchall()
+    assert len(jobs) == 5 and all(j["status"] == "succeeded" for j in jobs)
+    assert sorted(j["priority"] for j in jobs) == sorted(p for _, p in REQUESTS)
+    assert all(j["reason"].startswith("capacity test") for j in jobs)
+    assert all(r["status"] in TERMINAL for r in runs)
+
+    trainings = [(j["started_at"].timestamp(), j["finished_at"].timestamp()) for j in jobs]
+    whole_runs = [(r["start_time"], r["end_time"]) for r in runs]
+    assert max_overlap(trainings) <= 3
+    assert max_overlap(whole_runs) <= 3
+    # Queued runs start in priority order: the two lowest start last, higher one first.
+    by_start = [int(r["priority"]) for r in sorted(runs, key=lambda r: r["start_time"])]
+    assert by_start[3:] == [2, 1]

@@ -173,10 +173,10 @@ def _print_bar_summary(summary) -> None:
 @main.command("env")
 def env() -> None:
     """Print shell exports for Dagster: eval "$(alphaplus-mlops env)"."""
-    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
 
     settings = _settings()
-    for key, value in dagster_environment(settings, _migrated_url(settings)).items():
+    for key, value in prepare_dagster(settings, _migrated_url(settings)).items():
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
@@ -184,10 +184,10 @@ def env() -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dev(dagster_args: tuple[str, ...]) -> None:
     """Run the Dagster UI and daemon (`dagster dev`) on the project's PostgreSQL."""
-    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
 
     settings = _settings()
-    os.environ.update(dagster_environment(settings, _migrated_url(settings)))
+    os.environ.update(prepare_dagster(settings, _migrated_url(settings)))
     dagster = Path(sys.executable).with_name("dagster")
     args = [str(dagster), "dev", "-w", str(Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml")]
     os.execv(args[0], [*args, *dagster_args])
@@ -220,12 +220,12 @@ def retrain(
     import subprocess  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
-    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
 
     if not reason.strip():
         raise click.UsageError("--reason must say why")
     settings = _settings()
-    env = {**os.environ, **dagster_environment(settings, _migrated_url(settings))}
+    env = {**os.environ, **prepare_dagster(settings, _migrated_url(settings))}
     run_id = str(uuid.uuid4())
     tags = {
         "dagster/partition": family,

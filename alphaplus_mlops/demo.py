@@ -34,7 +34,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
 
     from alphaplus_mlops.defs import build_definitions  # noqa: PLC0415
     from alphaplus_mlops.reporting import status_report  # noqa: PLC0415
-    from alphaplus_mlops.runtime import dagster_environment  # noqa: PLC0415
+    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
     from alphaplus_mlops.store import deployment  # noqa: PLC0415
     from alphaplus_mlops.store.artifacts import LocalArtifactStore  # noqa: PLC0415
     from alphaplus_mlops.store.bars import summarize_bars  # noqa: PLC0415
@@ -46,7 +46,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
     echo(f"database: {redact(url)} ({where})")
     for migration in migrate(url):
         echo(f"applied migration {migration.filename}")
-    os.environ.update(dagster_environment(settings, url))
+    os.environ.update(prepare_dagster(settings, url))
     defs = build_definitions(settings)
     ingest, train = defs.resolve_job_def("ingest_market_bars"), defs.resolve_job_def("train_model")
 

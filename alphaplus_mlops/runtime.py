@@ -37,3 +37,36 @@ def dagster_environment(settings: Settings, database_url: str) -> dict[str, str]
         ENV_DAGSTER_PG_URL: dagster_storage_url(database_url),
         ENV_DAGSTER_STORAGE: str(storage),
     }
+
+
+_DAGSTER_STORAGE_LOCK_KEY = 0x44_41_47_53  # "DAGS"
+
+
+def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
+    """The Dagster environment, with Dagster's tables created once, under a lock.
+
+    dagster-postgres creates its schema on first use; several processes doing that at
+    once on a fresh database (five `retrain` calls, say) collide. Serialized here.
+    """
+    import dagster as dg  # noqa: PLC0415
+
+    from alphaplus_mlops.store.db import connect  # noqa: PLC0415
+
+    env = dagster_environment(settings, database_url)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        with connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_DAGSTER_STORAGE_LOCK_KEY,))
+            try:
+                with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
+                    pass
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_DAGSTER_STORAGE_LOCK_KEY,))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return env

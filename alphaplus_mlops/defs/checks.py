@@ -92,31 +92,23 @@ def _model_gate(
     return _result(judgement, gate)
 
 
-@dg.asset_check(
-    asset=model_evaluation,
-    blocking=True,
-    description="ROC-AUC and log-loss floors; not worse than the champion.",
+def _evaluation_gate(name: str, description: str) -> dg.AssetChecksDefinition:
+    """A gate judged on the stored evaluation of this run's candidate."""
+
+    @dg.asset_check(asset=model_evaluation, name=name, blocking=True, description=description)
+    def check(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
+        return _model_gate(context, postgres, name, lambda candidate, evaluation: evaluation.oof)
+
+    return check
+
+
+model_performance = _evaluation_gate(
+    "model_performance", "ROC-AUC and log-loss floors; not worse than the champion."
 )
-def model_performance(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
-    return _model_gate(context, postgres, "model_performance", lambda c, e: e.oof)
-
-
-@dg.asset_check(
-    asset=model_evaluation,
-    blocking=True,
-    description="Net Sharpe, max drawdown and Deflated Sharpe; vs the champion.",
+business_metrics = _evaluation_gate(
+    "business_metrics", "Net Sharpe, max drawdown and Deflated Sharpe; vs the champion."
 )
-def business_metrics(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
-    return _model_gate(context, postgres, "business_metrics", lambda c, e: e.oof)
-
-
-@dg.asset_check(
-    asset=model_evaluation,
-    blocking=True,
-    description="ONNX parity with the native model and single-row latency.",
-)
-def serving(context: dg.AssetCheckExecutionContext, postgres: PostgresResource):
-    return _model_gate(context, postgres, "serving", lambda c, e: e.oof)
+serving = _evaluation_gate("serving", "ONNX parity with the native model and single-row latency.")
 
 
 @dg.asset_check(

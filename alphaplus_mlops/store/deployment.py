@@ -172,6 +172,18 @@ class LedgerEntry:
     previous_version: int | None
 
 
+def _ledger_entry(row: dict, family: str, action: str, new: dict, old: dict | None) -> LedgerEntry:
+    return LedgerEntry(
+        str(row["id"]),
+        row["seq"],
+        row["recorded_at"],
+        family,
+        action,
+        new["version"],
+        old["version"] if old else None,
+    )
+
+
 def promote(
     url: str,
     store: LocalArtifactStore,
@@ -224,15 +236,7 @@ def promote(
             queries.INSERT_DEPLOYMENT_STAGE,
             (version_id, family, "promoted", None, jsonb({"actor": actor, "reason": reason})),
         )
-    return LedgerEntry(
-        str(row["id"]),
-        row["seq"],
-        row["recorded_at"],
-        family,
-        "promote",
-        version["version"],
-        previous["version"] if previous else None,
-    )
+    return _ledger_entry(row, family, "promote", version, previous)
 
 
 def rollback(
@@ -299,15 +303,7 @@ def rollback(
             queries.INSERT_DEPLOYMENT_STAGE,
             (target["id"], family, "promoted", None, jsonb({"via": "rollback", "reason": reason})),
         )
-    return LedgerEntry(
-        str(row["id"]),
-        row["seq"],
-        row["recorded_at"],
-        family,
-        "rollback",
-        target["version"],
-        current["version"] if current else None,
-    )
+    return _ledger_entry(row, family, "rollback", target, current)
 
 
 def _previous_champion(conn, family: str, current: dict | None) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,12 +13,12 @@ from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import connect
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON for JSONB: numpy scalars become floats, NaN and inf become null."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -28,7 +27,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def jsonb(value: Any) -> Jsonb:
-    return Jsonb(_json_safe(value))
+    return Jsonb(json_safe(value))
 
 
 # Asset hand-offs -----------------------------------------------------------------------------
@@ -252,10 +251,6 @@ def trial_sharpes(url: str, family: str) -> list[float]:
 def leaderboard(url: str) -> list[dict]:
     with connect(url) as conn:
         return conn.execute(queries.SELECT_LEADERBOARD).fetchall()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(_json_safe(value), sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from alphaplus_mlops.defs.assets.training import load_dataset
+from alphaplus_mlops.defs.assets.training import load_dataset, load_model
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.evaluation import (
@@ -74,9 +74,7 @@ def model_evaluation(
         rows, rows["proba"].to_numpy(), config.cost_bps, config.band, prior
     )
 
-    native = family.load_native(
-        store.verified_path(candidate["native_uri"], candidate["native_sha256"])
-    )
+    native = load_model(artifacts, family, candidate)
     onnx = OnnxModel(store.get_bytes(candidate["onnx_uri"], candidate["onnx_sha256"]))
     parity = onnx_parity(family.predict_proba(native, x), onnx.predict_proba(x))
     latency = single_row_latency_us(onnx.predict_proba, x)
@@ -91,7 +89,7 @@ def model_evaluation(
         business_metrics=result.business,
     )
 
-    comparison = _compare_with_champion(context, url, store, family, candidate, rows, config)
+    comparison = _compare_with_champion(context, url, artifacts, family, candidate, rows, config)
     table = _comparison_table(result, comparison)
     value = {
         "model_version_id": str(candidate["id"]),
@@ -101,7 +99,7 @@ def model_evaluation(
         "champion_version_id": comparison["champion_version_id"] if comparison else None,
     }
     return dg.Output(
-        registry._json_safe(value),
+        registry.json_safe(value),
         metadata={
             "candidate_version": int(candidate["version"]),
             "evaluation_rows": result.n_rows,
@@ -118,7 +116,7 @@ def model_evaluation(
     )
 
 
-def _compare_with_champion(context, url, store, family, candidate, rows, config) -> dict | None:
+def _compare_with_champion(context, url, artifacts, family, candidate, rows, config) -> dict | None:
     champion = registry.current_champion(url, family.name)
     if champion is None or champion["id"] == candidate["id"]:
         context.log.info("no champion to compare with")
@@ -134,9 +132,7 @@ def _compare_with_champion(context, url, store, family, candidate, rows, config)
             f"(need {config.min_comparable_rows}): comparison skipped"
         )
         return None
-    model = family.load_native(
-        store.verified_path(champion["native_uri"], champion["native_sha256"])
-    )
+    model = load_model(artifacts, family, champion)
     x = unseen[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
     champ = evaluate_predictions(
         unseen, family.predict_proba(model, x), config.cost_bps, config.band

@@ -171,6 +171,12 @@ def load_dataset(artifacts: ArtifactStoreResource, ref: dict) -> Dataset:
     return Dataset.from_parquet_bytes(data, LabelConfig(**ref["label_config"]))
 
 
+def load_model(artifacts: ArtifactStoreResource, family, version: dict):
+    """A version's native model, after checking its file against the recorded SHA-256."""
+    path = artifacts.store.verified_path(version["native_uri"], version["native_sha256"])
+    return family.load_native(path)
+
+
 def _xgboost_parent(url: str, artifacts: ArtifactStoreResource, features: list[str]):
     """The champion's booster when its feature schema matches, else (None, reason)."""
     champion = registry.current_champion(url, "xgboost")
@@ -179,8 +185,8 @@ def _xgboost_parent(url: str, artifacts: ArtifactStoreResource, features: list[s
     if list(champion["feature_names"]) != features:
         return None, None, "champion's feature schema differs: full retrain"
     family = get_family("xgboost")
-    path = artifacts.store.verified_path(champion["native_uri"], champion["native_sha256"])
-    return family.load_native(path), str(champion["id"]), f"parent v{champion['version']}"
+    parent = load_model(artifacts, family, champion)
+    return parent, str(champion["id"]), f"parent v{champion['version']}"
 
 
 @dg.asset(
@@ -315,7 +321,7 @@ def trained_model(
             "train_seconds": round(train_seconds, 2),
             "cpu_seconds": round(_cpu_since(cpu_start), 2),
             "peak_rss_mb": round(progress.peak_rss / 2**20, 1),
-            "params": dg.MetadataValue.json(registry._json_safe(fitted.params)),
+            "params": dg.MetadataValue.json(registry.json_safe(fitted.params)),
             "native_sha256": native.sha256,
             "onnx_sha256": onnx.sha256,
         },

@@ -104,3 +104,14 @@ def test_deflated_sharpe_falls_as_trials_accumulate():
     assert expected_max_sharpe(many) > expected_max_sharpe(few) > 0
     assert deflated_sharpe(r, many) < deflated_sharpe(r, few) <= probabilistic_sharpe(r)
     assert deflated_sharpe(r, np.array([0.05])) == pytest.approx(probabilistic_sharpe(r))
+
+
+def test_rows_unseen_by_a_champion_skip_labels_that_overlap_its_training():
+    from alphaplus_mlops.evaluation import rows_unseen_by
+
+    ts = pd.date_range("2024-01-01", periods=10, freq="D", tz="UTC")
+    rows = pd.DataFrame({"t0": np.repeat(ts, 2), "symbol": ["A", "B"] * 10})
+    end = ts[4]
+    assert rows_unseen_by(rows, end, horizon=1)["t0"].min() == ts[5]
+    three = rows_unseen_by(rows, end, horizon=3)
+    assert three["t0"].min() == ts[7] and len(three) == 6

@@ -14,6 +14,7 @@ from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResour
 from alphaplus_mlops.evaluation import (
     evaluate_predictions,
     onnx_parity,
+    rows_unseen_by,
     single_row_latency_us,
 )
 from alphaplus_mlops.families.base import get_family
@@ -125,7 +126,8 @@ def _compare_with_champion(context, url, artifacts, family, candidate, rows, con
         context.log.warning("champion uses other features: not comparable")
         return None
     # Only rows the champion never saw in training are out-of-sample for both.
-    unseen = rows[rows["t0"] > champion["dataset_window_end"]]
+    horizon = int((champion["label_config"] or {}).get("horizon", 1))
+    unseen = rows_unseen_by(rows, champion["dataset_window_end"], horizon)
     if len(unseen) < config.min_comparable_rows:
         context.log.warning(
             f"only {len(unseen)} rows are out-of-sample for champion v{champion['version']} "

@@ -5,6 +5,8 @@ import resource
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -205,9 +207,8 @@ def trained_model(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.Output[dict]:
-    family_name = context.partition_key
+    url, family_name = postgres.url, context.partition_key
     family = get_family(family_name)
-    tags = context.run.tags
     dataset = load_dataset(artifacts, training_dataset)
     horizon = dataset.label_config.horizon
     params = {**family.default_params(), **family_params(family_name, config)}
@@ -217,59 +218,43 @@ def trained_model(
         embargo=horizon if config.cv_embargo is None else config.cv_embargo,
         min_train_size=50,
     )
+    trigger = run_trigger(context, config)
     deployment.mirror_run(
-        postgres.url,
+        url,
         run_id=context.run.run_id,
         job_name=context.run.job_name,
         partition_key=family_name,
         status="STARTED",
-        trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
-        trigger_id=_uuid_or_none(tags.get(TRIGGER_ID_TAG)),
-        priority=int(tags.get("dagster/priority", config.priority)),
-        tags=dict(tags),
+        tags=dict(context.run.tags),
+        **trigger.mirror_fields(),
     )
     job_id = registry.start_training_job(
-        postgres.url,
+        url,
         family=family_name,
-        trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
-        trigger_id=_uuid_or_none(tags.get(TRIGGER_ID_TAG)),
-        priority=int(tags.get("dagster/priority", config.priority)),
         run_id=context.run.run_id,
-        requested_by=tags.get(REQUESTED_BY_TAG, config.requested_by) or None,
-        reason=tags.get(REASON_TAG, config.reason) or None,
         dataset_id=training_dataset["dataset_id"],
         config={"params": params, "cv": splitter.__dict__},
+        **trigger.job_fields(),
     )
     rounds = int(params.get("iterations", params.get("n_estimators")))
-    progress = TrainingProgress(context, postgres.url, job_id, (config.cv_splits + 1) * rounds)
-    cpu_start = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.monotonic()
-    try:
+    progress = TrainingProgress(context, url, job_id, (config.cv_splits + 1) * rounds)
+    with recorded_training_job(url, job_id, progress) as usage:
         cv = cross_validate(family, dataset, params, splitter, _staged(progress, rounds))
-        parent_model, parent_id, parent_note = (None, None, None)
-        if family_name == "xgboost":
-            parent_model, parent_id, parent_note = _xgboost_parent(
-                postgres.url, artifacts, dataset.features
-            )
+        parent_model, parent_id, parent_note = _parent_for(family_name, url, artifacts, dataset)
         progress.stage(config.cv_splits * rounds)
         fitted = final_fit(family, dataset, params, progress, init_model=parent_model)
         progress.flush()
-        train_seconds = time.monotonic() - started
-        with tempfile.TemporaryDirectory() as tmp:
-            native_path = Path(tmp) / f"model{family.native_suffix}"
-            onnx_path = Path(tmp) / "model.onnx"
-            family.save_native(fitted.model, native_path)
-            family.export_onnx(fitted.model, len(dataset.features), onnx_path)
-            native = artifacts.store.put_file(native_path)
-            onnx = artifacts.store.put_file(onnx_path)
+        train_seconds = usage.wall_seconds()
+        native, onnx = _store_model_files(artifacts, family, fitted.model, len(dataset.features))
         oof = artifacts.store.put_bytes(_parquet(cv.oof), ".parquet")
+        parent_id = parent_id if fitted.training_path == "incremental" else None
         notes = [n for n in [parent_note, *fitted.notes] if n]
         version_id, version = registry.register_model_version(
-            postgres.url,
+            url,
             family=family_name,
             dataset_id=training_dataset["dataset_id"],
             training_job_id=job_id,
-            parent_version_id=parent_id if fitted.training_path == "incremental" else None,
+            parent_version_id=parent_id,
             params=fitted.params,
             feature_names=dataset.features,
             code_version=code_version(),
@@ -283,23 +268,6 @@ def trained_model(
             train_seconds=train_seconds,
             notes=notes,
         )
-    except Exception as exc:
-        registry.finish_training_job(
-            postgres.url,
-            job_id,
-            status="failed",
-            cpu_seconds=_cpu_since(cpu_start),
-            peak_rss=progress.peak_rss,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        raise
-    registry.finish_training_job(
-        postgres.url,
-        job_id,
-        status="succeeded",
-        cpu_seconds=_cpu_since(cpu_start),
-        peak_rss=progress.peak_rss,
-    )
     value = {
         "model_version_id": version_id,
         "family": family_name,
@@ -313,19 +281,101 @@ def trained_model(
             "model_version_id": version_id,
             "version": version,
             "training_path": fitted.training_path,
-            "parent_version_id": parent_id if fitted.training_path == "incremental" else "",
+            "parent_version_id": parent_id or "",
             "notes": "; ".join(notes),
             "oof_rows": len(cv.oof),
             "folds (train, test)": str(cv.fold_sizes),
             "oof_roc_auc": classification_metrics(cv.oof["label"], cv.oof["proba"])["roc_auc"],
             "train_seconds": round(train_seconds, 2),
-            "cpu_seconds": round(_cpu_since(cpu_start), 2),
+            "cpu_seconds": round(usage.cpu_seconds(), 2),
             "peak_rss_mb": round(progress.peak_rss / 2**20, 1),
             "params": dg.MetadataValue.json(registry.json_safe(fitted.params)),
             "native_sha256": native.sha256,
             "onnx_sha256": onnx.sha256,
         },
     )
+
+
+@dataclass(frozen=True)
+class RunTrigger:
+    """Why this run exists: from its tags (schedule, sensor, CLI), else the launchpad config."""
+
+    trigger_type: str
+    trigger_id: str | None
+    priority: int
+    requested_by: str | None
+    reason: str | None
+
+    def mirror_fields(self) -> dict:
+        return {
+            "trigger_type": self.trigger_type,
+            "trigger_id": self.trigger_id,
+            "priority": self.priority,
+        }
+
+    def job_fields(self) -> dict:
+        return {**self.mirror_fields(), "requested_by": self.requested_by, "reason": self.reason}
+
+
+def run_trigger(context: dg.AssetExecutionContext, config: TrainingConfig) -> RunTrigger:
+    tags = context.run.tags
+    return RunTrigger(
+        trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
+        trigger_id=_uuid_or_none(tags.get(TRIGGER_ID_TAG)),
+        priority=int(tags.get("dagster/priority", config.priority)),
+        requested_by=tags.get(REQUESTED_BY_TAG, config.requested_by) or None,
+        reason=tags.get(REASON_TAG, config.reason) or None,
+    )
+
+
+class _Usage:
+    def __init__(self):
+        self.started = time.monotonic()
+        self.cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+
+    def wall_seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def cpu_seconds(self) -> float:
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        return (now.ru_utime - self.cpu_start.ru_utime) + (now.ru_stime - self.cpu_start.ru_stime)
+
+
+@contextmanager
+def recorded_training_job(url: str, job_id: str, progress: TrainingProgress):
+    """Closes the job row: succeeded, or failed with the error, with CPU and peak RSS."""
+    usage = _Usage()
+    try:
+        yield usage
+    except Exception as exc:
+        registry.finish_training_job(
+            url,
+            job_id,
+            status="failed",
+            cpu_seconds=usage.cpu_seconds(),
+            peak_rss=progress.peak_rss,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    registry.finish_training_job(
+        url, job_id, status="succeeded", cpu_seconds=usage.cpu_seconds(), peak_rss=progress.peak_rss
+    )
+
+
+def _parent_for(family_name: str, url: str, artifacts: ArtifactStoreResource, dataset: Dataset):
+    if family_name != "xgboost":
+        return None, None, None
+    return _xgboost_parent(url, artifacts, dataset.features)
+
+
+def _store_model_files(artifacts: ArtifactStoreResource, family, model, n_features: int):
+    """The native file and the ONNX export, content-addressed in the artifact store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        native_path = Path(tmp) / f"model{family.native_suffix}"
+        onnx_path = Path(tmp) / "model.onnx"
+        family.save_native(model, native_path)
+        family.export_onnx(model, n_features, onnx_path)
+        return artifacts.store.put_file(native_path), artifacts.store.put_file(onnx_path)
 
 
 def _uuid_or_none(value: str | None) -> str | None:
@@ -347,11 +397,6 @@ def _staged(progress: TrainingProgress, rounds: int):
         progress(p)
 
     return report
-
-
-def _cpu_since(start) -> float:
-    now = resource.getrusage(resource.RUSAGE_SELF)
-    return (now.ru_utime - start.ru_utime) + (now.ru_stime - start.ru_stime)
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

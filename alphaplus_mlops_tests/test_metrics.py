@@ -115,3 +115,19 @@ def test_rows_unseen_by_a_champion_skip_labels_that_overlap_its_training():
     assert rows_unseen_by(rows, end, horizon=1)["t0"].min() == ts[5]
     three = rows_unseen_by(rows, end, horizon=3)
     assert three["t0"].min() == ts[7] and len(three) == 6
+
+
+def test_turnover_and_hit_rate_count_each_symbols_trades_not_the_net_exposure():
+    ts = pd.date_range("2024-01-01", periods=4, freq="D", tz="UTC")
+    close = [100.0, 101.0, 100.0, 101.0]
+    frame = pd.concat(
+        [
+            pd.DataFrame({"symbol": "A", "ts": ts, "close": close, "proba": [0.9, 0.1, 0.9, 0.1]}),
+            pd.DataFrame({"symbol": "B", "ts": ts, "close": close, "proba": [0.1, 0.9, 0.1, 0.9]}),
+        ]
+    )
+    metrics, returns = backtest_signal(frame, cost_bps=10)
+    # Each symbol enters (|Δw| = 1), then flips every bar (|Δw| = 2): net exposure stays 0.
+    assert metrics.turnover == pytest.approx((1 + 2 + 2 + 2) / 4)
+    assert returns.iloc[0] == pytest.approx(-0.001)
+    assert metrics.hit_rate == 0.0  # the two legs cancel, costs make every held bar a loss

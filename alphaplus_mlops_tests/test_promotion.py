@@ -440,3 +440,38 @@ def test_status_shows_champion_challenger_training_decision_and_gates(env):
 def test_run_retries_never_rerun_a_run_that_a_gate_failed():
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+def test_a_second_rollback_does_not_bring_back_the_model_that_was_pulled(env):
+    # lightgbm: v1 promoted, v2 promoted by hand, then rolled back to v1 (tests above).
+    result = CliRunner().invoke(
+        main, ["rollback", "--family", "lightgbm", "--reason", "again"], env=env["cli_env"]
+    )
+    assert result.exit_code != 0
+    assert "no earlier champion to roll back to" in result.output
+
+
+def test_an_automated_promotion_is_refused_when_the_champion_changed_after_the_decision(env):
+    current = champion(env, "catboost")
+    _, candidate = train(env, "catboost", rounds=90)
+    stale = str(candidate["id"])  # any id that is not the current champion
+    with pytest.raises(deployment.PromotionRefused, match="decide again"):
+        deployment.promote(
+            env["url"],
+            env["store"],
+            str(candidate["id"]),
+            actor="test",
+            reason="stale decision",
+            replacing=stale,
+        )
+    assert champion(env, "catboost")["id"] == current["id"]
+
+
+def test_each_run_reads_the_hand_off_its_own_run_wrote(env):
+    from alphaplus_mlops.store.registry import read_asset_value, write_asset_value
+
+    write_asset_value(env["url"], "probe", "xgboost", "run-a", {"from": "a"})
+    write_asset_value(env["url"], "probe", "xgboost", "run-b", {"from": "b"})
+    assert read_asset_value(env["url"], "probe", "xgboost", "run-a") == {"from": "a"}
+    assert read_asset_value(env["url"], "probe", "xgboost", "run-c") == {"from": "b"}
+    assert read_asset_value(env["url"], "probe", "xgboost") == {"from": "b"}

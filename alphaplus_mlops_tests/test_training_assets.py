@@ -192,7 +192,7 @@ def test_a_champion_trained_on_an_older_window_is_compared_on_unseen_rows(env, f
     shared = query(
         env["url"],
         "SELECT model_version_id, n_rows FROM model_performance_tracking WHERE split = %s",
-        (f"vs_champion:{old_id}",),
+        (f"vs_champion:{old_id}:{new.output_for_node('trained_model')['model_version_id']}",),
     )
     assert len(shared) == 2 and shared[0]["n_rows"] == shared[1]["n_rows"] > 0
 

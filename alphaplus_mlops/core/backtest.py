@@ -66,8 +66,17 @@ def bars_per_year(timestamps: pd.Series | pd.DatetimeIndex) -> float:
 def business_metrics(
     returns: np.ndarray, positions: np.ndarray, periods_per_year: float
 ) -> BusinessMetrics:
-    r = np.asarray(returns, dtype=float)
+    """Metrics of one position series and its net returns."""
     w = np.asarray(positions, dtype=float)
+    previous = np.concatenate(([0.0], w[:-1]))
+    return portfolio_metrics(returns, np.abs(w - previous), previous != 0, periods_per_year)
+
+
+def portfolio_metrics(
+    returns: np.ndarray, turnover: np.ndarray, active: np.ndarray, periods_per_year: float
+) -> BusinessMetrics:
+    """Metrics from net returns per bar, traded |Δw| per bar and which bars held positions."""
+    r = np.asarray(returns, dtype=float)
     if len(r) < 2:
         raise ValueError("need at least two strategy returns")
     std = r.std(ddof=1)
@@ -77,15 +86,14 @@ def business_metrics(
     equity = np.cumprod(1.0 + r)
     peak = np.maximum.accumulate(np.concatenate(([1.0], equity)))[1:]
     drawdown = float(np.max(1.0 - equity / peak))
-    previous = np.concatenate(([0.0], w[:-1]))
-    active = previous != 0
+    active = np.asarray(active, dtype=bool)
     hit_rate = float((r[active] > 0).mean()) if active.any() else 0.0
     return BusinessMetrics(
         net_sharpe=sharpe,
         profit_factor=profit_factor,
         max_drawdown=drawdown,
         hit_rate=hit_rate,
-        turnover=float(np.abs(w - previous).mean()),
+        turnover=float(np.mean(turnover)),
         total_return=float(equity[-1] - 1.0),
         bars_per_year=float(periods_per_year),
         n_bars=len(r),
@@ -107,11 +115,24 @@ def backtest_signal(
         asset = np.concatenate(([0.0], close[1:] / close[:-1] - 1.0))
         w = positions_from_probability(group[proba_column].to_numpy(), band)
         net = strategy_returns(w, asset, cost)
-        per_symbol.append(pd.DataFrame({"ts": group["ts"].to_numpy(), "ret": net, "w": w}))
-    pooled = pd.concat(per_symbol)
-    portfolio = pooled.groupby("ts")["ret"].mean()
-    exposure = pooled.groupby("ts")["w"].mean()
-    metrics = business_metrics(
-        portfolio.to_numpy(), exposure.to_numpy(), bars_per_year(portfolio.index)
+        previous = np.concatenate(([0.0], w[:-1]))
+        per_symbol.append(
+            pd.DataFrame(
+                {
+                    "ts": group["ts"].to_numpy(),
+                    "ret": net,
+                    "traded": np.abs(w - previous),
+                    "held": previous != 0,
+                }
+            )
+        )
+    by_bar = pd.concat(per_symbol).groupby("ts")
+    portfolio = by_bar["ret"].mean()
+    # Costs are paid per symbol, so turnover is too: the mean |Δw| over the symbols of a bar.
+    metrics = portfolio_metrics(
+        portfolio.to_numpy(),
+        by_bar["traded"].mean().to_numpy(),
+        by_bar["held"].any().to_numpy(),
+        bars_per_year(portfolio.index),
     )
     return metrics, portfolio

@@ -46,7 +46,9 @@ def data_quality(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.AssetCheckResult:
-    ref = registry.read_asset_value(postgres.url, "training_dataset", _partition(context))
+    ref = registry.read_asset_value(
+        postgres.url, "training_dataset", _partition(context), context.run.run_id
+    )
     dataset = load_dataset(artifacts, ref)
     row = deployment.load_gates(postgres.url).get("data_quality")
     if row is None:
@@ -123,7 +125,9 @@ def drift(
     artifacts: ArtifactStoreResource,
 ):
     url = postgres.url
-    ref = registry.read_asset_value(url, "training_dataset", _partition(context))
+    ref = registry.read_asset_value(
+        url, "training_dataset", _partition(context), context.run.run_id
+    )
     dataset = load_dataset(artifacts, ref)
     config = (deployment.load_gates(url).get("drift") or {}).get("config") or {}
     window = int(config.get("recent_window_bars", 63))

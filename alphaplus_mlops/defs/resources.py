@@ -82,7 +82,7 @@ class PostgresJsonIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> dict:
         key = context.upstream_output.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
-        value = read_asset_value(self.postgres.url, key, partition)
+        value = read_asset_value(self.postgres.url, key, partition, context.step_context.run_id)
         if value is None:
             raise dg.Failure(f"{key} [{partition or 'unpartitioned'}] has not been materialized")
         return value

@@ -19,6 +19,9 @@ from alphaplus_mlops.store.db import connect
 from alphaplus_mlops.store.registry import jsonb
 from alphaplus_mlops.versioning import code_version
 
+ANY_CHAMPION = object()
+"""promote(replacing=ANY_CHAMPION): replace whichever version is champion (manual use)."""
+
 
 class PromotionRefused(RuntimeError):
     """A version may not become champion; the message says why."""
@@ -192,8 +195,14 @@ def promote(
     actor: str,
     reason: str,
     evidence: dict | None = None,
+    replacing: str | None | object = ANY_CHAMPION,
 ) -> LedgerEntry:
-    """Make ``version_id`` its family's champion, or raise PromotionRefused saying why."""
+    """Make ``version_id`` its family's champion, or raise PromotionRefused saying why.
+
+    ``replacing`` is the champion an automated decision compared the candidate with (None:
+    there was none). If another version became champion since, the decision is stale and
+    the promotion is refused; manual promotions leave it at ANY_CHAMPION.
+    """
     with connect(url) as conn, conn.transaction():
         found = conn.execute(queries.SELECT_MODEL_VERSION, (version_id,)).fetchone()
         if found is None:
@@ -212,6 +221,12 @@ def promote(
             raise PromotionRefused(f"{family} v{version['version']} is {version['status']}")
         verify_artifacts(store, version)
         previous = conn.execute(queries.SELECT_CHAMPION_FOR_UPDATE, (family,)).fetchone()
+        previous_id = str(previous["id"]) if previous else None
+        if replacing is not ANY_CHAMPION and previous_id != replacing:
+            raise PromotionRefused(
+                f"{family} v{version['version']} was judged against champion {replacing}, but "
+                f"the champion is now {previous_id}: decide again before promoting"
+            )
         if previous is not None:
             conn.execute(queries.SET_VERSION_STATUS, ("retired", previous["id"]))
         conn.execute(queries.SET_VERSION_STATUS, ("champion", version_id))
@@ -266,6 +281,8 @@ def rollback(
             target = _previous_champion(conn, family, current)
         if current is not None and target["id"] == current["id"]:
             raise PromotionRefused(f"{family} v{target['version']} is already the champion")
+        if target["status"] == "rejected":
+            raise PromotionRefused(f"{family} v{target['version']} was rejected by its gates")
         status = gate_status(url, str(target["id"]), conn)
         if not status.all_passed:
             raise PromotionRefused(
@@ -307,12 +324,22 @@ def rollback(
 
 
 def _previous_champion(conn, family: str, current: dict | None) -> dict:
+    """The most recent earlier champion that left office normally (status 'retired').
+
+    A version that was itself rolled back, or rejected, is never chosen by default.
+    """
     current_id = current["id"] if current else None
     for entry in conn.execute(queries.SELECT_LEDGER_FOR_FAMILY, (family,)).fetchall():
-        if entry["action"] in ("promote", "rollback") and entry["model_version_id"] != current_id:
-            return conn.execute(
-                queries.SELECT_VERSION_BY_NUMBER, (family, entry["version"])
-            ).fetchone()
+        if (
+            entry["action"] not in ("promote", "rollback")
+            or entry["model_version_id"] == current_id
+        ):
+            continue
+        version = conn.execute(
+            queries.SELECT_VERSION_BY_NUMBER, (family, entry["version"])
+        ).fetchone()
+        if version["status"] == "retired":
+            return version
     raise PromotionRefused(f"{family} has no earlier champion to roll back to; use --to VERSION")
 
 

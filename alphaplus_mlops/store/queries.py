@@ -75,12 +75,15 @@ ORDER BY symbol, ts
 UPSERT_ASSET_VALUE = """
 INSERT INTO dagster_asset_values (asset_key, partition_key, run_id, value)
 VALUES (%s, %s, %s, %s)
-ON CONFLICT (asset_key, partition_key) DO UPDATE
-    SET run_id = EXCLUDED.run_id, value = EXCLUDED.value, written_at = now()
+ON CONFLICT (asset_key, partition_key, run_id) DO UPDATE
+    SET value = EXCLUDED.value, written_at = clock_timestamp()
 """
 
+# This run's own value when it wrote one, else the latest from any run.
 SELECT_ASSET_VALUE = """
 SELECT value FROM dagster_asset_values WHERE asset_key = %s AND partition_key = %s
+ORDER BY (run_id = %s) DESC, written_at DESC
+LIMIT 1
 """
 
 # Datasets -------------------------------------------------------------------------------------

@@ -38,9 +38,12 @@ def write_asset_value(url: str, asset_key: str, partition: str, run_id: str, val
         conn.execute(queries.UPSERT_ASSET_VALUE, (asset_key, partition, run_id, jsonb(value)))
 
 
-def read_asset_value(url: str, asset_key: str, partition: str) -> dict | None:
+def read_asset_value(
+    url: str, asset_key: str, partition: str, run_id: str | None = None
+) -> dict | None:
+    """The value ``run_id`` wrote for this asset partition, else the latest one."""
     with connect(url) as conn:
-        row = conn.execute(queries.SELECT_ASSET_VALUE, (asset_key, partition)).fetchone()
+        row = conn.execute(queries.SELECT_ASSET_VALUE, (asset_key, partition, run_id)).fetchone()
     return None if row is None else row["value"]
 
 
@@ -253,6 +256,11 @@ def leaderboard(url: str) -> list[dict]:
         return conn.execute(queries.SELECT_LEADERBOARD).fetchall()
 
 
+def comparison_split(champion_id, candidate_id) -> str:
+    """The split name under which a candidate and a champion were judged on shared rows."""
+    return f"vs_champion:{champion_id}:{candidate_id}"
+
+
 @dataclass(frozen=True)
 class VersionEvaluation:
     """A version's out-of-fold metrics and, when one was made, its comparison with the
@@ -273,7 +281,7 @@ def evaluation_of(url: str, version: dict, champion_id: str | None) -> VersionEv
         if champion_id is not None:
             shared = conn.execute(
                 queries.SELECT_SHARED_EVALUATION,
-                (f"vs_champion:{champion_id}", version["id"], champion_id),
+                (comparison_split(champion_id, version["id"]), version["id"], champion_id),
             ).fetchall()
     flat = {**oof["ml_metrics"], **oof["business_metrics"]}
     by_model = {

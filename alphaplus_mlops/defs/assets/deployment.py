@@ -76,6 +76,7 @@ def deployment_decision(
         "outcome": decision.outcome,
         "model_version_id": str(candidate["id"]),
         "version": candidate["version"],
+        "champion_version_id": inputs["champion_version_id"],
     }
     return dg.Output(
         value,
@@ -120,9 +121,12 @@ def champion_model(
         if target is None:
             raise dg.Failure(f"{family} has no version {config.version}")
         reason = config.reason or "manual promotion"
+        replacing = deployment.ANY_CHAMPION
     elif deployment_decision["outcome"] == "promote":
         target = registry.get_model_version(url, deployment_decision["model_version_id"])
         reason = f"automated decision {deployment_decision['decision_id']}"
+        # The decision compared the candidate with this champion; a newer one voids it.
+        replacing = deployment_decision.get("champion_version_id")
     else:
         champion = registry.current_champion(url, family)
         return dg.Output(
@@ -147,6 +151,7 @@ def champion_model(
             actor=actor,
             reason=reason,
             evidence={"run_id": context.run.run_id},
+            replacing=replacing,
         )
     except deployment.PromotionRefused as exc:
         raise dg.Failure(str(exc)) from exc

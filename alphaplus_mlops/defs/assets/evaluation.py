@@ -145,7 +145,7 @@ def _compare_with_champion(context, url, artifacts, family, candidate, rows, con
             url,
             model_version_id=version_id,
             dataset_id=candidate["dataset_id"],
-            split=f"vs_champion:{champion['id']}",
+            split=registry.comparison_split(champion["id"], candidate["id"]),
             n_rows=evaluation.n_rows,
             ml_metrics=evaluation.ml,
             business_metrics=evaluation.business,

@@ -158,3 +158,11 @@ def test_a_symbol_column_is_used_and_a_contradicting_flag_refused(tmp_path):
 def test_unsupported_file_types_are_named(tmp_path):
     with pytest.raises(BarValidationError, match="unsupported file type '.xlsx'"):
         read_bar_file(write(tmp_path, "x", "bars.xlsx"), "X")
+
+
+def test_a_date_only_end_bound_includes_its_whole_last_day():
+    from alphaplus_mlops.data.sources import inclusive_end
+
+    end = inclusive_end("2015-09-30")
+    assert pd.Timestamp("2015-09-30T16:00:00-05:00") <= end < pd.Timestamp("2015-10-01", tz="UTC")
+    assert inclusive_end("2015-09-30T12:00:00+00:00") == pd.Timestamp("2015-09-30 12:00", tz="UTC")

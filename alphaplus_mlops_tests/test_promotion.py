@@ -475,3 +475,36 @@ def test_each_run_reads_the_hand_off_its_own_run_wrote(env):
     assert read_asset_value(env["url"], "probe", "xgboost", "run-a") == {"from": "a"}
     assert read_asset_value(env["url"], "probe", "xgboost", "run-c") == {"from": "b"}
     assert read_asset_value(env["url"], "probe", "xgboost") == {"from": "b"}
+
+
+def test_asset_launches_and_odd_trigger_tags_are_mirrored_too(env):
+    from alphaplus_mlops.defs.assets.market import market_bars
+
+    odd, version = train(env, "lightgbm", rounds=65, tags={"alphaplus/trigger_id": "not-a-uuid"})
+    bars = dg.materialize(
+        [market_bars],
+        instance=env["instance"],
+        resources={"postgres": env["resources"]["postgres"]},
+        run_config={
+            "ops": {
+                "market_bars": {
+                    "config": {"sources": ["simulator"], "sim_symbols": ["MIRROR"], "sim_bars": 120}
+                }
+            }
+        },
+    )
+    context = dg.build_sensor_context(
+        instance=env["instance"], resources={"postgres": env["resources"]["postgres"]}
+    )
+    run_mirror_sensor(context)
+    mirrored = {
+        r["dagster_run_id"]: r for r in rows(env["url"], "SELECT * FROM ml_pipeline_orchestration")
+    }
+    assert mirrored[odd.run_id]["trigger_id"] is None
+    assert mirrored[bars.run_id]["status"] == "SUCCESS"
+    (job,) = rows(
+        env["url"],
+        "SELECT trigger_id FROM model_training_jobs WHERE dagster_run_id = %s",
+        (odd.run_id,),
+    )
+    assert job["trigger_id"] is None

@@ -104,3 +104,15 @@ def load_packaged_sample(symbols: tuple[str, ...] = tuple(PACKAGED_SAMPLES)) -> 
         frames.append(frame[list(BAR_COLUMNS)])
     combined = pd.concat(frames, ignore_index=True)
     return validate_bars(combined, source="packaged sample")
+
+
+def inclusive_end(value: str) -> pd.Timestamp:
+    """An end bound that includes all of its last day: '2015-09-30' means up to 23:59:59.9…
+
+    Bars stamped at a session's close (16:00-05:00 is 21:00 UTC) would otherwise fall
+    outside a date-only bound. Naive values are UTC, like every timestamp here.
+    """
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    date_only = len(value.strip()) <= 10
+    return stamp + pd.Timedelta(days=1) - pd.Timedelta(1, "ns") if date_only else stamp

@@ -11,7 +11,6 @@ from alphaplus_mlops.store import deployment
 
 TRIGGER_TAG = "alphaplus/trigger_type"
 TRIGGER_ID_TAG = "alphaplus/trigger_id"
-MIRRORED_JOBS = ("train_model", "rollback_job", "ingest_market_bars")
 
 
 def stale_families(url: str, now: datetime, max_age: timedelta) -> dict[str, str]:
@@ -76,25 +75,32 @@ def run_mirror_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
     )
     newest = since
     for record in records:
-        run = record.dagster_run
-        if run.job_name not in MIRRORED_JOBS:
-            continue
-        deployment.mirror_run(
-            postgres.url,
-            run_id=run.run_id,
-            job_name=run.job_name,
-            partition_key=run.tags.get("dagster/partition"),
-            status=run.status.value,
-            trigger_type=run.tags.get(TRIGGER_TAG, "manual"),
-            trigger_id=run.tags.get(TRIGGER_ID_TAG),
-            priority=int(run.tags.get("dagster/priority", 0)),
-            tags=dict(run.tags),
-            started_at=_ts(record.start_time),
-            finished_at=_ts(record.end_time),
-        )
         newest = max(newest, record.update_timestamp.timestamp())
+        # Every run of this instance is the project's: jobs, schedules, and asset launches
+        # (`dagster asset materialize`, the UI), whatever their job name.
+        try:
+            _mirror(postgres.url, record)
+        except Exception as exc:  # one bad run must not stop the mirror for all others
+            context.log.warning(f"run {record.dagster_run.run_id} not mirrored: {exc}")
     context.update_cursor(str(newest))
     return dg.SkipReason(f"mirrored {len(records)} run(s)") if records else None
+
+
+def _mirror(url: str, record) -> None:
+    run = record.dagster_run
+    deployment.mirror_run(
+        url,
+        run_id=run.run_id,
+        job_name=run.job_name,
+        partition_key=run.tags.get("dagster/partition"),
+        status=run.status.value,
+        trigger_type=run.tags.get(TRIGGER_TAG, "manual"),
+        trigger_id=run.tags.get(TRIGGER_ID_TAG),
+        priority=int(run.tags.get("dagster/priority", 0)),
+        tags=dict(run.tags),
+        started_at=_ts(record.start_time),
+        finished_at=_ts(record.end_time),
+    )
 
 
 def _ts(value: float | None) -> datetime | None:

@@ -142,12 +142,19 @@ def drift(
             dataset.frame, dataset.features, window, int(config.get("calibration_windows", 30))
         )
         if len(history) == 0:
-            return {"mean_feature_psi": current, "recent_rows": float(len(recent))}
-        yardstick = float(np.quantile(history, float(config.get("calibration_quantile", 0.95))))
-        context.log.info(
-            f"recent mean PSI {current:.3f}; historical windows median "
-            f"{np.median(history):.3f}, q95 {yardstick:.3f}"
-        )
+            # Too short a training window to calibrate on (a rolling window after a break):
+            # measure against the configured absolute yardstick instead.
+            yardstick = float(config.get("uncalibrated_yardstick", 0.2))
+            context.log.warning(
+                f"{dataset.frame['ts'].nunique()} training bars cannot hold two {window}-bar "
+                f"windows: recent mean PSI {current:.3f} judged against {yardstick}"
+            )
+        else:
+            yardstick = float(np.quantile(history, float(config.get("calibration_quantile", 0.95))))
+            context.log.info(
+                f"recent mean PSI {current:.3f}; historical windows median "
+                f"{np.median(history):.3f}, q95 {yardstick:.3f}"
+            )
         return {
             "psi_vs_history": current / yardstick,
             "mean_feature_psi": current,

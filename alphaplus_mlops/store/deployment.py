@@ -9,6 +9,7 @@ new one, never neither nor both.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -369,7 +370,17 @@ def family_status(url: str, family: str) -> dict:
         return conn.execute(queries.SELECT_FAMILY_STATUS, {"f": family}).fetchone()
 
 
+def as_uuid(value: object) -> str | None:
+    """A trigger id from a run tag: a UUID string, or None for anything else."""
+    try:
+        return str(uuid.UUID(str(value))) if value else None
+    except ValueError:
+        return None
+
+
 def mirror_run(url: str, **run: object) -> None:
+    """Upsert a run into ml_pipeline_orchestration; an unknown trigger id is stored as NULL."""
+    run = {**run, "trigger_id": as_uuid(run.get("trigger_id"))}
     with connect(url) as conn:
         conn.execute(
             queries.UPSERT_RUN_MIRROR,

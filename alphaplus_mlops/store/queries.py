@@ -109,7 +109,8 @@ INSERT_TRAINING_JOB = """
 INSERT INTO model_training_jobs
     (family, trigger_type, trigger_id, priority, status, dagster_run_id, requested_by, reason,
      dataset_id, config, started_at)
-VALUES (%s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, now())
+VALUES (%s, %s, (SELECT id FROM automated_retraining_triggers WHERE id = %s::uuid), %s,
+        'running', %s, %s, %s, %s, %s, now())
 RETURNING id
 """
 
@@ -169,11 +170,15 @@ VALUES (%s, %s, %s, %s, %s, %s)
 RETURNING id
 """
 
+# One trial per candidate ever evaluated for the family (its latest evaluation), except the
+# one being evaluated now: re-evaluating a version must not count it twice.
 SELECT_TRIAL_SHARPES = """
-SELECT (p.business_metrics ->> 'sharpe_per_bar')::double precision AS sharpe
+SELECT DISTINCT ON (p.model_version_id)
+       (p.business_metrics ->> 'sharpe_per_bar')::double precision AS sharpe
 FROM model_performance_tracking p JOIN model_versioning v ON v.id = p.model_version_id
-WHERE v.family = %s AND p.split = 'walk_forward_oof'
+WHERE v.family = %s AND p.split = 'walk_forward_oof' AND p.model_version_id <> %s
   AND p.business_metrics ? 'sharpe_per_bar'
+ORDER BY p.model_version_id, p.evaluated_at DESC
 """
 
 SELECT_LEADERBOARD = """
@@ -315,7 +320,8 @@ UPSERT_RUN_MIRROR = """
 INSERT INTO ml_pipeline_orchestration
     (dagster_run_id, job_name, partition_key, status, trigger_type, trigger_id, priority, tags,
      started_at, finished_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s,
+        (SELECT id FROM automated_retraining_triggers WHERE id = %s::uuid), %s, %s, %s, %s)
 ON CONFLICT (dagster_run_id) DO UPDATE
     SET status = EXCLUDED.status, started_at = coalesce(EXCLUDED.started_at,
         ml_pipeline_orchestration.started_at), finished_at = EXCLUDED.finished_at,

@@ -246,9 +246,11 @@ def record_performance(
     return str(row["id"])
 
 
-def trial_sharpes(url: str, family: str) -> list[float]:
+def trial_sharpes(url: str, family: str, excluding_version_id: str) -> list[float]:
+    """Per-bar Sharpe of every other candidate of the family: the trials that deflate."""
     with connect(url) as conn:
-        return [r["sharpe"] for r in conn.execute(queries.SELECT_TRIAL_SHARPES, (family,))]
+        rows = conn.execute(queries.SELECT_TRIAL_SHARPES, (family, excluding_version_id))
+        return [r["sharpe"] for r in rows]
 
 
 def leaderboard(url: str) -> list[dict]:

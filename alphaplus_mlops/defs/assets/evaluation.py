@@ -19,7 +19,7 @@ from alphaplus_mlops.evaluation import (
 )
 from alphaplus_mlops.families.base import get_family
 from alphaplus_mlops.serving.onnx_model import OnnxModel
-from alphaplus_mlops.store import registry
+from alphaplus_mlops.store import deployment, registry
 
 SHOWN_ML = ["roc_auc", "accuracy", "f1", "log_loss", "brier"]
 SHOWN_BUSINESS = [
@@ -34,7 +34,11 @@ SHOWN_BUSINESS = [
 
 
 class EvaluationConfig(dg.Config):
-    cost_bps: float = Field(default=5.0, description="One-way cost: fees plus half spread.")
+    cost_bps: float | None = Field(
+        default=None,
+        description="One-way cost in bps (fees plus half spread); default: the cost_bps of "
+        "the business_metrics gate row, else 5.",
+    )
     band: float = Field(default=0.0, description="Flat when |p - 0.5| <= band.")
     min_comparable_rows: int = Field(
         default=50, description="Fewest shared out-of-sample rows to compare with the champion."
@@ -70,10 +74,9 @@ def model_evaluation(
     rows = oof.merge(dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"])
     x = rows[dataset.features].to_numpy(dtype=np.float32)
 
-    prior = registry.trial_sharpes(url, family_name)
-    result = evaluate_predictions(
-        rows, rows["proba"].to_numpy(), config.cost_bps, config.band, prior
-    )
+    prior = registry.trial_sharpes(url, family_name, candidate["id"])
+    cost = cost_bps_for(url, config)
+    result = evaluate_predictions(rows, rows["proba"].to_numpy(), cost, config.band, prior)
 
     native = load_model(artifacts, family, candidate)
     onnx = OnnxModel(store.get_bytes(candidate["onnx_uri"], candidate["onnx_sha256"]))
@@ -90,7 +93,9 @@ def model_evaluation(
         business_metrics=result.business,
     )
 
-    comparison = _compare_with_champion(context, url, artifacts, family, candidate, rows, config)
+    comparison = _compare_with_champion(
+        context, url, artifacts, family, candidate, rows, config, cost
+    )
     table = _comparison_table(result, comparison)
     value = {
         "model_version_id": str(candidate["id"]),
@@ -117,7 +122,17 @@ def model_evaluation(
     )
 
 
-def _compare_with_champion(context, url, artifacts, family, candidate, rows, config) -> dict | None:
+def cost_bps_for(url: str, config: EvaluationConfig) -> float:
+    """The run's cost: its config, else the business gate row's, so one row sets both."""
+    if config.cost_bps is not None:
+        return config.cost_bps
+    gate = deployment.load_gates(url).get("business_metrics") or {}
+    return float((gate.get("config") or {}).get("cost_bps", 5.0))
+
+
+def _compare_with_champion(
+    context, url, artifacts, family, candidate, rows, config, cost
+) -> dict | None:
     champion = registry.current_champion(url, family.name)
     if champion is None or champion["id"] == candidate["id"]:
         context.log.info("no champion to compare with")
@@ -136,10 +151,8 @@ def _compare_with_champion(context, url, artifacts, family, candidate, rows, con
         return None
     model = load_model(artifacts, family, champion)
     x = unseen[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
-    champ = evaluate_predictions(
-        unseen, family.predict_proba(model, x), config.cost_bps, config.band
-    )
-    cand = evaluate_predictions(unseen, unseen["proba"].to_numpy(), config.cost_bps, config.band)
+    champ = evaluate_predictions(unseen, family.predict_proba(model, x), cost, config.band)
+    cand = evaluate_predictions(unseen, unseen["proba"].to_numpy(), cost, config.band)
     for version_id, evaluation in ((champion["id"], champ), (candidate["id"], cand)):
         registry.record_performance(
             url,

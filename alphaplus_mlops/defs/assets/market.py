@@ -5,7 +5,7 @@ import pandas as pd
 from pydantic import Field
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
-from alphaplus_mlops.data.sources import PACKAGED_SAMPLES, load_packaged_sample
+from alphaplus_mlops.data.sources import PACKAGED_SAMPLES, inclusive_end, load_packaged_sample
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.bars import summarize_bars, upsert_bars
@@ -59,7 +59,7 @@ def market_bars(
         extra["simulator_break_ts"] = market.break_ts.isoformat()
 
     if config.as_of:
-        cutoff = pd.Timestamp(config.as_of, tz="UTC")
+        cutoff = inclusive_end(config.as_of)
         loaded = [(source, bars[bars["ts"] <= cutoff]) for source, bars in loaded]
         extra["as_of"] = cutoff.isoformat()
 

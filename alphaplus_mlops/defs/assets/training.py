@@ -4,7 +4,6 @@ import io
 import resource
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from alphaplus_mlops.core.features import FEATURE_VERSION
 from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.core.metrics import classification_metrics
 from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.data.sources import inclusive_end
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.progress import TrainingProgress
@@ -84,7 +84,7 @@ def training_dataset(
         postgres.url,
         symbols,
         pd.Timestamp(config.start, tz="UTC") if config.start else None,
-        pd.Timestamp(config.end, tz="UTC") if config.end else None,
+        inclusive_end(config.end) if config.end else None,
     )
     missing = sorted(set(symbols) - set(bars["symbol"]))
     if bars.empty or missing:
@@ -321,7 +321,7 @@ def run_trigger(context: dg.AssetExecutionContext, config: TrainingConfig) -> Ru
     tags = context.run.tags
     return RunTrigger(
         trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
-        trigger_id=_uuid_or_none(tags.get(TRIGGER_ID_TAG)),
+        trigger_id=deployment.as_uuid(tags.get(TRIGGER_ID_TAG)),
         priority=int(tags.get("dagster/priority", config.priority)),
         requested_by=tags.get(REQUESTED_BY_TAG, config.requested_by) or None,
         reason=tags.get(REASON_TAG, config.reason) or None,
@@ -376,13 +376,6 @@ def _store_model_files(artifacts: ArtifactStoreResource, family, model, n_featur
         family.save_native(model, native_path)
         family.export_onnx(model, n_features, onnx_path)
         return artifacts.store.put_file(native_path), artifacts.store.put_file(onnx_path)
-
-
-def _uuid_or_none(value: str | None) -> str | None:
-    try:
-        return str(uuid.UUID(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _staged(progress: TrainingProgress, rounds: int):

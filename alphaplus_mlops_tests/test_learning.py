@@ -47,3 +47,29 @@ def test_shuffled_labels_do_not_pass_the_same_check(family, before_break):
     shuffled["label"] = np.random.default_rng(0).permutation(shuffled["label"].to_numpy())
     auc = oos_auc(family, Dataset(shuffled, before_break.features, before_break.label_config))
     assert auc < 0.5 + MARGIN
+
+
+def test_incremental_cv_continues_from_the_parent_only_on_folds_it_never_saw(before_break):
+    from alphaplus_mlops.training import Parent
+
+    family = get_family("xgboost")
+    frame = before_break.frame
+    cut = frame["t0"].quantile(0.3)
+    early = frame["t0"] <= cut
+    model = family.fit(
+        before_break.x[early.to_numpy()], before_break.y[early.to_numpy()], {"n_estimators": 10}
+    ).model
+    splitter = WalkForward(n_splits=3, gap=1, embargo=1)
+    fresh = cross_validate(
+        family, before_break, {"n_estimators": 10}, splitter, parent=Parent(model, cut, horizon=1)
+    )
+    assert fresh.warm_started_folds == [0, 1, 2]
+    stale = cross_validate(
+        family,
+        before_break,
+        {"n_estimators": 10},
+        splitter,
+        parent=Parent(model, frame["t0"].max(), horizon=1),
+    )
+    assert stale.warm_started_folds == []
+    assert not np.allclose(fresh.oof["proba"], stale.oof["proba"])

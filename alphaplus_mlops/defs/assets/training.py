@@ -24,7 +24,7 @@ from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResour
 from alphaplus_mlops.families.base import get_family
 from alphaplus_mlops.store import deployment, registry
 from alphaplus_mlops.store.bars import load_bars
-from alphaplus_mlops.training import Dataset, build_dataset, cross_validate, final_fit
+from alphaplus_mlops.training import Dataset, Parent, build_dataset, cross_validate, final_fit
 from alphaplus_mlops.versioning import code_version
 
 TRIGGER_TAG = "alphaplus/trigger_type"
@@ -180,14 +180,17 @@ def load_model(artifacts: ArtifactStoreResource, family, version: dict):
 
 
 def _xgboost_parent(url: str, artifacts: ArtifactStoreResource, features: list[str]):
-    """The champion's booster when its feature schema matches, else (None, reason)."""
+    """The champion's booster when its feature schema matches, else (None, None, reason)."""
     champion = registry.current_champion(url, "xgboost")
     if champion is None:
         return None, None, "no champion yet: full retrain"
     if list(champion["feature_names"]) != features:
         return None, None, "champion's feature schema differs: full retrain"
-    family = get_family("xgboost")
-    parent = load_model(artifacts, family, champion)
+    parent = Parent(
+        model=load_model(artifacts, get_family("xgboost"), champion),
+        trained_until=pd.Timestamp(champion["dataset_window_end"]),
+        horizon=int((champion["label_config"] or {}).get("horizon", 1)),
+    )
     return parent, str(champion["id"]), f"parent v{champion['version']}"
 
 
@@ -239,16 +242,22 @@ def trained_model(
     rounds = int(params.get("iterations", params.get("n_estimators")))
     progress = TrainingProgress(context, url, job_id, (config.cv_splits + 1) * rounds)
     with recorded_training_job(url, job_id, progress) as usage:
-        cv = cross_validate(family, dataset, params, splitter, _staged(progress, rounds))
-        parent_model, parent_id, parent_note = _parent_for(family_name, url, artifacts, dataset)
+        parent, parent_id, parent_note = _parent_for(family_name, url, artifacts, dataset)
+        cv = cross_validate(
+            family, dataset, params, splitter, _staged(progress, rounds), parent=parent
+        )
         progress.stage(config.cv_splits * rounds)
-        fitted = final_fit(family, dataset, params, progress, init_model=parent_model)
+        fitted = final_fit(
+            family, dataset, params, progress, init_model=parent.model if parent else None
+        )
         progress.flush()
         train_seconds = usage.wall_seconds()
         native, onnx = _store_model_files(artifacts, family, fitted.model, len(dataset.features))
         oof = artifacts.store.put_bytes(_parquet(cv.oof), ".parquet")
         parent_id = parent_id if fitted.training_path == "incremental" else None
         notes = [n for n in [parent_note, *fitted.notes] if n]
+        if cv.warm_started_folds:
+            notes.append(f"CV folds {cv.warm_started_folds} continued from the parent too")
         version_id, version = registry.register_model_version(
             url,
             family=family_name,

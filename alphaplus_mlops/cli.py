@@ -56,12 +56,13 @@ def db() -> None:
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (no-op for an external ALPHAPLUS_DATABASE_URL)."""
+    from alphaplus_mlops.store import queries  # noqa: PLC0415
     from alphaplus_mlops.store.db import connect, redact  # noqa: PLC0415
 
     settings = _settings()
     url = _database_url(settings)
     with connect(url) as conn:
-        version = conn.execute("SHOW server_version").fetchone()["server_version"]
+        version = conn.execute(queries.SERVER_VERSION).fetchone()["server_version"]
     where = "external" if settings.database_url else f"embedded in {settings.embedded_data_dir}"
     click.echo(f"PostgreSQL {version} running ({where})\n{redact(url)}")
 

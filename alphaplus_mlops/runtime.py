@@ -50,6 +50,7 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     """
     import dagster as dg  # noqa: PLC0415
 
+    from alphaplus_mlops.store import queries  # noqa: PLC0415
     from alphaplus_mlops.store.db import connect  # noqa: PLC0415
 
     env = dagster_environment(settings, database_url)
@@ -57,12 +58,12 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     os.environ.update(env)
     try:
         with connect(database_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (_DAGSTER_STORAGE_LOCK_KEY,))
+            conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
             try:
                 with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
                     pass
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_DAGSTER_STORAGE_LOCK_KEY,))
+                conn.execute(queries.RELEASE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
     finally:
         for key, value in saved.items():
             if value is None:

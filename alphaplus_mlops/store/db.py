@@ -7,8 +7,6 @@ fails on every event write, so Dagster gets the explicit ``postgresql+psycopg2``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -48,11 +46,3 @@ def with_database(url: str, database: str) -> str:
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
-
-
-@contextmanager
-def transaction(url: str) -> Iterator[psycopg.Connection]:
-    """A connection whose work commits together on success and rolls back on any error."""
-    with connect(url) as conn:
-        with conn.transaction():
-            yield conn

@@ -5,6 +5,8 @@
 ACQUIRE_ADVISORY_LOCK = "SELECT pg_advisory_lock(%s)"
 RELEASE_ADVISORY_LOCK = "SELECT pg_advisory_unlock(%s)"
 
+SERVER_VERSION = "SHOW server_version"
+
 CREATE_SCHEMA_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer     PRIMARY KEY,
@@ -99,8 +101,6 @@ RETURNING id
 
 SELECT_DATASET_BY_HASH = "SELECT * FROM training_data_management WHERE content_hash = %s"
 
-SELECT_DATASET = "SELECT * FROM training_data_management WHERE id = %s"
-
 SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 
 # Training jobs ---------------------------------------------------------------------------------
@@ -127,8 +127,6 @@ SET status = %s, cpu_seconds = %s, peak_rss_bytes = greatest(coalesce(peak_rss_b
     error = %s, finished_at = now()
 WHERE id = %s
 """
-
-SELECT_TRAINING_JOB = "SELECT * FROM model_training_jobs WHERE id = %s"
 
 # Model versions -------------------------------------------------------------------------------
 

@@ -96,14 +96,6 @@ def record_dataset(
     return DatasetRecord(str(existing["id"]), content_hash, False)
 
 
-def get_dataset(url: str, dataset_id: str) -> dict:
-    with connect(url) as conn:
-        row = conn.execute(queries.SELECT_DATASET, (dataset_id,)).fetchone()
-    if row is None:
-        raise LookupError(f"no dataset {dataset_id}")
-    return row
-
-
 def all_symbols(url: str) -> list[str]:
     with connect(url) as conn:
         return [r["symbol"] for r in conn.execute(queries.SELECT_ALL_SYMBOLS)]
@@ -164,11 +156,6 @@ def finish_training_job(
 ) -> None:
     with connect(url) as conn:
         conn.execute(queries.FINISH_TRAINING_JOB, (status, cpu_seconds, peak_rss, error, job_id))
-
-
-def get_training_job(url: str, job_id: str) -> dict:
-    with connect(url) as conn:
-        return conn.execute(queries.SELECT_TRAINING_JOB, (job_id,)).fetchone()
 
 
 # Model versions -------------------------------------------------------------------------------

@@ -73,13 +73,15 @@ def record_gate_result(
         )
 
 
-def gate_status(url: str, version_id: str, conn=None) -> GateStatus:
-    if conn is None:
-        with connect(url) as own:
-            rows = own.execute(queries.SELECT_GATE_STATUS, (version_id,)).fetchall()
-    else:
-        rows = conn.execute(queries.SELECT_GATE_STATUS, (version_id,)).fetchall()
+def _gate_status(conn, version_id: str) -> GateStatus:
+    rows = conn.execute(queries.SELECT_GATE_STATUS, (version_id,)).fetchall()
     return GateStatus(bool(rows) and all(r["passed"] is True for r in rows), rows)
+
+
+def gate_status(url: str, version_id: str) -> GateStatus:
+    """The latest judgement of every enabled gate for a version; all must have passed."""
+    with connect(url) as conn:
+        return _gate_status(conn, version_id)
 
 
 def version_trained_in_run(url: str, run_id: str) -> dict | None:
@@ -212,7 +214,7 @@ def promote(
         # The family lock first, as rollback takes it: one order, no deadlock.
         conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
         version = conn.execute(queries.SELECT_VERSION_FOR_UPDATE, (version_id,)).fetchone()
-        status = gate_status(url, version_id, conn)
+        status = _gate_status(conn, version_id)
         if not status.all_passed:
             raise PromotionRefused(
                 f"{family} v{version['version']} has not passed every quality gate "
@@ -284,7 +286,7 @@ def rollback(
             raise PromotionRefused(f"{family} v{target['version']} is already the champion")
         if target["status"] == "rejected":
             raise PromotionRefused(f"{family} v{target['version']} was rejected by its gates")
-        status = gate_status(url, str(target["id"]), conn)
+        status = _gate_status(conn, str(target["id"]))
         if not status.all_passed:
             raise PromotionRefused(
                 f"{family} v{target['version']} is not known-good ({status.summary()})"
@@ -332,15 +334,13 @@ def _previous_champion(conn, family: str, current: dict | None) -> dict:
     current_id = current["id"] if current else None
     for entry in conn.execute(queries.SELECT_LEDGER_FOR_FAMILY, (family,)).fetchall():
         if (
-            entry["action"] not in ("promote", "rollback")
-            or entry["model_version_id"] == current_id
+            entry["action"] in ("promote", "rollback")
+            and entry["model_version_id"] != current_id
+            and entry["version_status"] == "retired"
         ):
-            continue
-        version = conn.execute(
-            queries.SELECT_VERSION_BY_NUMBER, (family, entry["version"])
-        ).fetchone()
-        if version["status"] == "retired":
-            return version
+            return conn.execute(
+                queries.SELECT_VERSION_BY_NUMBER, (family, entry["version"])
+            ).fetchone()
     raise PromotionRefused(f"{family} has no earlier champion to roll back to; use --to VERSION")
 
 

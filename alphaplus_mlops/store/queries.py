@@ -145,19 +145,20 @@ VALUES (%s, %s, %s, 'candidate', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
 RETURNING id, version
 """
 
-SELECT_MODEL_VERSION = """
+# A version with what its dataset says about it; every query for a version starts here.
+_VERSION_WITH_DATASET = """
 SELECT v.*, d.content_hash AS dataset_hash, d.window_start AS dataset_window_start,
        d.window_end AS dataset_window_end, d.label_config
 FROM model_versioning v LEFT JOIN training_data_management d ON d.id = v.dataset_id
-WHERE v.id = %s
 """
 
-SELECT_CHAMPION = """
-SELECT v.*, d.content_hash AS dataset_hash, d.window_start AS dataset_window_start,
-       d.window_end AS dataset_window_end, d.label_config
-FROM model_versioning v LEFT JOIN training_data_management d ON d.id = v.dataset_id
-WHERE v.family = %s AND v.status = 'champion'
-"""
+SELECT_MODEL_VERSION = _VERSION_WITH_DATASET + "WHERE v.id = %s"
+
+SELECT_CHAMPION = _VERSION_WITH_DATASET + "WHERE v.family = %s AND v.status = 'champion'"
+
+SELECT_VERSION_BY_NUMBER = _VERSION_WITH_DATASET + "WHERE v.family = %s AND v.version = %s"
+
+SELECT_VERSION_FOR_UPDATE = _VERSION_WITH_DATASET + "WHERE v.id = %s FOR UPDATE OF v"
 
 # Evaluation -----------------------------------------------------------------------------------
 
@@ -223,18 +224,6 @@ SELECT v.* FROM model_versioning v JOIN model_training_jobs j ON j.id = v.traini
 WHERE j.dagster_run_id = %s
 """
 
-SELECT_VERSION_BY_NUMBER = """
-SELECT v.*, d.content_hash AS dataset_hash FROM model_versioning v
-LEFT JOIN training_data_management d ON d.id = v.dataset_id
-WHERE v.family = %s AND v.version = %s
-"""
-
-SELECT_VERSION_FOR_UPDATE = """
-SELECT v.*, d.content_hash AS dataset_hash FROM model_versioning v
-LEFT JOIN training_data_management d ON d.id = v.dataset_id
-WHERE v.id = %s FOR UPDATE OF v
-"""
-
 SELECT_CHAMPION_FOR_UPDATE = """
 SELECT * FROM model_versioning WHERE family = %s AND status = 'champion' FOR UPDATE
 """
@@ -272,7 +261,7 @@ RETURNING id, seq, recorded_at
 """
 
 SELECT_LEDGER_FOR_FAMILY = """
-SELECT l.*, v.version FROM model_promotion_ledger l
+SELECT l.*, v.version, v.status AS version_status FROM model_promotion_ledger l
 JOIN model_versioning v ON v.id = l.model_version_id
 WHERE l.family = %s ORDER BY l.seq DESC
 """

@@ -58,9 +58,9 @@ class CatBoostFamily:
     def save_native(self, model: CatBoostClassifier, path: Path) -> None:
         model.save_model(str(path), format="cbm")
 
-    def load_native(self, path: Path) -> CatBoostClassifier:
+    def load_native(self, data: bytes) -> CatBoostClassifier:
         model = CatBoostClassifier()
-        model.load_model(str(path), format="cbm")
+        model.load_model(blob=data, format="cbm")
         return model
 
     def export_onnx(self, model: CatBoostClassifier, n_features: int, path: Path) -> None:

@@ -76,8 +76,8 @@ class LightGBMFamily:
     def save_native(self, model: lgb.Booster, path: Path) -> None:
         model.save_model(str(path))
 
-    def load_native(self, path: Path) -> lgb.Booster:
-        return lgb.Booster(model_file=str(path))
+    def load_native(self, data: bytes) -> lgb.Booster:
+        return lgb.Booster(model_str=data.decode())
 
     def export_onnx(self, model: lgb.Booster, n_features: int, path: Path) -> None:
         from onnxmltools import convert_lightgbm  # noqa: PLC0415

@@ -102,9 +102,9 @@ class XGBoostFamily:
     def save_native(self, model: xgb.Booster, path: Path) -> None:
         model.save_model(str(path))
 
-    def load_native(self, path: Path) -> xgb.Booster:
+    def load_native(self, data: bytes) -> xgb.Booster:
         booster = xgb.Booster()
-        booster.load_model(str(path))
+        booster.load_model(bytearray(data))
         return booster
 
     def export_onnx(self, model: xgb.Booster, n_features: int, path: Path) -> None:

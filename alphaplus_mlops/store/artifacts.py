@@ -79,8 +79,3 @@ class LocalArtifactStore:
                 f"file has {actual[:12]}…"
             )
         return data
-
-    def verified_path(self, uri: str, expected_sha256: str) -> Path:
-        """The file's path, after checking its bytes against the recorded checksum."""
-        self.get_bytes(uri, expected_sha256)
-        return self.path_of(uri)

@@ -175,8 +175,9 @@ def load_dataset(artifacts: ArtifactStoreResource, ref: dict) -> Dataset:
 
 def load_model(artifacts: ArtifactStoreResource, family, version: dict):
     """A version's native model, after checking its file against the recorded SHA-256."""
-    path = artifacts.store.verified_path(version["native_uri"], version["native_sha256"])
-    return family.load_native(path)
+    return family.load_native(
+        artifacts.store.get_bytes(version["native_uri"], version["native_sha256"])
+    )
 
 
 def _xgboost_parent(url: str, artifacts: ArtifactStoreResource, features: list[str]):

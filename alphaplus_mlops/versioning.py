@@ -8,28 +8,23 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=True
+    )
+    return done.stdout.strip()
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     try:
         package = version("alphaplus-mlops")
     except PackageNotFoundError:
         package = "unknown"
-    root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return package
     return f"{package}+g{commit}{'.dirty' if dirty else ''}"

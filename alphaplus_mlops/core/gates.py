@@ -12,6 +12,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 _COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _HIGHER_IS_BETTER = {">=": True, ">": True, "<=": False, "<": False}
 
@@ -75,15 +77,15 @@ def judge(
             bound = theirs - tolerance if higher else theirs + tolerance
             values[f"champion_{main}"] = theirs
             values[f"candidate_{main}_on_shared_rows"] = mine
-            ok = mine >= bound if higher else mine <= bound
             sentence = (
                 f"{main} on shared rows {_fmt(mine)} vs champion {_fmt(theirs)} "
                 f"(tolerance {_fmt(tolerance)})"
             )
-            (passes if ok else failures).append(
-                sentence if ok else f"worse than the champion: {sentence}"
-            )
-    thresholds = {**{m: r for m, r in rules.items()}, "champion_tolerance": tolerance}
+            if _COMPARATORS[">=" if higher else "<="](mine, bound):
+                passes.append(sentence)
+            else:
+                failures.append(f"worse than the champion: {sentence}")
+    thresholds = {**rules, "champion_tolerance": tolerance}
     passed = not failures
     reason = (
         (f"{gate['name']} passed: " + "; ".join(passes))
@@ -95,8 +97,6 @@ def judge(
 
 def data_quality_measurements(frame, features: list[str]) -> dict[str, float]:
     """rows, non-finite feature values, smallest class share, duplicate (symbol, ts) rows."""
-    import numpy as np  # noqa: PLC0415
-
     values = frame[features].to_numpy(dtype=float)
     shares = frame["label"].value_counts(normalize=True)
     return {

@@ -46,13 +46,13 @@ def data_quality(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.AssetCheckResult:
+    row = deployment.load_gates(postgres.url).get("data_quality")
+    if row is None:
+        return dg.AssetCheckResult(passed=True, description="gate data_quality is disabled")
     ref = registry.read_asset_value(
         postgres.url, "training_dataset", _partition(context), context.run.run_id
     )
     dataset = load_dataset(artifacts, ref)
-    row = deployment.load_gates(postgres.url).get("data_quality")
-    if row is None:
-        return dg.AssetCheckResult(passed=True, description="gate data_quality is disabled")
     gate = data_quality_gate(row)
     judgement = judge(gate, data_quality_measurements(dataset.frame, dataset.features))
     deployment.record_gate_result(

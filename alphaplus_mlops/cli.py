@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from alphaplus_mlops.families.base import FAMILIES
 from alphaplus_mlops.settings import Settings, SettingsError
 
 
@@ -196,9 +197,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 
 # Models ------------------------------------------------------------------------------------
 
-FAMILY_OPTION = click.option(
-    "--family", required=True, type=click.Choice(["catboost", "xgboost", "lightgbm"])
-)
+FAMILY_OPTION = click.option("--family", required=True, type=click.Choice(list(FAMILIES)))
 
 
 def _actor() -> str:
@@ -221,6 +220,7 @@ def retrain(
     import subprocess  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
+    from alphaplus_mlops import run_tags  # noqa: PLC0415
     from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
 
     if not reason.strip():
@@ -229,11 +229,11 @@ def retrain(
     env = {**os.environ, **prepare_dagster(settings, _migrated_url(settings))}
     run_id = str(uuid.uuid4())
     tags = {
-        "dagster/partition": family,
-        "dagster/priority": str(priority),
-        "alphaplus/trigger_type": "manual",
-        "alphaplus/reason": reason,
-        "alphaplus/requested_by": requested_by or _actor().removeprefix("cli:"),
+        run_tags.PARTITION: family,
+        run_tags.PRIORITY: str(priority),
+        run_tags.TRIGGER_TYPE: "manual",
+        run_tags.REASON: reason,
+        run_tags.REQUESTED_BY: requested_by or _actor().removeprefix("cli:"),
     }
     command = [
         str(Path(sys.executable).with_name("dagster")),

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 
+from alphaplus_mlops import run_tags
 from alphaplus_mlops.families.base import FAMILIES
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.db import redact, resolve_database_url
@@ -78,7 +79,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
                 run_config=run_config,
                 instance=instance,
                 raise_on_error=False,
-                tags={"alphaplus/reason": reason, "alphaplus/requested_by": "make demo"},
+                tags={run_tags.REASON: reason, run_tags.REQUESTED_BY: "make demo"},
             )
             version = deployment.version_trained_in_run(url, result.run_id)
             if version is None:

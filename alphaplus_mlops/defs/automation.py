@@ -4,13 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.jobs import train_model_job
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families.base import FAMILIES
 from alphaplus_mlops.store import deployment
-
-TRIGGER_TAG = "alphaplus/trigger_type"
-TRIGGER_ID_TAG = "alphaplus/trigger_id"
 
 
 def stale_families(url: str, now: datetime, max_age: timedelta) -> dict[str, str]:
@@ -50,10 +48,10 @@ def model_age_schedule(context: dg.ScheduleEvaluationContext, postgres: Postgres
                     partition_key=family,
                     run_key=f"time:{trigger['id']}:{family}:{now:%Y-%m-%d}",
                     tags={
-                        TRIGGER_TAG: "time",
-                        TRIGGER_ID_TAG: str(trigger["id"]),
-                        "dagster/priority": str(trigger["priority"]),
-                        "alphaplus/reason": f"{trigger['name']}: {why}",
+                        run_tags.TRIGGER_TYPE: "time",
+                        run_tags.TRIGGER_ID: str(trigger["id"]),
+                        run_tags.PRIORITY: str(trigger["priority"]),
+                        run_tags.REASON: f"{trigger['name']}: {why}",
                     },
                 ),
             )
@@ -92,11 +90,11 @@ def _mirror(url: str, record) -> None:
         url,
         run_id=run.run_id,
         job_name=run.job_name,
-        partition_key=run.tags.get("dagster/partition"),
+        partition_key=run.tags.get(run_tags.PARTITION),
         status=run.status.value,
-        trigger_type=run.tags.get(TRIGGER_TAG, "manual"),
-        trigger_id=run.tags.get(TRIGGER_ID_TAG),
-        priority=int(run.tags.get("dagster/priority", 0)),
+        trigger_type=run.tags.get(run_tags.TRIGGER_TYPE, "manual"),
+        trigger_id=run.tags.get(run_tags.TRIGGER_ID),
+        priority=int(run.tags.get(run_tags.PRIORITY, 0)),
         tags=dict(run.tags),
         started_at=_ts(record.start_time),
         finished_at=_ts(record.end_time),

@@ -9,6 +9,7 @@ these stored results again and refuses anything that has not passed them all.
 import dagster as dg
 import numpy as np
 
+from alphaplus_mlops import run_tags
 from alphaplus_mlops.core.drift import historical_psi, mean_psi
 from alphaplus_mlops.core.features import WARMUP_BARS, build_features
 from alphaplus_mlops.core.gates import data_quality_gate, data_quality_measurements, judge
@@ -20,7 +21,7 @@ from alphaplus_mlops.store.bars import load_recent_bars
 
 
 def _partition(context: dg.AssetCheckExecutionContext) -> str:
-    return context.run.tags["dagster/partition"]
+    return context.run.tags[run_tags.PARTITION]
 
 
 def _result(judgement, gate: dict) -> dg.AssetCheckResult:

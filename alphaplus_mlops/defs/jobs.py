@@ -1,12 +1,10 @@
 import dagster as dg
 
+from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
-
-# Runs carrying this tag count against the 3-training cap in dagster.yaml.
-TRAINING_TAG = "alphaplus/training"
 
 ingest_market_bars_job = dg.define_asset_job(
     "ingest_market_bars",
@@ -23,7 +21,7 @@ train_model_job = dg.define_asset_job(
         deployment_decision,
         champion_model,
     ],
-    tags={TRAINING_TAG: "true"},
+    tags={run_tags.TRAINING: "true"},
     description="One model family (the partition): dataset -> walk-forward CV and final fit "
     "-> evaluation -> blocking quality gates -> deployment decision -> promotion.",
 )

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from alphaplus_mlops import run_tags
 from alphaplus_mlops.core.features import FEATURE_VERSION
 from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.core.metrics import classification_metrics
@@ -26,11 +27,6 @@ from alphaplus_mlops.store import deployment, registry
 from alphaplus_mlops.store.bars import load_bars
 from alphaplus_mlops.training import Dataset, Parent, build_dataset, cross_validate, final_fit
 from alphaplus_mlops.versioning import code_version
-
-TRIGGER_TAG = "alphaplus/trigger_type"
-TRIGGER_ID_TAG = "alphaplus/trigger_id"
-REQUESTED_BY_TAG = "alphaplus/requested_by"
-REASON_TAG = "alphaplus/reason"
 
 
 class DatasetConfig(dg.Config):
@@ -330,11 +326,11 @@ class RunTrigger:
 def run_trigger(context: dg.AssetExecutionContext, config: TrainingConfig) -> RunTrigger:
     tags = context.run.tags
     return RunTrigger(
-        trigger_type=tags.get(TRIGGER_TAG, config.trigger_type),
-        trigger_id=deployment.as_uuid(tags.get(TRIGGER_ID_TAG)),
-        priority=int(tags.get("dagster/priority", config.priority)),
-        requested_by=tags.get(REQUESTED_BY_TAG, config.requested_by) or None,
-        reason=tags.get(REASON_TAG, config.reason) or None,
+        trigger_type=tags.get(run_tags.TRIGGER_TYPE, config.trigger_type),
+        trigger_id=deployment.as_uuid(tags.get(run_tags.TRIGGER_ID)),
+        priority=int(tags.get(run_tags.PRIORITY, config.priority)),
+        requested_by=tags.get(run_tags.REQUESTED_BY, config.requested_by) or None,
+        reason=tags.get(run_tags.REASON, config.reason) or None,
     )
 
 

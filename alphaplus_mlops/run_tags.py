@@ -1,0 +1,10 @@
+"""Run tag keys: how a run says why it exists. One list for the CLI, schedules and assets."""
+
+TRIGGER_TYPE = "alphaplus/trigger_type"
+TRIGGER_ID = "alphaplus/trigger_id"
+REASON = "alphaplus/reason"
+REQUESTED_BY = "alphaplus/requested_by"
+# Runs carrying this tag count against the 3-training cap in dagster.yaml.
+TRAINING = "alphaplus/training"
+PRIORITY = "dagster/priority"
+PARTITION = "dagster/partition"

@@ -21,8 +21,8 @@ def _settings() -> Settings:
 
 
 def _database_url(settings: Settings) -> str:
-    from alphaplus_mlops.store.db import resolve_database_url  # noqa: PLC0415
-    from alphaplus_mlops.store.embedded import EmbeddedDatabaseError  # noqa: PLC0415
+    from alphaplus_mlops.store.db import resolve_database_url
+    from alphaplus_mlops.store.embedded import EmbeddedDatabaseError
 
     try:
         return resolve_database_url(settings)
@@ -31,7 +31,7 @@ def _database_url(settings: Settings) -> str:
 
 
 def _migrated_url(settings: Settings) -> str:
-    from alphaplus_mlops.store.migrations import MigrationError, migrate  # noqa: PLC0415
+    from alphaplus_mlops.store.migrations import MigrationError, migrate
 
     url = _database_url(settings)
     try:
@@ -57,8 +57,8 @@ def db() -> None:
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (no-op for an external ALPHAPLUS_DATABASE_URL)."""
-    from alphaplus_mlops.store import queries  # noqa: PLC0415
-    from alphaplus_mlops.store.db import connect, redact  # noqa: PLC0415
+    from alphaplus_mlops.store import queries
+    from alphaplus_mlops.store.db import connect, redact
 
     settings = _settings()
     url = _database_url(settings)
@@ -71,7 +71,7 @@ def db_start() -> None:
 @db.command("stop")
 def db_stop() -> None:
     """Stop the embedded server."""
-    from alphaplus_mlops.store.embedded import stop_embedded  # noqa: PLC0415
+    from alphaplus_mlops.store.embedded import stop_embedded
 
     settings = _settings()
     if settings.database_url:
@@ -85,7 +85,7 @@ def db_stop() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations from sql/, in order, each once."""
-    from alphaplus_mlops.store.migrations import MigrationError, migrate  # noqa: PLC0415
+    from alphaplus_mlops.store.migrations import MigrationError, migrate
 
     url = _database_url(_settings())
     try:
@@ -102,7 +102,7 @@ def db_migrate() -> None:
 @db.command("status")
 def db_status() -> None:
     """List applied and pending migrations."""
-    from alphaplus_mlops.store.migrations import MigrationError, status  # noqa: PLC0415
+    from alphaplus_mlops.store.migrations import MigrationError, status
 
     url = _database_url(_settings())
     try:
@@ -133,9 +133,9 @@ def data() -> None:
 @click.option("--symbol", help="Instrument name, when the file has no symbol column.")
 def data_import(file: Path, symbol: str | None) -> None:
     """Validate a CSV or Parquet OHLCV FILE and upsert it on (symbol, timestamp)."""
-    from alphaplus_mlops.data.sources import read_bar_file  # noqa: PLC0415
-    from alphaplus_mlops.data.validation import BarValidationError  # noqa: PLC0415
-    from alphaplus_mlops.store.bars import upsert_bars  # noqa: PLC0415
+    from alphaplus_mlops.data.sources import read_bar_file
+    from alphaplus_mlops.data.validation import BarValidationError
+    from alphaplus_mlops.store.bars import upsert_bars
 
     try:
         bars = read_bar_file(file, symbol)
@@ -152,7 +152,7 @@ def data_import(file: Path, symbol: str | None) -> None:
 @data.command("summary")
 def data_summary() -> None:
     """Bars per symbol with their time range."""
-    from alphaplus_mlops.store.bars import summarize_bars  # noqa: PLC0415
+    from alphaplus_mlops.store.bars import summarize_bars
 
     _print_bar_summary(summarize_bars(_migrated_url(_settings())))
 
@@ -175,7 +175,7 @@ def _print_bar_summary(summary) -> None:
 @main.command("env")
 def env() -> None:
     """Print shell exports for Dagster: eval "$(alphaplus-mlops env)"."""
-    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
+    from alphaplus_mlops.runtime import prepare_dagster
 
     settings = _settings()
     for key, value in prepare_dagster(settings, _migrated_url(settings)).items():
@@ -186,7 +186,7 @@ def env() -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dev(dagster_args: tuple[str, ...]) -> None:
     """Run the Dagster UI and daemon (`dagster dev`) on the project's PostgreSQL."""
-    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
+    from alphaplus_mlops.runtime import prepare_dagster
 
     settings = _settings()
     os.environ.update(prepare_dagster(settings, _migrated_url(settings)))
@@ -201,7 +201,7 @@ FAMILY_OPTION = click.option("--family", required=True, type=click.Choice(list(F
 
 
 def _actor() -> str:
-    import getpass  # noqa: PLC0415
+    import getpass
 
     return f"cli:{getpass.getuser()}"
 
@@ -216,12 +216,12 @@ def retrain(
     family: str, reason: str, priority: int, requested_by: str | None, config_json: str | None
 ) -> None:
     """Queue a train_model run for FAMILY; the daemon starts it within the 3-training cap."""
-    import json  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import uuid  # noqa: PLC0415
+    import json
+    import subprocess
+    import uuid
 
-    from alphaplus_mlops import run_tags  # noqa: PLC0415
-    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
+    from alphaplus_mlops import run_tags
+    from alphaplus_mlops.runtime import prepare_dagster
 
     if not reason.strip():
         raise click.UsageError("--reason must say why")
@@ -263,12 +263,12 @@ def retrain(
 @click.option("--reason", required=True)
 def promote(family: str, version: int, reason: str) -> None:
     """Promote VERSION to champion; refused unless every quality gate passed for it."""
-    from alphaplus_mlops.store.artifacts import LocalArtifactStore  # noqa: PLC0415
-    from alphaplus_mlops.store.deployment import (  # noqa: PLC0415
+    from alphaplus_mlops.store.artifacts import LocalArtifactStore
+    from alphaplus_mlops.store.deployment import (
         PromotionRefused,
         version_by_number,
     )
-    from alphaplus_mlops.store.deployment import promote as promote_version  # noqa: PLC0415
+    from alphaplus_mlops.store.deployment import promote as promote_version
 
     settings = _settings()
     url = _migrated_url(settings)
@@ -302,9 +302,9 @@ def promote(family: str, version: int, reason: str) -> None:
 @click.option("--reason", required=True)
 def rollback(family: str, to_version: int | None, reason: str) -> None:
     """Restore the previous known-good champion of FAMILY in one step."""
-    from alphaplus_mlops.store.artifacts import LocalArtifactStore  # noqa: PLC0415
-    from alphaplus_mlops.store.deployment import PromotionRefused  # noqa: PLC0415
-    from alphaplus_mlops.store.deployment import rollback as rollback_family  # noqa: PLC0415
+    from alphaplus_mlops.store.artifacts import LocalArtifactStore
+    from alphaplus_mlops.store.deployment import PromotionRefused
+    from alphaplus_mlops.store.deployment import rollback as rollback_family
 
     settings = _settings()
     url = _migrated_url(settings)
@@ -328,7 +328,7 @@ def rollback(family: str, to_version: int | None, reason: str) -> None:
 @main.command("status")
 def status() -> None:
     """Per family: champion, challenger, last training, last decision, gate results."""
-    from alphaplus_mlops.reporting import status_report  # noqa: PLC0415
+    from alphaplus_mlops.reporting import status_report
 
     click.echo(status_report(_migrated_url(_settings())))
 
@@ -338,9 +338,9 @@ def status() -> None:
 @click.option("--at", "at", default=None, help="ISO time (default: now).")
 def which(family: str, at: str | None) -> None:
     """Which model served FAMILY at time AT, and why (from the promotion ledger)."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
-    from alphaplus_mlops.store.deployment import serving_at  # noqa: PLC0415
+    from alphaplus_mlops.store.deployment import serving_at
 
     try:
         when = pd.Timestamp(at or "now", tz=None if at and "+" in at else "UTC").to_pydatetime()
@@ -359,7 +359,7 @@ def which(family: str, at: str | None) -> None:
 @main.command("demo")
 def demo() -> None:
     """Load the real sample and a simulated symbol through Dagster, then summarize."""
-    from alphaplus_mlops.demo import run_demo  # noqa: PLC0415
+    from alphaplus_mlops.demo import run_demo
 
     run_demo(_settings(), echo=click.echo)
 

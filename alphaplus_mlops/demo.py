@@ -31,15 +31,15 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
-    import dagster as dg  # noqa: PLC0415
+    import dagster as dg
 
-    from alphaplus_mlops.defs import build_definitions  # noqa: PLC0415
-    from alphaplus_mlops.reporting import status_report  # noqa: PLC0415
-    from alphaplus_mlops.runtime import prepare_dagster  # noqa: PLC0415
-    from alphaplus_mlops.store import deployment  # noqa: PLC0415
-    from alphaplus_mlops.store.artifacts import LocalArtifactStore  # noqa: PLC0415
-    from alphaplus_mlops.store.bars import summarize_bars  # noqa: PLC0415
-    from alphaplus_mlops.store.registry import leaderboard  # noqa: PLC0415
+    from alphaplus_mlops.defs import build_definitions
+    from alphaplus_mlops.reporting import status_report
+    from alphaplus_mlops.runtime import prepare_dagster
+    from alphaplus_mlops.store import deployment
+    from alphaplus_mlops.store.artifacts import LocalArtifactStore
+    from alphaplus_mlops.store.bars import summarize_bars
+    from alphaplus_mlops.store.registry import leaderboard
 
     started = time.monotonic()
     url = resolve_database_url(settings)

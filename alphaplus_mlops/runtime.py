@@ -48,10 +48,10 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     dagster-postgres creates its schema on first use; several processes doing that at
     once on a fresh database (five `retrain` calls, say) collide. Serialized here.
     """
-    import dagster as dg  # noqa: PLC0415
+    import dagster as dg
 
-    from alphaplus_mlops.store import queries  # noqa: PLC0415
-    from alphaplus_mlops.store.db import connect  # noqa: PLC0415
+    from alphaplus_mlops.store import queries
+    from alphaplus_mlops.store.db import connect
 
     env = dagster_environment(settings, database_url)
     saved = {key: os.environ.get(key) for key in env}

@@ -90,7 +90,7 @@ def read_bar_file(path: Path, symbol: str | None = None) -> pd.DataFrame:
 
 def load_packaged_sample(symbols: tuple[str, ...] = tuple(PACKAGED_SAMPLES)) -> pd.DataFrame:
     """Daily S&P 500 and NASDAQ bars from ``arch``, through the same validator."""
-    import importlib  # noqa: PLC0415
+    import importlib
 
     frames = []
     for symbol in symbols:

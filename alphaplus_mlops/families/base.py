@@ -72,9 +72,9 @@ def finite_or_nan(value: Any) -> float:
 
 
 def get_family(name: str) -> ModelFamily:
-    from alphaplus_mlops.families.catboost_family import CatBoostFamily  # noqa: PLC0415
-    from alphaplus_mlops.families.lightgbm_family import LightGBMFamily  # noqa: PLC0415
-    from alphaplus_mlops.families.xgboost_family import XGBoostFamily  # noqa: PLC0415
+    from alphaplus_mlops.families.catboost_family import CatBoostFamily
+    from alphaplus_mlops.families.lightgbm_family import LightGBMFamily
+    from alphaplus_mlops.families.xgboost_family import XGBoostFamily
 
     families = {
         "catboost": CatBoostFamily(),

@@ -80,8 +80,8 @@ class LightGBMFamily:
         return lgb.Booster(model_str=data.decode())
 
     def export_onnx(self, model: lgb.Booster, n_features: int, path: Path) -> None:
-        from onnxmltools import convert_lightgbm  # noqa: PLC0415
-        from onnxmltools.convert.common.data_types import FloatTensorType  # noqa: PLC0415
+        from onnxmltools import convert_lightgbm
+        from onnxmltools.convert.common.data_types import FloatTensorType
 
         onnx_model = convert_lightgbm(
             model, initial_types=[("input", FloatTensorType([None, n_features]))], zipmap=False

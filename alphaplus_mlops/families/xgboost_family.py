@@ -108,8 +108,8 @@ class XGBoostFamily:
         return booster
 
     def export_onnx(self, model: xgb.Booster, n_features: int, path: Path) -> None:
-        from onnxmltools import convert_xgboost  # noqa: PLC0415
-        from onnxmltools.convert.common.data_types import FloatTensorType  # noqa: PLC0415
+        from onnxmltools import convert_xgboost
+        from onnxmltools.convert.common.data_types import FloatTensorType
 
         unnamed = model.copy()
         unnamed.feature_names = None

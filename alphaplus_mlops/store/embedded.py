@@ -36,8 +36,8 @@ def _pgserver():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); harmless here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver  # noqa: PLC0415
-        from pgserver.utils import PostmasterInfo  # noqa: PLC0415
+        import pgserver
+        from pgserver.utils import PostmasterInfo
     return pgserver, PostmasterInfo
 
 
@@ -79,7 +79,7 @@ def embedded_status(data_dir: Path) -> EmbeddedStatus:
 def stop_embedded(data_dir: Path) -> bool:
     """Stop the server in ``data_dir``. Returns False when it was not running."""
     pgserver, _ = _pgserver()
-    from pgserver._commands import pg_ctl  # noqa: PLC0415
+    from pgserver._commands import pg_ctl
 
     status = embedded_status(data_dir)
     if not status.running:

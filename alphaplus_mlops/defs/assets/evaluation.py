@@ -193,10 +193,10 @@ def _comparison_table(result, comparison) -> str:
 
 
 def _equity_plot(result, comparison) -> str:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3), dpi=80)
     curves = [("candidate (OOF)", result.returns)]

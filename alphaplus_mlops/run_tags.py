@@ -1,5 +1,7 @@
 """Run tag keys: how a run says why it exists. One list for the CLI, schedules and assets."""
 
+import uuid
+
 TRIGGER_TYPE = "alphaplus/trigger_type"
 TRIGGER_ID = "alphaplus/trigger_id"
 REASON = "alphaplus/reason"
@@ -8,3 +10,11 @@ REQUESTED_BY = "alphaplus/requested_by"
 TRAINING = "alphaplus/training"
 PRIORITY = "dagster/priority"
 PARTITION = "dagster/partition"
+
+
+def trigger_id_from_tag(value: object) -> str | None:
+    """A trigger id from a run tag: a UUID string, or None for anything else."""
+    try:
+        return str(uuid.UUID(str(value))) if value else None
+    except ValueError:
+        return None

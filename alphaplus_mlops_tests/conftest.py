@@ -16,12 +16,25 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
-from alphaplus_mlops.store.db import with_database
+from alphaplus_mlops.store.db import Database, with_database
 from alphaplus_mlops.store.embedded import start_embedded, stop_embedded
 from alphaplus_mlops.store.migrations import migrate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def rows(url: str, sql: str, params: tuple | dict = ()) -> list[dict]:
+    """What a query returns, as dicts, on a connection of its own (committed)."""
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def execute(url: str, sql: str, params: tuple | dict = ()) -> None:
+    """Run one statement and commit it, as an operator editing a row would."""
+    with psycopg.connect(url) as conn:
+        conn.execute(sql, params)
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +84,10 @@ def database_url(create_database: Callable[[], str]) -> str:
 def empty_database_url(create_database: Callable[[], str]) -> str:
     """A database with no schema at all, for one test."""
     return create_database()
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    """The session's migrated database, with a connection pool, as the store takes it."""
+    with Database(database_url) as db:
+        yield db

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import dagster_storage_url
+from alphaplus_mlops.store.db import Database, dagster_storage_url
 from alphaplus_mlops.store.migrations import migrate
 
 from .conftest import REPO_ROOT
@@ -48,7 +48,8 @@ def deployment_env(create_database, tmp_path):
     url = create_database()
     migrate(url)
     bars = simulate_market(SYMBOLS, seed=4, config=SimulationConfig(n_bars=500)).bars
-    upsert_bars(url, bars, source="test")
+    with Database(url) as db:
+        upsert_bars(db, bars, source="test")
     home = tmp_path / "dagster_home"
     home.mkdir()
     for name in ("dagster.yaml", "workspace.yaml"):

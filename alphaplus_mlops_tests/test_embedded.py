@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from alphaplus_mlops.cli import main
+from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.store.embedded import embedded_status, start_embedded, stop_embedded
 
 
@@ -29,7 +29,7 @@ def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ALPHAPLUS_DATABASE_URL"}
     env["ALPHAPLUS_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "alphaplus_mlops.cli", *args],
+        [sys.executable, "-m", "alphaplus_mlops.app.cli", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -3,14 +3,11 @@
 import numpy as np
 import pytest
 
-from alphaplus_mlops.families.base import FAMILIES, get_family
+from alphaplus_mlops.families import TrainingKnobs, family_names, get_family, register_family
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 
-ROUNDS = {
-    "catboost": {"iterations": 25},
-    "xgboost": {"n_estimators": 25},
-    "lightgbm": {"n_estimators": 25},
-}
+BUILT_IN = ["catboost", "xgboost", "lightgbm"]
+KNOBS = TrainingKnobs(rounds=25, learning_rate=0.05, max_depth=4)
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +18,25 @@ def data():
     return x, y
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+def test_the_three_built_in_families_are_registered_in_order():
+    assert family_names()[:3] == BUILT_IN
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_each_family_maps_the_common_knobs_to_its_own_parameter_names(name):
+    params = get_family(name).params_for(KNOBS)
+    assert params[{"catboost": "iterations"}.get(name, "n_estimators")] == 25
+    assert params["learning_rate"] == 0.05
+    depth = {"catboost": ("depth", 4), "xgboost": ("max_depth", 4)}.get(name, ("num_leaves", 15))
+    assert params[depth[0]] == depth[1]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
 def test_family_trains_saves_reloads_and_exports_matching_onnx(name, data, tmp_path):
     x, y = data
     family = get_family(name)
     seen = []
-    fitted = family.fit(x, y, ROUNDS[name], progress=seen.append)
+    fitted = family.fit(x, y, family.params_for(KNOBS), progress=seen.append)
     assert fitted.training_path == "full"
     assert seen[-1].iteration == seen[-1].total == 25
     assert np.isfinite(seen[-1].metric_value)
@@ -60,3 +70,12 @@ def test_xgboost_continues_from_a_parent_with_the_same_schema(data):
 def test_an_unknown_family_is_named():
     with pytest.raises(ValueError, match="unknown model family 'sklearn'"):
         get_family("sklearn")
+
+
+def test_a_family_name_that_cannot_be_a_partition_key_is_refused():
+    class Bad:
+        name = "gradient boosting"
+
+    with pytest.raises(ValueError, match="letters, digits"):
+        register_family(Bad())
+    assert "gradient boosting" not in family_names()

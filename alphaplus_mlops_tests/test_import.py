@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from alphaplus_mlops.cli import main
+from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.data.sources import load_packaged_sample, read_bar_file
 from alphaplus_mlops.data.validation import BarValidationError
 from alphaplus_mlops.store.bars import count_bars, load_bars, upsert_bars
@@ -63,42 +63,44 @@ def write(tmp_path: Path, text: str, name: str = "bars.csv") -> Path:
     return path
 
 
-def test_packaged_sample_is_accepted_and_stored(database_url):
+def test_packaged_sample_is_accepted_and_stored(database):
     sample = load_packaged_sample()
     assert set(sample["symbol"]) == {"SP500", "NASDAQ"}
     assert len(sample) == 2 * 5031
-    result = upsert_bars(database_url, sample, source="arch-sample")
+    result = upsert_bars(database, sample, source="arch-sample")
     assert result.received == 10062
-    stored = load_bars(database_url, ["SP500"])
+    stored = load_bars(database, ["SP500"])
     assert len(stored) == 5031
     assert stored["ts"].iloc[0] == pd.Timestamp("1999-01-04", tz="UTC")
 
 
-def test_importing_the_same_file_twice_changes_nothing(database_url, tmp_path):
+def test_importing_the_same_file_twice_changes_nothing(database, tmp_path):
     path = write(tmp_path, GOOD_CSV)
-    first = upsert_bars(database_url, read_bar_file(path, "IDEMP"), source="file")
-    stored_first = load_bars(database_url, ["IDEMP"])
-    second = upsert_bars(database_url, read_bar_file(path, "IDEMP"), source="file")
+    first = upsert_bars(database, read_bar_file(path, "IDEMP"), source="file")
+    stored_first = load_bars(database, ["IDEMP"])
+    second = upsert_bars(database, read_bar_file(path, "IDEMP"), source="file")
     assert (first.inserted, first.updated) == (3, 0)
     assert (second.inserted, second.updated, second.unchanged) == (0, 0, 3)
-    pd.testing.assert_frame_equal(stored_first, load_bars(database_url, ["IDEMP"]))
+    pd.testing.assert_frame_equal(stored_first, load_bars(database, ["IDEMP"]))
 
 
-def test_a_corrected_bar_is_updated_in_place(database_url, tmp_path):
-    upsert_bars(database_url, read_bar_file(write(tmp_path, GOOD_CSV), "FIX"), source="file")
+def test_a_corrected_bar_is_updated_in_place(database, tmp_path):
+    upsert_bars(database, read_bar_file(write(tmp_path, GOOD_CSV), "FIX"), source="file")
     corrected = GOOD_CSV.replace("2024-03-05,11.0,11.2,10.1,10.2", "2024-03-05,11.0,11.3,10.1,10.3")
     result = upsert_bars(
-        database_url, read_bar_file(write(tmp_path, corrected, "v2.csv"), "FIX"), source="file"
+        database, read_bar_file(write(tmp_path, corrected, "v2.csv"), "FIX"), source="file"
     )
     assert (result.inserted, result.updated) == (0, 1)
-    assert load_bars(database_url, ["FIX"])["close"].iloc[-1] == 10.3
+    assert load_bars(database, ["FIX"])["close"].iloc[-1] == 10.3
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
-def test_each_malformed_file_is_rejected_by_name_and_writes_nothing(database_url, tmp_path, case):
+def test_each_malformed_file_is_rejected_by_name_and_writes_nothing(
+    database, database_url, tmp_path, case
+):
     text, expected = MALFORMED[case]
     path = write(tmp_path, text)
-    before = count_bars(database_url)
+    before = count_bars(database)
     runner = CliRunner()
     result = runner.invoke(
         main,
@@ -107,7 +109,7 @@ def test_each_malformed_file_is_rejected_by_name_and_writes_nothing(database_url
     )
     assert result.exit_code != 0
     assert expected in result.output, result.output
-    assert count_bars(database_url) == before
+    assert count_bars(database) == before
 
 
 def test_cli_import_reports_counts_and_is_idempotent(database_url, tmp_path):

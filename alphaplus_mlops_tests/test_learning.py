@@ -12,14 +12,12 @@ from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.core.metrics import classification_metrics
 from alphaplus_mlops.core.splits import WalkForward
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
-from alphaplus_mlops.families.base import FAMILIES, get_family
-from alphaplus_mlops.training import Dataset, build_dataset, cross_validate
+from alphaplus_mlops.families import TrainingKnobs, get_family
+from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
+from alphaplus_mlops.modeling.fitting import Parent, cross_validate
 
-ROUNDS = {
-    "catboost": {"iterations": 100},
-    "xgboost": {"n_estimators": 100},
-    "lightgbm": {"n_estimators": 100},
-}
+FAMILIES = ["catboost", "xgboost", "lightgbm"]
+KNOBS = TrainingKnobs(rounds=100, learning_rate=0.05, max_depth=4)
 MARGIN = 0.05
 
 
@@ -32,7 +30,8 @@ def before_break() -> Dataset:
 
 def oos_auc(family: str, dataset: Dataset) -> float:
     splitter = WalkForward(n_splits=3, gap=1, embargo=1)
-    cv = cross_validate(get_family(family), dataset, ROUNDS[family], splitter)
+    impl = get_family(family)
+    cv = cross_validate(impl, dataset, impl.params_for(KNOBS), splitter)
     return classification_metrics(cv.oof["label"].to_numpy(), cv.oof["proba"].to_numpy())["roc_auc"]
 
 
@@ -50,8 +49,6 @@ def test_shuffled_labels_do_not_pass_the_same_check(family, before_break):
 
 
 def test_incremental_cv_continues_from_the_parent_only_on_folds_it_never_saw(before_break):
-    from alphaplus_mlops.training import Parent
-
     family = get_family("xgboost")
     frame = before_break.frame
     cut = frame["t0"].quantile(0.3)

@@ -3,17 +3,16 @@
 import shutil
 
 import dagster as dg
-import psycopg
 import pytest
 
 from alphaplus_mlops.defs import build_definitions
 from alphaplus_mlops.defs.assets.market import market_bars
-from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.defs.resources import MarketDataResource, PostgresResource
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.bars import summarize_bars
-from alphaplus_mlops.store.db import dagster_storage_url
+from alphaplus_mlops.store.db import Database, dagster_storage_url
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, rows
 
 SMALL_RUN = {
     "ops": {
@@ -29,10 +28,14 @@ SMALL_RUN = {
 }
 
 
-def materialize_bars(url: str, run_config=SMALL_RUN, instance=None):
+def materialize_bars(url: str, run_config=SMALL_RUN, instance=None, environ=None):
+    settings = Settings.from_env(environ or {})
     return dg.materialize(
         [market_bars],
-        resources={"postgres": PostgresResource(database_url=url)},
+        resources={
+            "postgres": PostgresResource(database_url=url),
+            "market_data": MarketDataResource.from_settings(settings),
+        },
         run_config=run_config,
         instance=instance,
     )
@@ -49,7 +52,9 @@ def test_market_bars_materializes_into_postgres_with_useful_metadata(create_data
     assert meta["time_range"].value == "1999-01-04 .. 2018-12-31"
     assert "| SIMA " in meta["by_symbol"].value
     assert "simulator_break_ts" in meta
-    assert {s.symbol: s.bars for s in summarize_bars(url)} == {
+    with Database(url) as db:
+        stored = {s.symbol: s.bars for s in summarize_bars(db)}
+    assert stored == {
         "NASDAQ": 5031,
         "SP500": 5031,
         "SIMA": 300,
@@ -65,6 +70,19 @@ def test_an_unknown_source_fails_the_run_with_its_name(database_url):
     config = {"ops": {"market_bars": {"config": {"sources": ["bloomberg"]}}}}
     with pytest.raises(dg.Failure, match="bloomberg"):
         materialize_bars(database_url, config)
+
+
+def test_unset_config_falls_back_to_the_environment_settings(create_database):
+    url = create_database()
+    environ = {
+        "ALPHAPLUS_MARKET_SOURCES": "simulator",
+        "ALPHAPLUS_SIM_SYMBOLS": "ENVA",
+        "ALPHAPLUS_SIM_BARS": "90",
+    }
+    result = materialize_bars(url, run_config={}, environ=environ)
+    meta = result.asset_materializations_for_node("market_bars")[0].metadata
+    assert meta["symbols"].value == ["ENVA"]
+    assert meta["rows_received"].value == 90
 
 
 def test_definitions_load_and_name_the_market_bars_asset():
@@ -86,11 +104,12 @@ def test_dagster_yaml_keeps_runs_and_events_in_postgres(create_database, tmp_pat
         result = materialize_bars(url, config, instance=instance)
         assert result.success
         assert instance.get_latest_materialization_event(dg.AssetKey("market_bars")) is not None
-    with psycopg.connect(url) as conn:
-        status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
-        assert status.fetchone()[0] == "SUCCESS"
-        events = conn.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (result.run_id,))
-        assert events.fetchone()[0] > 0
+    (run,) = rows(url, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
+    assert run["status"] == "SUCCESS"
+    (events,) = rows(
+        url, "SELECT count(*) AS n FROM event_logs WHERE run_id = %s", (result.run_id,)
+    )
+    assert events["n"] > 0
 
 
 def test_without_its_storage_url_dagster_refuses_to_start_rather_than_use_sqlite(

@@ -16,6 +16,7 @@ from alphaplus_mlops.core.backtest import (
 )
 from alphaplus_mlops.core.metrics import classification_metrics
 from alphaplus_mlops.core.stats import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
+from alphaplus_mlops.modeling.assessment import rows_unseen_by
 
 
 def test_strategy_returns_pay_the_previous_position_and_the_cost_of_changing_it():
@@ -107,8 +108,6 @@ def test_deflated_sharpe_falls_as_trials_accumulate():
 
 
 def test_rows_unseen_by_a_champion_skip_labels_that_overlap_its_training():
-    from alphaplus_mlops.evaluation import rows_unseen_by
-
     ts = pd.date_range("2024-01-01", periods=10, freq="D", tz="UTC")
     rows = pd.DataFrame({"t0": np.repeat(ts, 2), "symbol": ["A", "B"] * 10})
     end = ts[4]

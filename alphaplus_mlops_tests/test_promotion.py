@@ -8,20 +8,25 @@ import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
-from psycopg.rows import dict_row
 
-from alphaplus_mlops.cli import main
+from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
-from alphaplus_mlops.defs.automation import model_age_schedule, run_mirror_sensor
+from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.defs.schedules import model_age_schedule
+from alphaplus_mlops.defs.sensors import run_mirror_sensor
 from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store import deployment
+from alphaplus_mlops.store import promotion
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import upsert_bars
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.gate_results import gate_status
+from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
 from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops.store.versions import champion_since, version_trained_in_run
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, execute, rows
 
 SYMBOLS = ["PRA", "PRB", "PRC"]
 FAST = {"n_estimators": 60, "cv_splits": 3}
@@ -31,20 +36,23 @@ FAST = {"n_estimators": 60, "cv_splits": 3}
 def env(create_database, tmp_path_factory):
     url = create_database()
     migrate(url)
+    db = Database(url)
     config = SimulationConfig(n_bars=1000, break_fraction=0.95)
-    upsert_bars(url, simulate_market(SYMBOLS, seed=8, config=config).bars, source="test")
+    upsert_bars(db, simulate_market(SYMBOLS, seed=8, config=config).bars, source="test")
     home = tmp_path_factory.mktemp("home")
     settings = Settings(database_url=url, home=home)
     resources = build_resources(settings, PostgresResource(database_url=url))
     instance = dg.DagsterInstance.ephemeral()
-    return {
+    yield {
         "url": url,
+        "db": db,
         "defs": build_definitions(settings, resources),
         "instance": instance,
         "resources": resources,
         "store": LocalArtifactStore(settings.artifacts_dir),
         "cli_env": {"ALPHAPLUS_DATABASE_URL": url, "ALPHAPLUS_HOME": str(home)},
     }
+    db.close()
 
 
 def train(env, family, shuffle=False, tags=None, rounds=FAST["n_estimators"]):
@@ -67,13 +75,8 @@ def train(env, family, shuffle=False, tags=None, rounds=FAST["n_estimators"]):
             tags=tags,
         )
     )
-    version = deployment.version_trained_in_run(env["url"], result.run_id)
+    version = version_trained_in_run(env["db"], result.run_id)
     return result, version
-
-
-def rows(url, sql, params=()):
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def champion(env, family):
@@ -232,7 +235,7 @@ def test_changing_a_gate_threshold_in_the_database_changes_the_next_run(env):
 def test_two_promotions_racing_never_leave_two_champions_or_none(env):
     challengers = [train(env, "xgboost", rounds=n)[1] for n in (70, 80)]
     for version in challengers:
-        assert deployment.gate_status(env["url"], str(version["id"])).all_passed
+        assert gate_status(env["db"], str(version["id"])).all_passed
     counts, stop = [], threading.Event()
 
     def watch():
@@ -252,11 +255,11 @@ def test_two_promotions_racing_never_leave_two_champions_or_none(env):
         barrier.wait()
         try:
             outcomes.append(
-                deployment.promote(
-                    env["url"], env["store"], str(version["id"]), actor="race", reason="race"
+                promotion.promote(
+                    env["db"], env["store"], str(version["id"]), actor="race", reason="race"
                 )
             )
-        except deployment.PromotionRefused as exc:
+        except promotion.PromotionRefused as exc:
             outcomes.append(exc)
 
     watcher = threading.Thread(target=watch)
@@ -269,7 +272,7 @@ def test_two_promotions_racing_never_leave_two_champions_or_none(env):
     stop.set()
     watcher.join()
     assert set(counts) == {1}
-    assert all(isinstance(o, deployment.LedgerEntry) for o in outcomes)
+    assert all(isinstance(o, promotion.LedgerEntry) for o in outcomes)
     assert champion(env, "xgboost")["id"] in {v["id"] for v in challengers}
 
 
@@ -327,7 +330,7 @@ def test_a_tampered_artifact_is_refused_by_rollback_and_the_champion_stays(env):
 def test_rollback_as_a_dagster_job(env, catboost_runs):
     (_, good), _ = catboost_runs
     _, newer = train(env, "catboost", rounds=70)
-    deployment.promote(env["url"], env["store"], str(newer["id"]), actor="test", reason="newer")
+    promotion.promote(env["db"], env["store"], str(newer["id"]), actor="test", reason="newer")
     result = (
         env["defs"]
         .resolve_job_def("rollback_job")
@@ -371,22 +374,21 @@ def test_which_model_served_at_a_time_is_answered_from_the_ledger(env, first_lig
 
 def test_the_schedule_requests_runs_only_for_stale_families(env):
     url = env["url"]
-    since = {f: deployment.champion_since(url, f) for f in ("catboost", "xgboost", "lightgbm")}
+    since = {f: champion_since(env["db"], f) for f in ("catboost", "xgboost", "lightgbm")}
     assert all(since.values())
     now = datetime.now(UTC)
     ages = sorted(((now - s["since"]).total_seconds(), f) for f, s in since.items())
     # A limit between the oldest champion's age and the next one: only the oldest is stale.
     limit_days = (ages[-1][0] + ages[-2][0]) / 2 / 86400
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            "UPDATE automated_retraining_triggers SET config = jsonb_set(config, "
-            "'{max_model_age_days}', to_jsonb(%s::float)) WHERE trigger_type = 'time'",
-            (limit_days,),
-        )
-    context = dg.build_schedule_context(
-        scheduled_execution_time=now, resources={"postgres": env["resources"]["postgres"]}
+    execute(
+        url,
+        "UPDATE automated_retraining_triggers SET config = jsonb_set(config, "
+        "'{max_model_age_days}', to_jsonb(%s::float)) WHERE trigger_type = 'time'",
+        (limit_days,),
     )
-    requests = model_age_schedule(context)
+    postgres = {"postgres": env["resources"]["postgres"]}
+    with dg.build_schedule_context(scheduled_execution_time=now, resources=postgres) as context:
+        requests = model_age_schedule(context)
     assert [r.partition_key for r in requests] == [ages[-1][1]]
     tags = requests[0].tags
     assert tags["alphaplus/trigger_type"] == "time" and tags["dagster/priority"] == "1"
@@ -396,29 +398,29 @@ def test_the_schedule_requests_runs_only_for_stale_families(env):
     assert tags["alphaplus/trigger_id"] == str(trigger_id)
     assert requests[0].run_key.startswith(f"time:{trigger_id}:{ages[-1][1]}:")
 
-    later = dg.build_schedule_context(
-        scheduled_execution_time=now + timedelta(days=1),
-        resources={"postgres": env["resources"]["postgres"]},
+    with dg.build_schedule_context(
+        scheduled_execution_time=now + timedelta(days=1), resources=postgres
+    ) as later:
+        assert sorted(r.partition_key for r in model_age_schedule(later)) == [
+            "catboost",
+            "lightgbm",
+            "xgboost",
+        ]
+    execute(
+        url,
+        "UPDATE automated_retraining_triggers SET config = jsonb_set(config, "
+        "'{max_model_age_days}', '30') WHERE trigger_type = 'time'",
     )
-    assert sorted(r.partition_key for r in model_age_schedule(later)) == [
-        "catboost",
-        "lightgbm",
-        "xgboost",
-    ]
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            "UPDATE automated_retraining_triggers SET config = jsonb_set(config, "
-            "'{max_model_age_days}', '30') WHERE trigger_type = 'time'"
-        )
-    assert isinstance(model_age_schedule(context), dg.SkipReason)
+    with dg.build_schedule_context(scheduled_execution_time=now, resources=postgres) as context:
+        assert isinstance(model_age_schedule(context), dg.SkipReason)
 
 
 def test_runs_are_mirrored_with_their_trigger_for_outside_readers(env, catboost_runs):
     (good_result, _), (broken_result, _) = catboost_runs
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=env["instance"], resources={"postgres": env["resources"]["postgres"]}
-    )
-    run_mirror_sensor(context)
+    ) as context:
+        run_mirror_sensor(context)
     mirrored = {
         r["dagster_run_id"]: r for r in rows(env["url"], "SELECT * FROM ml_pipeline_orchestration")
     }
@@ -455,9 +457,9 @@ def test_an_automated_promotion_is_refused_when_the_champion_changed_after_the_d
     current = champion(env, "catboost")
     _, candidate = train(env, "catboost", rounds=90)
     stale = str(candidate["id"])  # any id that is not the current champion
-    with pytest.raises(deployment.PromotionRefused, match="decide again"):
-        deployment.promote(
-            env["url"],
+    with pytest.raises(promotion.PromotionRefused, match="decide again"):
+        promotion.promote(
+            env["db"],
             env["store"],
             str(candidate["id"]),
             actor="test",
@@ -468,23 +470,20 @@ def test_an_automated_promotion_is_refused_when_the_champion_changed_after_the_d
 
 
 def test_each_run_reads_the_hand_off_its_own_run_wrote(env):
-    from alphaplus_mlops.store.registry import read_asset_value, write_asset_value
-
-    write_asset_value(env["url"], "probe", "xgboost", "run-a", {"from": "a"})
-    write_asset_value(env["url"], "probe", "xgboost", "run-b", {"from": "b"})
-    assert read_asset_value(env["url"], "probe", "xgboost", "run-a") == {"from": "a"}
-    assert read_asset_value(env["url"], "probe", "xgboost", "run-c") == {"from": "b"}
-    assert read_asset_value(env["url"], "probe", "xgboost") == {"from": "b"}
+    db = env["db"]
+    write_asset_value(db, "probe", "xgboost", "run-a", {"from": "a"})
+    write_asset_value(db, "probe", "xgboost", "run-b", {"from": "b"})
+    assert read_asset_value(db, "probe", "xgboost", "run-a") == {"from": "a"}
+    assert read_asset_value(db, "probe", "xgboost", "run-c") == {"from": "b"}
+    assert read_asset_value(db, "probe", "xgboost") == {"from": "b"}
 
 
 def test_asset_launches_and_odd_trigger_tags_are_mirrored_too(env):
-    from alphaplus_mlops.defs.assets.market import market_bars
-
     odd, version = train(env, "lightgbm", rounds=65, tags={"alphaplus/trigger_id": "not-a-uuid"})
     bars = dg.materialize(
         [market_bars],
         instance=env["instance"],
-        resources={"postgres": env["resources"]["postgres"]},
+        resources={k: env["resources"][k] for k in ("postgres", "market_data")},
         run_config={
             "ops": {
                 "market_bars": {
@@ -493,10 +492,10 @@ def test_asset_launches_and_odd_trigger_tags_are_mirrored_too(env):
             }
         },
     )
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=env["instance"], resources={"postgres": env["resources"]["postgres"]}
-    )
-    run_mirror_sensor(context)
+    ) as context:
+        run_mirror_sensor(context)
     mirrored = {
         r["dagster_run_id"]: r for r in rows(env["url"], "SELECT * FROM ml_pipeline_orchestration")
     }

@@ -1,19 +1,21 @@
 """The training job per family, through Dagster, on a real PostgreSQL and real artifacts."""
 
 import dagster as dg
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import PostgresResource
-from alphaplus_mlops.families.base import FAMILIES
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore, sha256_file
 from alphaplus_mlops.store.bars import upsert_bars
+from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.migrations import migrate
 
+from .conftest import execute
+from .conftest import rows as query
+
+FAMILIES = ["catboost", "xgboost", "lightgbm"]
 SYMBOLS = ["TRA", "TRB"]
 FAST = {"n_estimators": 20, "cv_splits": 2}
 
@@ -32,10 +34,10 @@ def env(create_database, tmp_path_factory):
     url = create_database()
     migrate(url)
     market = simulate_market(SYMBOLS, seed=21, config=SimulationConfig(n_bars=420))
-    upsert_bars(url, market.bars, source="test-sim")
-    # Promotion is judged in test_gates.py; here no candidate may become champion on its own.
-    with psycopg.connect(url) as conn:
-        conn.execute("UPDATE quality_gates SET threshold = 1.01 WHERE name = 'model_performance'")
+    with Database(url) as db:
+        upsert_bars(db, market.bars, source="test-sim")
+    # Promotion is judged in test_promotion.py; here no candidate may become champion.
+    execute(url, "UPDATE quality_gates SET threshold = 1.01 WHERE name = 'model_performance'")
     settings = Settings(database_url=url, home=tmp_path_factory.mktemp("home"))
     defs = build_definitions(
         settings, build_resources(settings, PostgresResource(database_url=url))
@@ -58,11 +60,6 @@ def run(env, family, config=None, tags=None, raise_on_error=False):
         tags=tags,
         raise_on_error=raise_on_error,
     )
-
-
-def query(url, sql, params=()):
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +163,7 @@ def test_deflated_sharpe_counts_every_candidate_of_the_family(env, first_runs):
 def test_xgboost_continues_from_the_champion_and_names_it_as_parent(env, first_runs):
     first = first_runs["xgboost"].output_for_node("trained_model")["model_version_id"]
     # Promotion is a later issue; here the first version is made champion directly.
-    with psycopg.connect(env["url"]) as conn:
-        conn.execute("UPDATE model_versioning SET status = 'champion' WHERE id = %s", (first,))
+    execute(env["url"], "UPDATE model_versioning SET status = 'champion' WHERE id = %s", (first,))
     second = run(env, "xgboost")
     handoff = second.output_for_node("trained_model")
     (row,) = query(
@@ -182,8 +178,7 @@ def test_a_champion_trained_on_an_older_window_is_compared_on_unseen_rows(env, f
     cutoff = env["market"].bars["ts"].iloc[300].date().isoformat()
     old = run(env, "lightgbm", run_config(dataset={"end": cutoff}))
     old_id = old.output_for_node("trained_model")["model_version_id"]
-    with psycopg.connect(env["url"]) as conn:
-        conn.execute("UPDATE model_versioning SET status = 'champion' WHERE id = %s", (old_id,))
+    execute(env["url"], "UPDATE model_versioning SET status = 'champion' WHERE id = %s", (old_id,))
     new = run(env, "lightgbm")
     evaluation = new.output_for_node("model_evaluation")
     assert evaluation["champion_version_id"] == old_id

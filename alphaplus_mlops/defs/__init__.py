@@ -8,16 +8,17 @@ from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_de
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
-from alphaplus_mlops.defs.automation import model_age_schedule, run_mirror_sensor
 from alphaplus_mlops.defs.checks import quality_gate_checks
-from alphaplus_mlops.defs.jobs import ingest_market_bars_job, train_model_job
-from alphaplus_mlops.defs.operations import rollback_job
+from alphaplus_mlops.defs.jobs import ingest_market_bars_job, rollback_job, train_model_job
 from alphaplus_mlops.defs.resources import (
     ArtifactStoreResource,
+    MarketDataResource,
     PostgresJsonIOManager,
     PostgresResource,
     postgres_from_settings,
 )
+from alphaplus_mlops.defs.schedules import model_age_schedule
+from alphaplus_mlops.defs.sensors import run_mirror_sensor
 from alphaplus_mlops.settings import Settings
 
 
@@ -26,6 +27,7 @@ def build_resources(settings: Settings, postgres: PostgresResource | None = None
     return {
         "postgres": postgres,
         "artifacts": ArtifactStoreResource(root=str(settings.artifacts_dir)),
+        "market_data": MarketDataResource.from_settings(settings),
         "handoff_io_manager": PostgresJsonIOManager(postgres=postgres),
     }
 

@@ -14,10 +14,15 @@ from alphaplus_mlops.core.drift import historical_psi, mean_psi
 from alphaplus_mlops.core.features import WARMUP_BARS, build_features
 from alphaplus_mlops.core.gates import data_quality_gate, data_quality_measurements, judge
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
-from alphaplus_mlops.defs.assets.training import load_dataset, training_dataset
+from alphaplus_mlops.defs.assets.training import training_dataset
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.store import deployment, registry
 from alphaplus_mlops.store.bars import load_recent_bars
+from alphaplus_mlops.store.gate_results import load_gates, record_gate_result
+from alphaplus_mlops.store.handoffs import read_asset_value
+from alphaplus_mlops.store.model_artifacts import load_dataset
+from alphaplus_mlops.store.performance import evaluation_of
+from alphaplus_mlops.store.promotion import reject_candidate
+from alphaplus_mlops.store.versions import current_champion, version_trained_in_run
 
 
 def _partition(context: dg.AssetCheckExecutionContext) -> str:
@@ -47,17 +52,15 @@ def data_quality(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.AssetCheckResult:
-    row = deployment.load_gates(postgres.url).get("data_quality")
+    row = load_gates(postgres.db).get("data_quality")
     if row is None:
         return dg.AssetCheckResult(passed=True, description="gate data_quality is disabled")
-    ref = registry.read_asset_value(
-        postgres.url, "training_dataset", _partition(context), context.run.run_id
-    )
-    dataset = load_dataset(artifacts, ref)
+    ref = read_asset_value(postgres.db, "training_dataset", _partition(context), context.run.run_id)
+    dataset = load_dataset(artifacts.store, ref)
     gate = data_quality_gate(row)
     judgement = judge(gate, data_quality_measurements(dataset.frame, dataset.features))
-    deployment.record_gate_result(
-        postgres.url,
+    record_gate_result(
+        postgres.db,
         judgement,
         gate_id=gate["id"],
         run_id=context.run.run_id,
@@ -70,28 +73,26 @@ def _model_gate(
     context, postgres: PostgresResource, gate_name: str, measure
 ) -> dg.AssetCheckResult:
     """Judge this run's candidate on one gate; reject it when the gate fails."""
-    url = postgres.url
-    candidate = deployment.version_trained_in_run(url, context.run.run_id)
+    db = postgres.db
+    candidate = version_trained_in_run(db, context.run.run_id)
     if candidate is None:
         raise dg.Failure("no candidate was trained in this run")
-    gate = deployment.load_gates(url).get(gate_name)
+    gate = load_gates(db).get(gate_name)
     if gate is None:
         return dg.AssetCheckResult(passed=True, description=f"gate {gate_name} is disabled")
-    champion = registry.current_champion(url, candidate["family"])
-    evaluation = registry.evaluation_of(url, candidate, str(champion["id"]) if champion else None)
+    champion = current_champion(db, candidate["family"])
+    evaluation = evaluation_of(db, candidate, str(champion["id"]) if champion else None)
     judgement = judge(
         gate,
         measure(candidate, evaluation),
         evaluation.champion_on_shared,
         evaluation.candidate_on_shared,
     )
-    deployment.record_gate_result(
-        url, judgement, gate_id=gate["id"], run_id=context.run.run_id, version_id=candidate["id"]
+    record_gate_result(
+        db, judgement, gate_id=gate["id"], run_id=context.run.run_id, version_id=candidate["id"]
     )
     if not judgement.passed:
-        deployment.reject_candidate(
-            url, candidate, judgement.reason, f"gate:{gate_name}", context.run.run_id
-        )
+        reject_candidate(db, candidate, judgement.reason, f"gate:{gate_name}", context.run.run_id)
     return _result(judgement, gate)
 
 
@@ -125,17 +126,15 @@ def drift(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ):
-    url = postgres.url
-    ref = registry.read_asset_value(
-        url, "training_dataset", _partition(context), context.run.run_id
-    )
-    dataset = load_dataset(artifacts, ref)
-    config = (deployment.load_gates(url).get("drift") or {}).get("config") or {}
+    db = postgres.db
+    ref = read_asset_value(db, "training_dataset", _partition(context), context.run.run_id)
+    dataset = load_dataset(artifacts.store, ref)
+    config = (load_gates(db).get("drift") or {}).get("config") or {}
     window = int(config.get("recent_window_bars", 63))
 
     def measure(candidate, evaluation):
         symbols = sorted(dataset.frame["symbol"].unique())
-        bars = load_recent_bars(url, symbols, window + WARMUP_BARS + 1)
+        bars = load_recent_bars(db, symbols, window + WARMUP_BARS + 1)
         recent = build_features(bars).groupby("symbol").tail(window)
         recent = recent.dropna(subset=dataset.features)
         current = mean_psi(dataset.frame, recent, dataset.features)

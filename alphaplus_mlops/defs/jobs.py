@@ -1,10 +1,16 @@
+"""Jobs: loading market data, training a family end to end, and rolling back."""
+
 import dagster as dg
+from pydantic import Field
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.families import family_names
+from alphaplus_mlops.store.promotion import PromotionRefused, rollback
 
 ingest_market_bars_job = dg.define_asset_job(
     "ingest_market_bars",
@@ -25,3 +31,42 @@ train_model_job = dg.define_asset_job(
     description="One model family (the partition): dataset -> walk-forward CV and final fit "
     "-> evaluation -> blocking quality gates -> deployment decision -> promotion.",
 )
+
+
+class RollbackConfig(dg.Config):
+    family: str = Field(description="The model family (the partition names them).")
+    reason: str = Field(description="Why, for the ledger.")
+    to_version: int | None = Field(
+        default=None, description="Version to restore; default: the previous champion."
+    )
+    actor: str = Field(default="", description="Who; default: the run.")
+
+
+@dg.op(description="Restore the previous known-good champion in one transaction.")
+def rollback_champion(
+    context: dg.OpExecutionContext,
+    config: RollbackConfig,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+) -> None:
+    if config.family not in family_names():
+        raise dg.Failure(f"unknown family {config.family!r}; choose from {family_names()}")
+    try:
+        entry = rollback(
+            postgres.db,
+            artifacts.store,
+            config.family,
+            actor=config.actor or f"dagster run {context.run.run_id}",
+            reason=config.reason,
+            to_version=config.to_version,
+        )
+    except PromotionRefused as exc:
+        raise dg.Failure(str(exc)) from exc
+    context.log.info(
+        f"{entry.family}: v{entry.previous_version} -> v{entry.version} (ledger #{entry.seq})"
+    )
+
+
+@dg.job(description="Roll a family's champion back to the previous known-good version.")
+def rollback_job():
+    rollback_champion()

@@ -1,5 +1,6 @@
 import dagster as dg
 
-from alphaplus_mlops.families.base import FAMILIES
+from alphaplus_mlops.families import family_names
 
-family_partitions = dg.StaticPartitionsDefinition(list(FAMILIES))
+# One partition per registered family, fixed when the definitions are imported.
+family_partitions = dg.StaticPartitionsDefinition(family_names())

@@ -1,48 +1,53 @@
-"""Resources: immutable configuration; connections are opened where they are used."""
+"""Resources: immutable configuration; connections live between setup and teardown."""
 
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from alphaplus_mlops.settings import ENV_DATABASE_URL, Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
-from alphaplus_mlops.store.db import redact
-from alphaplus_mlops.store.embedded import start_embedded
+from alphaplus_mlops.store.db import Database, redact, resolve_database_url
+from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
 from alphaplus_mlops.store.migrations import migrate
-from alphaplus_mlops.store.registry import read_asset_value, write_asset_value
 
 
 class PostgresResource(dg.ConfigurableResource):
     """The project's PostgreSQL: ``database_url`` when given, else the embedded server.
 
     On first use in a run it applies pending migrations (idempotent, under an advisory
-    lock), so a run never meets a schema older than its code.
+    lock), so a run never meets a schema older than its code. ``db`` lends pooled
+    connections until the step ends.
     """
 
     database_url: str | None = None
     home: str = ".alphaplus"
     migrate_on_start: bool = True
 
-    _resolved_url: str | None = PrivateAttr(default=None)
+    _db: Database | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        url = self.database_url or start_embedded(Path(self.home) / "pg")
+        settings = Settings(database_url=self.database_url, home=Path(self.home))
+        url = resolve_database_url(settings)
         if self.migrate_on_start:
             applied = migrate(url)
             if applied and context.log is not None:
                 context.log.info(f"applied migrations: {[m.filename for m in applied]}")
-        self._resolved_url = url
+        self._db = Database(url)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._db is not None:
+            self._db.close()
 
     @property
-    def url(self) -> str:
-        if self._resolved_url is None:
+    def db(self) -> Database:
+        if self._db is None:
             raise RuntimeError("PostgresResource used outside of a run (setup not called)")
-        return self._resolved_url
+        return self._db
 
     @property
     def display_url(self) -> str:
-        return redact(self.url)
+        return redact(self.db.url)
 
 
 def postgres_from_settings(settings: Settings) -> PostgresResource:
@@ -62,6 +67,24 @@ class ArtifactStoreResource(dg.ConfigurableResource):
         return LocalArtifactStore(self.root)
 
 
+class MarketDataResource(dg.ConfigurableResource):
+    """What `market_bars` loads when its run config does not say: from the settings."""
+
+    sources: list[str] = Field(description="'sample' (real daily indices) and/or 'simulator'.")
+    sim_symbols: list[str]
+    sim_seed: int
+    sim_bars: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "MarketDataResource":
+        return cls(
+            sources=list(settings.market_sources),
+            sim_symbols=list(settings.sim_symbols),
+            sim_seed=settings.sim_seed,
+            sim_bars=settings.sim_bars,
+        )
+
+
 class PostgresJsonIOManager(dg.ConfigurableIOManager):
     """Hands small JSON references (ids, URIs, checksums) from one asset to the next.
 
@@ -76,13 +99,13 @@ class PostgresJsonIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()} must return a dict")
         partition = context.partition_key if context.has_partition_key else ""
         write_asset_value(
-            self.postgres.url, context.asset_key.to_user_string(), partition, context.run_id, obj
+            self.postgres.db, context.asset_key.to_user_string(), partition, context.run_id, obj
         )
 
     def load_input(self, context: dg.InputContext) -> dict:
         key = context.upstream_output.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
-        value = read_asset_value(self.postgres.url, key, partition, context.step_context.run_id)
+        value = read_asset_value(self.postgres.db, key, partition, context.step_context.run_id)
         if value is None:
             raise dg.Failure(f"{key} [{partition or 'unpartitioned'}] has not been materialized")
         return value

@@ -1,4 +1,8 @@
-"""The interface every model family implements, and what a fit reports back."""
+"""The interface every model family implements, and what a fit reports back.
+
+A family is one module in this folder, registered in ``families/__init__.py``; nothing
+outside this folder names a family.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
-FAMILIES = ("catboost", "xgboost", "lightgbm")
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,30 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TrainingKnobs:
+    """The hyperparameters every family understands, as a run's config names them.
+
+    Each family translates them into its library's own names (:meth:`ModelFamily.params_for`).
+    """
+
+    rounds: int
+    learning_rate: float
+    max_depth: int
+
+
 class ModelFamily(Protocol):
     name: str
     native_suffix: str
+    continues_from_champion: bool
+    """True: a new version keeps boosting from the champion's model when the feature
+    schema matches (incremental training); False: every version is a full retrain."""
 
     def default_params(self) -> dict[str, Any]: ...
+
+    def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
+        """The run's knobs in the library's own parameter names."""
+        ...
 
     def fit(
         self,
@@ -69,18 +90,3 @@ def finite_or_nan(value: Any) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return number if math.isfinite(number) else float("nan")
-
-
-def get_family(name: str) -> ModelFamily:
-    from alphaplus_mlops.families.catboost_family import CatBoostFamily
-    from alphaplus_mlops.families.lightgbm_family import LightGBMFamily
-    from alphaplus_mlops.families.xgboost_family import XGBoostFamily
-
-    families = {
-        "catboost": CatBoostFamily(),
-        "xgboost": XGBoostFamily(),
-        "lightgbm": LightGBMFamily(),
-    }
-    if name not in families:
-        raise ValueError(f"unknown model family {name!r}; choose from {list(families)}")
-    return families[name]

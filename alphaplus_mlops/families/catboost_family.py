@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 from catboost import CatBoostClassifier
 
-from alphaplus_mlops.families.base import FitResult, Progress, ProgressCallback, finite_or_nan
+from alphaplus_mlops.families.base import (
+    FitResult,
+    Progress,
+    ProgressCallback,
+    TrainingKnobs,
+    finite_or_nan,
+)
 
 
 class _ProgressHook:
@@ -27,6 +33,14 @@ class _ProgressHook:
 class CatBoostFamily:
     name = "catboost"
     native_suffix = ".cbm"
+    continues_from_champion = False
+
+    def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
+        return {
+            "iterations": knobs.rounds,
+            "learning_rate": knobs.learning_rate,
+            "depth": knobs.max_depth,
+        }
 
     def default_params(self) -> dict[str, Any]:
         return {

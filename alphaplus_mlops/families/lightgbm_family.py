@@ -8,7 +8,13 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from alphaplus_mlops.families.base import FitResult, Progress, ProgressCallback, finite_or_nan
+from alphaplus_mlops.families.base import (
+    FitResult,
+    Progress,
+    ProgressCallback,
+    TrainingKnobs,
+    finite_or_nan,
+)
 
 
 def _progress_hook(total: int, progress: ProgressCallback | None):
@@ -27,6 +33,14 @@ def _progress_hook(total: int, progress: ProgressCallback | None):
 class LightGBMFamily:
     name = "lightgbm"
     native_suffix = ".txt"
+    continues_from_champion = False
+
+    def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
+        return {
+            "n_estimators": knobs.rounds,
+            "learning_rate": knobs.learning_rate,
+            "num_leaves": 2**knobs.max_depth - 1,
+        }
 
     def default_params(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from alphaplus_mlops.families.base import FitResult, Progress, ProgressCallback, finite_or_nan
+from alphaplus_mlops.families.base import (
+    FitResult,
+    Progress,
+    ProgressCallback,
+    TrainingKnobs,
+    finite_or_nan,
+)
 
 
 class _ProgressHook(xgb.callback.TrainingCallback):
@@ -37,6 +43,14 @@ class _ProgressHook(xgb.callback.TrainingCallback):
 class XGBoostFamily:
     name = "xgboost"
     native_suffix = ".ubj"
+    continues_from_champion = True
+
+    def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
+        return {
+            "n_estimators": knobs.rounds,
+            "learning_rate": knobs.learning_rate,
+            "max_depth": knobs.max_depth,
+        }
 
     def default_params(self) -> dict[str, Any]:
         return {

@@ -1,23 +1,35 @@
-"""Where the database is, and how to open a connection to it.
+"""Where the database is, and how code borrows a connection to it.
 
-The project's own code speaks psycopg 3. Dagster's storage speaks psycopg2 through
-SQLAlchemy, which maps a bare ``postgresql://`` to psycopg 3 in SQLAlchemy 2.1 and then
-fails on every event write, so Dagster gets the explicit ``postgresql+psycopg2`` scheme.
+The project's own code speaks psycopg 3 through :class:`Database`, a URL with a small
+connection pool (psycopg_pool), so one asset step or CLI command reuses its connections
+instead of opening one per query. Dagster's storage speaks psycopg2 through SQLAlchemy,
+which maps a bare ``postgresql://`` to psycopg 3 in SQLAlchemy 2.1 and then fails on every
+event write, so Dagster gets the explicit ``postgresql+psycopg2`` scheme.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.embedded import start_embedded
 
 
 def resolve_database_url(settings: Settings) -> str:
-    """The URL in use: the configured server, or the embedded one (started on demand)."""
+    """The URL in use: the configured server, or the embedded one (started on demand).
+
+    The one place that decides which database the project talks to.
+    """
     if settings.database_url is not None:
         return settings.database_url
     return start_embedded(settings.embedded_data_dir)
@@ -45,4 +57,75 @@ def with_database(url: str, database: str) -> str:
 
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    """A dedicated connection, for work that must own its session (session-level advisory
+    locks, migrations, LISTEN). Everything else borrows from :class:`Database`."""
     return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
+
+
+class Database:
+    """The project's PostgreSQL database: its URL and a pool of connections.
+
+    ``with db.connection() as conn:`` borrows a connection; the block's work is committed
+    when it ends normally and rolled back when it raises, as with a fresh connection. The
+    pool opens on first use, checks a connection before lending it (a server restart or a
+    dropped connection costs a reconnect, not an error), and closes with :meth:`close`.
+    """
+
+    def __init__(self, url: str, *, max_size: int = 4, timeout: float = 15.0):
+        self.url = url
+        self._max_size = max_size
+        self._timeout = timeout
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _open_pool(self) -> ConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=self._max_size,
+                    kwargs={"row_factory": dict_row},
+                    check=ConnectionPool.check_connection,
+                    timeout=self._timeout,
+                    name="alphaplus",
+                    open=True,
+                )
+            return self._pool
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with (self._pool or self._open_pool()).connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({redact(self.url)!r})"
+
+
+def json_safe(value: Any) -> Any:
+    """JSON for JSONB: numpy scalars become floats, NaN and inf become null."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def jsonb(value: Any) -> Jsonb:
+    return Jsonb(json_safe(value))

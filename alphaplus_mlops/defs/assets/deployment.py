@@ -6,7 +6,15 @@ from pydantic import Field
 from alphaplus_mlops.core.decision import decide
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.store import deployment, registry
+from alphaplus_mlops.store.gate_results import gate_status
+from alphaplus_mlops.store.performance import evaluation_of
+from alphaplus_mlops.store.promotion import (
+    ANY_CHAMPION,
+    PromotionRefused,
+    promote,
+    record_decision,
+)
+from alphaplus_mlops.store.versions import current_champion, get_model_version, version_by_number
 
 _STATUS = {
     "promote": None,
@@ -36,11 +44,11 @@ def deployment_decision(
     model_evaluation: dict,
     postgres: PostgresResource,
 ) -> dg.Output[dict]:
-    url = postgres.url
-    candidate = registry.get_model_version(url, model_evaluation["model_version_id"])
-    status = deployment.gate_status(url, str(candidate["id"]))
-    champion = registry.current_champion(url, candidate["family"])
-    evaluation = registry.evaluation_of(url, candidate, str(champion["id"]) if champion else None)
+    db = postgres.db
+    candidate = get_model_version(db, model_evaluation["model_version_id"])
+    status = gate_status(db, str(candidate["id"]))
+    champion = current_champion(db, candidate["family"])
+    evaluation = evaluation_of(db, candidate, str(champion["id"]) if champion else None)
     decision = decide(
         status.all_passed,
         status.summary(),
@@ -56,8 +64,8 @@ def deployment_decision(
         "champion_on_shared": evaluation.champion_on_shared,
         "promote_margin": config.promote_margin,
     }
-    decision_id = deployment.record_decision(
-        url,
+    decision_id = record_decision(
+        db,
         family=candidate["family"],
         version_id=str(candidate["id"]),
         rule=decision.rule,
@@ -115,20 +123,20 @@ def champion_model(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.Output[dict]:
-    url, family = postgres.url, context.partition_key
+    db, family = postgres.db, context.partition_key
     if config.version is not None:
-        target = deployment.version_by_number(url, family, config.version)
+        target = version_by_number(db, family, config.version)
         if target is None:
             raise dg.Failure(f"{family} has no version {config.version}")
         reason = config.reason or "manual promotion"
-        replacing = deployment.ANY_CHAMPION
+        replacing = ANY_CHAMPION
     elif deployment_decision["outcome"] == "promote":
-        target = registry.get_model_version(url, deployment_decision["model_version_id"])
+        target = get_model_version(db, deployment_decision["model_version_id"])
         reason = f"automated decision {deployment_decision['decision_id']}"
         # The decision compared the candidate with this champion; a newer one voids it.
         replacing = deployment_decision.get("champion_version_id")
     else:
-        champion = registry.current_champion(url, family)
+        champion = current_champion(db, family)
         return dg.Output(
             {"champion_version_id": str(champion["id"]) if champion else None, "changed": False},
             metadata={
@@ -144,8 +152,8 @@ def champion_model(
         )
     actor = config.actor or f"dagster run {context.run.run_id}"
     try:
-        entry = deployment.promote(
-            url,
+        entry = promote(
+            db,
             artifacts.store,
             str(target["id"]),
             actor=actor,
@@ -153,7 +161,7 @@ def champion_model(
             evidence={"run_id": context.run.run_id},
             replacing=replacing,
         )
-    except deployment.PromotionRefused as exc:
+    except PromotionRefused as exc:
         raise dg.Failure(str(exc)) from exc
     return dg.Output(
         {"champion_version_id": str(target["id"]), "changed": True, "ledger_id": entry.id},

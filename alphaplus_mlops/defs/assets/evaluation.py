@@ -5,21 +5,23 @@ import io
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
-from alphaplus_mlops.defs.assets.training import load_dataset, load_model
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.evaluation import (
+from alphaplus_mlops.families import get_family
+from alphaplus_mlops.modeling.assessment import (
     evaluate_predictions,
     onnx_parity,
     rows_unseen_by,
     single_row_latency_us,
 )
-from alphaplus_mlops.families.base import get_family
 from alphaplus_mlops.serving.onnx_model import OnnxModel
-from alphaplus_mlops.store import deployment, registry
+from alphaplus_mlops.store.db import Database, json_safe
+from alphaplus_mlops.store.gate_results import load_gates
+from alphaplus_mlops.store.model_artifacts import load_dataset, load_frame, load_model
+from alphaplus_mlops.store.performance import comparison_split, record_performance, trial_sharpes
+from alphaplus_mlops.store.versions import current_champion, get_model_version
 
 SHOWN_ML = ["roc_auc", "accuracy", "f1", "log_loss", "brier"]
 SHOWN_BUSINESS = [
@@ -63,28 +65,25 @@ def model_evaluation(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.Output[dict]:
-    url, store = postgres.url, artifacts.store
-    family_name = context.partition_key
-    family = get_family(family_name)
-    candidate = registry.get_model_version(url, trained_model["model_version_id"])
-    dataset = load_dataset(artifacts, training_dataset)
-    oof = pd.read_parquet(
-        io.BytesIO(store.get_bytes(candidate["oof_uri"], candidate["oof_sha256"]))
-    )
+    db, store = postgres.db, artifacts.store
+    family = get_family(context.partition_key)
+    candidate = get_model_version(db, trained_model["model_version_id"])
+    dataset = load_dataset(store, training_dataset)
+    oof = load_frame(store, candidate["oof_uri"], candidate["oof_sha256"])
     rows = oof.merge(dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"])
     x = rows[dataset.features].to_numpy(dtype=np.float32)
 
-    prior = registry.trial_sharpes(url, family_name, candidate["id"])
-    cost = cost_bps_for(url, config)
+    prior = trial_sharpes(db, family.name, candidate["id"])
+    cost = cost_bps_for(db, config)
     result = evaluate_predictions(rows, rows["proba"].to_numpy(), cost, config.band, prior)
 
-    native = load_model(artifacts, family, candidate)
+    native = load_model(store, family, candidate)
     onnx = OnnxModel(store.get_bytes(candidate["onnx_uri"], candidate["onnx_sha256"]))
     parity = onnx_parity(family.predict_proba(native, x), onnx.predict_proba(x))
     latency = single_row_latency_us(onnx.predict_proba, x)
     result.ml.update(onnx_parity=parity, onnx_p50_us=latency["p50"], onnx_p99_us=latency["p99"])
-    registry.record_performance(
-        url,
+    record_performance(
+        db,
         model_version_id=candidate["id"],
         dataset_id=training_dataset["dataset_id"],
         split="walk_forward_oof",
@@ -93,9 +92,7 @@ def model_evaluation(
         business_metrics=result.business,
     )
 
-    comparison = _compare_with_champion(
-        context, url, artifacts, family, candidate, rows, config, cost
-    )
+    comparison = _compare_with_champion(context, db, store, family, candidate, rows, config, cost)
     table = _comparison_table(result, comparison)
     value = {
         "model_version_id": str(candidate["id"]),
@@ -105,7 +102,7 @@ def model_evaluation(
         "champion_version_id": comparison["champion_version_id"] if comparison else None,
     }
     return dg.Output(
-        registry.json_safe(value),
+        json_safe(value),
         metadata={
             "candidate_version": int(candidate["version"]),
             "evaluation_rows": result.n_rows,
@@ -122,18 +119,18 @@ def model_evaluation(
     )
 
 
-def cost_bps_for(url: str, config: EvaluationConfig) -> float:
+def cost_bps_for(db: Database, config: EvaluationConfig) -> float:
     """The run's cost: its config, else the business gate row's, so one row sets both."""
     if config.cost_bps is not None:
         return config.cost_bps
-    gate = deployment.load_gates(url).get("business_metrics") or {}
+    gate = load_gates(db).get("business_metrics") or {}
     return float((gate.get("config") or {}).get("cost_bps", 5.0))
 
 
 def _compare_with_champion(
-    context, url, artifacts, family, candidate, rows, config, cost
+    context, db, store, family, candidate, rows, config, cost
 ) -> dict | None:
-    champion = registry.current_champion(url, family.name)
+    champion = current_champion(db, family.name)
     if champion is None or champion["id"] == candidate["id"]:
         context.log.info("no champion to compare with")
         return None
@@ -149,16 +146,16 @@ def _compare_with_champion(
             f"(need {config.min_comparable_rows}): comparison skipped"
         )
         return None
-    model = load_model(artifacts, family, champion)
+    model = load_model(store, family, champion)
     x = unseen[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
     champ = evaluate_predictions(unseen, family.predict_proba(model, x), cost, config.band)
     cand = evaluate_predictions(unseen, unseen["proba"].to_numpy(), cost, config.band)
     for version_id, evaluation in ((champion["id"], champ), (candidate["id"], cand)):
-        registry.record_performance(
-            url,
+        record_performance(
+            db,
             model_version_id=version_id,
             dataset_id=candidate["dataset_id"],
-            split=registry.comparison_split(champion["id"], candidate["id"]),
+            split=comparison_split(champion["id"], candidate["id"]),
             n_rows=evaluation.n_rows,
             ml_metrics=evaluation.ml,
             business_metrics=evaluation.business,

@@ -6,26 +6,28 @@ from pydantic import Field
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.data.sources import PACKAGED_SAMPLES, inclusive_end, load_packaged_sample
-from alphaplus_mlops.defs.resources import PostgresResource
-from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.defs.resources import MarketDataResource, PostgresResource
 from alphaplus_mlops.store.bars import summarize_bars, upsert_bars
-
-_SETTINGS = Settings.from_env()
 
 
 class MarketBarsConfig(dg.Config):
-    sources: list[str] = Field(
-        default=list(_SETTINGS.market_sources),
-        description="Which sources to load: 'sample' (real daily indices) and/or 'simulator'.",
+    sources: list[str] | None = Field(
+        default=None,
+        description="Which sources to load: 'sample' (real daily indices) and/or 'simulator'; "
+        "default: ALPHAPLUS_MARKET_SOURCES.",
     )
     sample_symbols: list[str] = Field(
         default=list(PACKAGED_SAMPLES), description="Packaged real series to load."
     )
-    sim_symbols: list[str] = Field(
-        default=list(_SETTINGS.sim_symbols), description="Simulated symbols to generate."
+    sim_symbols: list[str] | None = Field(
+        default=None, description="Simulated symbols to generate; default: ALPHAPLUS_SIM_SYMBOLS."
     )
-    sim_seed: int = Field(default=_SETTINGS.sim_seed, description="Simulator seed.")
-    sim_bars: int = Field(default=_SETTINGS.sim_bars, description="Bars per simulated symbol.")
+    sim_seed: int | None = Field(
+        default=None, description="Simulator seed; default: ALPHAPLUS_SIM_SEED."
+    )
+    sim_bars: int | None = Field(
+        default=None, description="Bars per simulated symbol; default: ALPHAPLUS_SIM_BARS."
+    )
     as_of: str | None = Field(
         default=None,
         description="Replay: load only bars up to this date (ISO), as if it were today.",
@@ -39,23 +41,28 @@ class MarketBarsConfig(dg.Config):
     "and upserted on (symbol, ts): loading the same data twice changes nothing.",
 )
 def market_bars(
-    context: dg.AssetExecutionContext, config: MarketBarsConfig, postgres: PostgresResource
+    context: dg.AssetExecutionContext,
+    config: MarketBarsConfig,
+    postgres: PostgresResource,
+    market_data: MarketDataResource,
 ) -> dg.MaterializeResult:
-    unknown = sorted(set(config.sources) - {"sample", "simulator"})
+    sources = config.sources if config.sources is not None else market_data.sources
+    sim_symbols = config.sim_symbols or market_data.sim_symbols
+    sim_seed = config.sim_seed if config.sim_seed is not None else market_data.sim_seed
+    sim_bars = config.sim_bars if config.sim_bars is not None else market_data.sim_bars
+    unknown = sorted(set(sources) - {"sample", "simulator"})
     if unknown:
         raise dg.Failure(f"unknown market data source(s) {unknown}: use 'sample' or 'simulator'")
 
     loaded: list[tuple[str, pd.DataFrame]] = []
     extra: dict[str, dg.RawMetadataValue] = {}
-    if "sample" in config.sources:
+    if "sample" in sources:
         loaded.append(("arch-sample", load_packaged_sample(tuple(config.sample_symbols))))
-    if "simulator" in config.sources:
+    if "simulator" in sources:
         market = simulate_market(
-            config.sim_symbols,
-            seed=config.sim_seed,
-            config=SimulationConfig(n_bars=config.sim_bars),
+            sim_symbols, seed=sim_seed, config=SimulationConfig(n_bars=sim_bars)
         )
-        loaded.append((f"simulator-seed-{config.sim_seed}", market.bars))
+        loaded.append((f"simulator-seed-{sim_seed}", market.bars))
         extra["simulator_break_ts"] = market.break_ts.isoformat()
 
     if config.as_of:
@@ -65,7 +72,7 @@ def market_bars(
 
     received = inserted = updated = 0
     for source, bars in loaded:
-        result = upsert_bars(postgres.url, bars, source=source)
+        result = upsert_bars(postgres.db, bars, source=source)
         context.log.info(
             f"{source}: {result.received} bars, {result.inserted} new, {result.updated} updated"
         )
@@ -75,7 +82,7 @@ def market_bars(
             updated + result.updated,
         )
 
-    summary = summarize_bars(postgres.url)
+    summary = summarize_bars(postgres.db)
     loaded_symbols = sorted({s for _, bars in loaded for s in bars["symbol"].unique()})
     table = pd.DataFrame(
         [

@@ -1,18 +1,9 @@
 """Dataset → trained model → evaluation, one partition per model family."""
 
-import io
-import resource
-import tempfile
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from alphaplus_mlops import run_tags
 from alphaplus_mlops.core.features import FEATURE_VERSION
 from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.core.metrics import classification_metrics
@@ -20,12 +11,22 @@ from alphaplus_mlops.core.splits import WalkForward
 from alphaplus_mlops.data.sources import inclusive_end
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.partitions import family_partitions
-from alphaplus_mlops.defs.progress import TrainingProgress
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.families.base import get_family
-from alphaplus_mlops.store import deployment, registry
-from alphaplus_mlops.store.bars import load_bars
-from alphaplus_mlops.training import Dataset, Parent, build_dataset, cross_validate, final_fit
+from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
+from alphaplus_mlops.families import ModelFamily, TrainingKnobs, get_family
+from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
+from alphaplus_mlops.modeling.fitting import Parent, cross_validate, final_fit
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.bars import all_symbols, load_bars
+from alphaplus_mlops.store.dataset_records import record_dataset
+from alphaplus_mlops.store.db import Database, json_safe
+from alphaplus_mlops.store.model_artifacts import (
+    load_dataset,
+    load_model,
+    store_frame,
+    store_model_files,
+)
+from alphaplus_mlops.store.versions import current_champion, register_model_version
 from alphaplus_mlops.versioning import code_version
 
 
@@ -75,9 +76,9 @@ def training_dataset(
         )
     except ValueError as exc:
         raise dg.Failure(f"invalid label configuration: {exc}") from exc
-    symbols = config.symbols or registry.all_symbols(postgres.url)
+    symbols = config.symbols or all_symbols(postgres.db)
     bars = load_bars(
-        postgres.url,
+        postgres.db,
         symbols,
         pd.Timestamp(config.start, tz="UTC") if config.start else None,
         inclusive_end(config.end) if config.end else None,
@@ -91,8 +92,8 @@ def training_dataset(
         context.log.warning("labels shuffled on purpose (shuffle_labels=true)")
     stored = artifacts.store.put_bytes(dataset.to_parquet_bytes(), ".parquet")
     frame = dataset.frame
-    record = registry.record_dataset(
-        postgres.url,
+    record = record_dataset(
+        postgres.db,
         content_hash=dataset.content_hash(),
         symbols=sorted(frame["symbol"].unique().tolist()),
         window_start=frame["ts"].min().to_pydatetime(),
@@ -143,52 +144,16 @@ class TrainingConfig(dg.Config):
     requested_by: str = ""
     reason: str = ""
 
+    def knobs(self) -> TrainingKnobs:
+        return TrainingKnobs(self.n_estimators, self.learning_rate, self.max_depth)
 
-def family_params(family: str, config: TrainingConfig) -> dict:
-    if family == "catboost":
-        return {
-            "iterations": config.n_estimators,
-            "learning_rate": config.learning_rate,
-            "depth": config.max_depth,
-        }
-    if family == "xgboost":
-        return {
-            "n_estimators": config.n_estimators,
-            "learning_rate": config.learning_rate,
-            "max_depth": config.max_depth,
-        }
-    return {
-        "n_estimators": config.n_estimators,
-        "learning_rate": config.learning_rate,
-        "num_leaves": 2**config.max_depth - 1,
-    }
-
-
-def load_dataset(artifacts: ArtifactStoreResource, ref: dict) -> Dataset:
-    data = artifacts.store.get_bytes(ref["artifact_uri"], ref["artifact_sha256"])
-    return Dataset.from_parquet_bytes(data, LabelConfig(**ref["label_config"]))
-
-
-def load_model(artifacts: ArtifactStoreResource, family, version: dict):
-    """A version's native model, after checking its file against the recorded SHA-256."""
-    return family.load_native(
-        artifacts.store.get_bytes(version["native_uri"], version["native_sha256"])
-    )
-
-
-def _xgboost_parent(url: str, artifacts: ArtifactStoreResource, features: list[str]):
-    """The champion's booster when its feature schema matches, else (None, None, reason)."""
-    champion = registry.current_champion(url, "xgboost")
-    if champion is None:
-        return None, None, "no champion yet: full retrain"
-    if list(champion["feature_names"]) != features:
-        return None, None, "champion's feature schema differs: full retrain"
-    parent = Parent(
-        model=load_model(artifacts, get_family("xgboost"), champion),
-        trained_until=pd.Timestamp(champion["dataset_window_end"]),
-        horizon=int((champion["label_config"] or {}).get("horizon", 1)),
-    )
-    return parent, str(champion["id"]), f"parent v{champion['version']}"
+    def splitter(self, horizon: int) -> WalkForward:
+        return WalkForward(
+            n_splits=self.cv_splits,
+            gap=horizon if self.cv_gap is None else self.cv_gap,
+            embargo=horizon if self.cv_embargo is None else self.cv_embargo,
+            min_train_size=50,
+        )
 
 
 @dg.asset(
@@ -207,59 +172,43 @@ def trained_model(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.Output[dict]:
-    url, family_name = postgres.url, context.partition_key
-    family = get_family(family_name)
-    dataset = load_dataset(artifacts, training_dataset)
-    horizon = dataset.label_config.horizon
-    params = {**family.default_params(), **family_params(family_name, config)}
-    splitter = WalkForward(
-        n_splits=config.cv_splits,
-        gap=horizon if config.cv_gap is None else config.cv_gap,
-        embargo=horizon if config.cv_embargo is None else config.cv_embargo,
-        min_train_size=50,
-    )
-    trigger = run_trigger(context, config)
-    deployment.mirror_run(
-        url,
-        run_id=context.run.run_id,
-        job_name=context.run.job_name,
-        partition_key=family_name,
-        status="STARTED",
-        tags=dict(context.run.tags),
-        **trigger.mirror_fields(),
-    )
-    job_id = registry.start_training_job(
-        url,
-        family=family_name,
-        run_id=context.run.run_id,
+    db, store = postgres.db, artifacts.store
+    family = get_family(context.partition_key)
+    dataset = load_dataset(store, training_dataset)
+    params = {**family.default_params(), **family.params_for(config.knobs())}
+    splitter = config.splitter(dataset.label_config.horizon)
+    rounds = config.n_estimators
+    with recorded_training_job(
+        context,
+        db,
+        family=family.name,
         dataset_id=training_dataset["dataset_id"],
         config={"params": params, "cv": splitter.__dict__},
-        **trigger.job_fields(),
-    )
-    rounds = int(params.get("iterations", params.get("n_estimators")))
-    progress = TrainingProgress(context, url, job_id, (config.cv_splits + 1) * rounds)
-    with recorded_training_job(url, job_id, progress) as usage:
-        parent, parent_id, parent_note = _parent_for(family_name, url, artifacts, dataset)
+        trigger=RunTrigger.of(context.run, config.model_dump()),
+        total_iterations=(config.cv_splits + 1) * rounds,
+    ) as job:
+        parent, parent_id, parent_note = champion_parent(db, store, family, dataset)
+        progress = job.progress
         cv = cross_validate(
-            family, dataset, params, splitter, _staged(progress, rounds), parent=parent
+            family, dataset, params, splitter, progress.across_fits(rounds), parent=parent
         )
         progress.stage(config.cv_splits * rounds)
         fitted = final_fit(
             family, dataset, params, progress, init_model=parent.model if parent else None
         )
         progress.flush()
-        train_seconds = usage.wall_seconds()
-        native, onnx = _store_model_files(artifacts, family, fitted.model, len(dataset.features))
-        oof = artifacts.store.put_bytes(_parquet(cv.oof), ".parquet")
+        train_seconds = job.usage.wall_seconds()
+        native, onnx = store_model_files(store, family, fitted.model, len(dataset.features))
+        oof = store_frame(store, cv.oof)
         parent_id = parent_id if fitted.training_path == "incremental" else None
         notes = [n for n in [parent_note, *fitted.notes] if n]
         if cv.warm_started_folds:
             notes.append(f"CV folds {cv.warm_started_folds} continued from the parent too")
-        version_id, version = registry.register_model_version(
-            url,
-            family=family_name,
+        version_id, version = register_model_version(
+            db,
+            family=family.name,
             dataset_id=training_dataset["dataset_id"],
-            training_job_id=job_id,
+            training_job_id=job.id,
             parent_version_id=parent_id,
             params=fitted.params,
             feature_names=dataset.features,
@@ -276,10 +225,10 @@ def trained_model(
         )
     value = {
         "model_version_id": version_id,
-        "family": family_name,
+        "family": family.name,
         "version": version,
         "dataset_id": training_dataset["dataset_id"],
-        "training_job_id": job_id,
+        "training_job_id": job.id,
     }
     return dg.Output(
         value,
@@ -293,112 +242,30 @@ def trained_model(
             "folds (train, test)": str(cv.fold_sizes),
             "oof_roc_auc": classification_metrics(cv.oof["label"], cv.oof["proba"])["roc_auc"],
             "train_seconds": round(train_seconds, 2),
-            "cpu_seconds": round(usage.cpu_seconds(), 2),
+            "cpu_seconds": round(job.usage.cpu_seconds(), 2),
             "peak_rss_mb": round(progress.peak_rss / 2**20, 1),
-            "params": dg.MetadataValue.json(registry.json_safe(fitted.params)),
+            "params": dg.MetadataValue.json(json_safe(fitted.params)),
             "native_sha256": native.sha256,
             "onnx_sha256": onnx.sha256,
         },
     )
 
 
-@dataclass(frozen=True)
-class RunTrigger:
-    """Why this run exists: from its tags (schedule, sensor, CLI), else the launchpad config."""
-
-    trigger_type: str
-    trigger_id: str | None
-    priority: int
-    requested_by: str | None
-    reason: str | None
-
-    def mirror_fields(self) -> dict:
-        return {
-            "trigger_type": self.trigger_type,
-            "trigger_id": self.trigger_id,
-            "priority": self.priority,
-        }
-
-    def job_fields(self) -> dict:
-        return {**self.mirror_fields(), "requested_by": self.requested_by, "reason": self.reason}
-
-
-def run_trigger(context: dg.AssetExecutionContext, config: TrainingConfig) -> RunTrigger:
-    tags = context.run.tags
-    return RunTrigger(
-        trigger_type=tags.get(run_tags.TRIGGER_TYPE, config.trigger_type),
-        trigger_id=deployment.as_uuid(tags.get(run_tags.TRIGGER_ID)),
-        priority=int(tags.get(run_tags.PRIORITY, config.priority)),
-        requested_by=tags.get(run_tags.REQUESTED_BY, config.requested_by) or None,
-        reason=tags.get(run_tags.REASON, config.reason) or None,
-    )
-
-
-class _Usage:
-    def __init__(self):
-        self.started = time.monotonic()
-        self.cpu_start = resource.getrusage(resource.RUSAGE_SELF)
-
-    def wall_seconds(self) -> float:
-        return time.monotonic() - self.started
-
-    def cpu_seconds(self) -> float:
-        now = resource.getrusage(resource.RUSAGE_SELF)
-        return (now.ru_utime - self.cpu_start.ru_utime) + (now.ru_stime - self.cpu_start.ru_stime)
-
-
-@contextmanager
-def recorded_training_job(url: str, job_id: str, progress: TrainingProgress):
-    """Closes the job row: succeeded, or failed with the error, with CPU and peak RSS."""
-    usage = _Usage()
-    try:
-        yield usage
-    except Exception as exc:
-        registry.finish_training_job(
-            url,
-            job_id,
-            status="failed",
-            cpu_seconds=usage.cpu_seconds(),
-            peak_rss=progress.peak_rss,
-            error=f"{type(exc).__name__}: {exc}",
-        )
-        raise
-    registry.finish_training_job(
-        url, job_id, status="succeeded", cpu_seconds=usage.cpu_seconds(), peak_rss=progress.peak_rss
-    )
-
-
-def _parent_for(family_name: str, url: str, artifacts: ArtifactStoreResource, dataset: Dataset):
-    if family_name != "xgboost":
+def champion_parent(
+    db: Database, store: LocalArtifactStore, family: ModelFamily, dataset: Dataset
+) -> tuple[Parent | None, str | None, str | None]:
+    """For a family that continues from its champion: the champion's model when its feature
+    schema matches, with its id and a note; otherwise (None, None, why not)."""
+    if not family.continues_from_champion:
         return None, None, None
-    return _xgboost_parent(url, artifacts, dataset.features)
-
-
-def _store_model_files(artifacts: ArtifactStoreResource, family, model, n_features: int):
-    """The native file and the ONNX export, content-addressed in the artifact store."""
-    with tempfile.TemporaryDirectory() as tmp:
-        native_path = Path(tmp) / f"model{family.native_suffix}"
-        onnx_path = Path(tmp) / "model.onnx"
-        family.save_native(model, native_path)
-        family.export_onnx(model, n_features, onnx_path)
-        return artifacts.store.put_file(native_path), artifacts.store.put_file(onnx_path)
-
-
-def _staged(progress: TrainingProgress, rounds: int):
-    """Progress across the CV folds: each new fit continues the run-wide count."""
-    state = {"fit": 0, "last": 0}
-
-    def report(p):
-        if p.iteration <= state["last"]:
-            state["fit"] += 1
-            progress.stage(state["fit"] * rounds)
-        state["last"] = p.iteration
-        progress(p)
-
-    return report
-
-
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    champion = current_champion(db, family.name)
+    if champion is None:
+        return None, None, "no champion yet: full retrain"
+    if list(champion["feature_names"]) != dataset.features:
+        return None, None, "champion's feature schema differs: full retrain"
+    parent = Parent(
+        model=load_model(store, family, champion),
+        trained_until=pd.Timestamp(champion["dataset_window_end"]),
+        horizon=int((champion["label_config"] or {}).get("horizon", 1)),
+    )
+    return parent, str(champion["id"]), f"parent v{champion['version']}"

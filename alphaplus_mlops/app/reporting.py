@@ -1,19 +1,21 @@
-"""Readable summaries of the fleet for the CLI and the demo."""
+"""Readable summaries of the fleet for the CLI and the demo: status table and leaderboard."""
 
 from __future__ import annotations
 
-from alphaplus_mlops.families.base import FAMILIES
-from alphaplus_mlops.store import deployment
+from alphaplus_mlops.families import family_names
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.gate_results import gate_status
+from alphaplus_mlops.store.versions import family_status, leaderboard, version_by_number
 
 
 def _when(value) -> str:
     return str(value)[:19].replace("T", " ") if value else "-"
 
 
-def status_report(url: str) -> str:
+def status_report(db: Database) -> str:
     lines = []
-    for family in FAMILIES:
-        s = deployment.family_status(url, family)
+    for family in family_names():
+        s = family_status(db, family)
         champion, challenger = s["champion"], s["challenger"]
         training, decision = s["last_training"], s["last_decision"]
         lines.append(f"{family}")
@@ -34,11 +36,25 @@ def status_report(url: str) -> str:
             lines.append(
                 f"  last decision  v{decision['version']} {decision['outcome']}: {reasons}"
             )
-            version = deployment.version_by_number(url, family, decision["version"])
-            gates = deployment.gate_status(url, str(version["id"]))
-            for gate in gates.gates:
+            version = version_by_number(db, family, decision["version"])
+            for gate in gate_status(db, str(version["id"])).gates:
                 mark = {True: "pass", False: "FAIL", None: "----"}[gate["passed"]]
                 lines.append(f"    {mark} {gate['reason'] or gate['gate_name'] + ': not run'}")
         else:
             lines.append("  last decision  none")
+    return "\n".join(lines)
+
+
+def leaderboard_report(db: Database) -> str:
+    """The latest version of each family: out-of-fold AUC, net Sharpe, drawdown, parity."""
+    lines = [
+        f"{'family':<9} {'version':>7} {'status':<11} {'AUC':>6} {'net Sharpe':>10} "
+        f"{'max DD':>7} {'ONNX parity':>11} {'train s':>7}"
+    ]
+    for row in leaderboard(db):
+        lines.append(
+            f"{row['family']:<9} {row['version']:>7} {row['status']:<11} {row['roc_auc']:>6.3f} "
+            f"{row['net_sharpe']:>10.2f} {row['max_drawdown']:>7.1%} "
+            f"{row['onnx_parity']:>11.1e} {row['train_seconds']:>7.1f}"
+        )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Evaluating a candidate, and the champion on the same out-of-sample rows. No Dagster here."""
+"""Judging predictions: ML and cost-aware business metrics, the rows a champion never
+saw, ONNX parity and latency. No Dagster and no database here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gate results, decisions, promotion and rollback: the transactions that move champions.
+"""Decisions, promotion and rollback: the transactions that move champions, and the ledger.
 
 Promotion and rollback each run in one transaction under a per-family advisory lock:
 the old champion's status changes, the new one's changes, a ledger row is appended and the
@@ -9,15 +9,13 @@ new one, never neither nor both.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from alphaplus_mlops.core.gates import GateJudgement
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, LocalArtifactStore
-from alphaplus_mlops.store.db import connect
-from alphaplus_mlops.store.registry import jsonb
+from alphaplus_mlops.store.db import Database, jsonb
+from alphaplus_mlops.store.gate_results import gate_status_in
 from alphaplus_mlops.versioning import code_version
 
 ANY_CHAMPION = object()
@@ -28,75 +26,11 @@ class PromotionRefused(RuntimeError):
     """A version may not become champion; the message says why."""
 
 
-@dataclass(frozen=True)
-class GateStatus:
-    all_passed: bool
-    gates: list[dict]
-
-    def summary(self) -> str:
-        parts = []
-        for g in self.gates:
-            mark = {True: "passed", False: "FAILED", None: "not run"}[g["passed"]]
-            parts.append(f"{g['gate_name']} {mark}")
-        return ", ".join(parts)
-
-
-def load_gates(url: str) -> dict[str, dict]:
-    with connect(url) as conn:
-        return {row["name"]: row for row in conn.execute(queries.SELECT_ENABLED_GATES)}
-
-
-def record_gate_result(
-    url: str,
-    judgement: GateJudgement,
-    *,
-    gate_id: str | None,
-    run_id: str | None,
-    version_id: str | None = None,
-    dataset_id: str | None = None,
-) -> None:
-    with connect(url) as conn:
-        conn.execute(
-            queries.INSERT_GATE_RESULT,
-            (
-                version_id,
-                dataset_id,
-                gate_id,
-                judgement.gate,
-                judgement.passed,
-                jsonb(judgement.measured),
-                jsonb(judgement.thresholds),
-                judgement.reason,
-                "WARN" if judgement.passed else "ERROR",
-                run_id,
-            ),
-        )
-
-
-def _gate_status(conn, version_id: str) -> GateStatus:
-    rows = conn.execute(queries.SELECT_GATE_STATUS, (version_id,)).fetchall()
-    return GateStatus(bool(rows) and all(r["passed"] is True for r in rows), rows)
-
-
-def gate_status(url: str, version_id: str) -> GateStatus:
-    """The latest judgement of every enabled gate for a version; all must have passed."""
-    with connect(url) as conn:
-        return _gate_status(conn, version_id)
-
-
-def version_trained_in_run(url: str, run_id: str) -> dict | None:
-    with connect(url) as conn:
-        return conn.execute(queries.SELECT_VERSION_TRAINED_IN_RUN, (run_id,)).fetchone()
-
-
-def version_by_number(url: str, family: str, version: int) -> dict | None:
-    with connect(url) as conn:
-        return conn.execute(queries.SELECT_VERSION_BY_NUMBER, (family, version)).fetchone()
-
-
-def reject_candidate(url: str, version: dict, reason: str, rule: str, run_id: str | None) -> bool:
+def reject_candidate(
+    db: Database, version: dict, reason: str, rule: str, run_id: str | None
+) -> bool:
     """Mark a candidate rejected (once) with its decision and deployment stage."""
-    with connect(url) as conn, conn.transaction():
+    with db.connection() as conn, conn.transaction():
         if (
             conn.execute(queries.SET_STATUS_IF_CANDIDATE, ("rejected", version["id"])).fetchone()
             is None
@@ -123,7 +57,7 @@ def reject_candidate(url: str, version: dict, reason: str, rule: str, run_id: st
 
 
 def record_decision(
-    url: str,
+    db: Database,
     *,
     family: str,
     version_id: str,
@@ -134,7 +68,7 @@ def record_decision(
     new_status: str | None,
     stage: str,
 ) -> str:
-    with connect(url) as conn, conn.transaction():
+    with db.connection() as conn, conn.transaction():
         decision = conn.execute(
             queries.INSERT_DECISION,
             (
@@ -191,7 +125,7 @@ def _ledger_entry(row: dict, family: str, action: str, new: dict, old: dict | No
 
 
 def promote(
-    url: str,
+    db: Database,
     store: LocalArtifactStore,
     version_id: str,
     *,
@@ -206,7 +140,7 @@ def promote(
     there was none). If another version became champion since, the decision is stale and
     the promotion is refused; manual promotions leave it at ANY_CHAMPION.
     """
-    with connect(url) as conn, conn.transaction():
+    with db.connection() as conn, conn.transaction():
         found = conn.execute(queries.SELECT_MODEL_VERSION, (version_id,)).fetchone()
         if found is None:
             raise PromotionRefused(f"no model version {version_id}")
@@ -214,7 +148,7 @@ def promote(
         # The family lock first, as rollback takes it: one order, no deadlock.
         conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
         version = conn.execute(queries.SELECT_VERSION_FOR_UPDATE, (version_id,)).fetchone()
-        status = _gate_status(conn, version_id)
+        status = gate_status_in(conn, version_id)
         if not status.all_passed:
             raise PromotionRefused(
                 f"{family} v{version['version']} has not passed every quality gate "
@@ -258,7 +192,7 @@ def promote(
 
 
 def rollback(
-    url: str,
+    db: Database,
     store: LocalArtifactStore,
     family: str,
     *,
@@ -273,7 +207,7 @@ def rollback(
     """
     if not reason.strip():
         raise PromotionRefused("a rollback needs a reason")
-    with connect(url) as conn, conn.transaction():
+    with db.connection() as conn, conn.transaction():
         conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
         current = conn.execute(queries.SELECT_CHAMPION_FOR_UPDATE, (family,)).fetchone()
         if to_version is not None:
@@ -286,7 +220,7 @@ def rollback(
             raise PromotionRefused(f"{family} v{target['version']} is already the champion")
         if target["status"] == "rejected":
             raise PromotionRefused(f"{family} v{target['version']} was rejected by its gates")
-        status = _gate_status(conn, str(target["id"]))
+        status = gate_status_in(conn, str(target["id"]))
         if not status.all_passed:
             raise PromotionRefused(
                 f"{family} v{target['version']} is not known-good ({status.summary()})"
@@ -344,56 +278,12 @@ def _previous_champion(conn, family: str, current: dict | None) -> dict:
     raise PromotionRefused(f"{family} has no earlier champion to roll back to; use --to VERSION")
 
 
-def serving_at(url: str, family: str, at: datetime) -> dict | None:
+def serving_at(db: Database, family: str, at: datetime) -> dict | None:
     """The ledger entry that made the model serving ``family`` at time ``at``."""
-    with connect(url) as conn:
+    with db.connection() as conn:
         return conn.execute(queries.SELECT_SERVING_AT, (family, at)).fetchone()
 
 
-def ledger(url: str, family: str) -> list[dict]:
-    with connect(url) as conn:
+def ledger(db: Database, family: str) -> list[dict]:
+    with db.connection() as conn:
         return conn.execute(queries.SELECT_LEDGER_FOR_FAMILY, (family,)).fetchall()
-
-
-def champion_since(url: str, family: str) -> dict | None:
-    with connect(url) as conn:
-        return conn.execute(queries.SELECT_CHAMPION_SINCE, (family,)).fetchone()
-
-
-def triggers_of_type(url: str, trigger_type: str) -> list[dict]:
-    with connect(url) as conn:
-        return conn.execute(queries.SELECT_TRIGGERS_OF_TYPE, (trigger_type,)).fetchall()
-
-
-def family_status(url: str, family: str) -> dict:
-    with connect(url) as conn:
-        return conn.execute(queries.SELECT_FAMILY_STATUS, {"f": family}).fetchone()
-
-
-def as_uuid(value: object) -> str | None:
-    """A trigger id from a run tag: a UUID string, or None for anything else."""
-    try:
-        return str(uuid.UUID(str(value))) if value else None
-    except ValueError:
-        return None
-
-
-def mirror_run(url: str, **run: object) -> None:
-    """Upsert a run into ml_pipeline_orchestration; an unknown trigger id is stored as NULL."""
-    run = {**run, "trigger_id": as_uuid(run.get("trigger_id"))}
-    with connect(url) as conn:
-        conn.execute(
-            queries.UPSERT_RUN_MIRROR,
-            (
-                run["run_id"],
-                run["job_name"],
-                run.get("partition_key"),
-                run["status"],
-                run.get("trigger_type"),
-                run.get("trigger_id"),
-                run.get("priority", 0),
-                jsonb(run.get("tags", {})),
-                run.get("started_at"),
-                run.get("finished_at"),
-            ),
-        )

@@ -1,4 +1,4 @@
-"""Wiring the process environment for Dagster: DAGSTER_HOME and its storage URL.
+"""The Dagster environment of a process: DAGSTER_HOME and its storage URL.
 
 The CLI (``dev``, ``demo``, ``env``) and the tests use this, so Dagster's own storage is
 always the project's PostgreSQL and never a silent SQLite fallback.
@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from alphaplus_mlops.settings import ENV_DAGSTER_PG_URL, ENV_DAGSTER_STORAGE, Settings
-from alphaplus_mlops.store.db import dagster_storage_url
+import dagster as dg
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+from alphaplus_mlops.settings import ENV_DAGSTER_PG_URL, ENV_DAGSTER_STORAGE, Settings
+from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.db import connect, dagster_storage_url
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def dagster_home() -> Path:
@@ -48,11 +51,6 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     dagster-postgres creates its schema on first use; several processes doing that at
     once on a fresh database (five `retrain` calls, say) collide. Serialized here.
     """
-    import dagster as dg
-
-    from alphaplus_mlops.store import queries
-    from alphaplus_mlops.store.db import connect
-
     env = dagster_environment(settings, database_url)
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -1,16 +1,34 @@
-"""The ``alphaplus-mlops`` command line."""
+"""The ``alphaplus-mlops`` command line.
+
+Heavy modules (Dagster, pandas, the model libraries) are imported inside the verbs that use
+them, so `--help` and the database verbs answer at once.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import shlex
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import click
 
-from alphaplus_mlops.families.base import FAMILIES
+from alphaplus_mlops import run_tags
 from alphaplus_mlops.settings import Settings, SettingsError
+from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.db import Database, connect, redact, resolve_database_url
+from alphaplus_mlops.store.embedded import EmbeddedDatabaseError, stop_embedded
+from alphaplus_mlops.store.migrations import MigrationError, migrate
+from alphaplus_mlops.store.migrations import status as migration_status
+from alphaplus_mlops.store.promotion import PromotionRefused, serving_at
+from alphaplus_mlops.store.promotion import promote as promote_version
+from alphaplus_mlops.store.promotion import rollback as rollback_family
+from alphaplus_mlops.store.versions import version_by_number
 
 
 def _settings() -> Settings:
@@ -21,9 +39,6 @@ def _settings() -> Settings:
 
 
 def _database_url(settings: Settings) -> str:
-    from alphaplus_mlops.store.db import resolve_database_url
-    from alphaplus_mlops.store.embedded import EmbeddedDatabaseError
-
     try:
         return resolve_database_url(settings)
     except EmbeddedDatabaseError as exc:
@@ -31,14 +46,17 @@ def _database_url(settings: Settings) -> str:
 
 
 def _migrated_url(settings: Settings) -> str:
-    from alphaplus_mlops.store.migrations import MigrationError, migrate
-
     url = _database_url(settings)
     try:
         migrate(url)
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from exc
     return url
+
+
+def _database(settings: Settings) -> Database:
+    """The migrated database, to use in a ``with`` block (its pool closes at the end)."""
+    return Database(_migrated_url(settings))
 
 
 @click.group()
@@ -57,8 +75,6 @@ def db() -> None:
 @db.command("start")
 def db_start() -> None:
     """Start the embedded server (no-op for an external ALPHAPLUS_DATABASE_URL)."""
-    from alphaplus_mlops.store import queries
-    from alphaplus_mlops.store.db import connect, redact
 
     settings = _settings()
     url = _database_url(settings)
@@ -71,7 +87,6 @@ def db_start() -> None:
 @db.command("stop")
 def db_stop() -> None:
     """Stop the embedded server."""
-    from alphaplus_mlops.store.embedded import stop_embedded
 
     settings = _settings()
     if settings.database_url:
@@ -85,8 +100,6 @@ def db_stop() -> None:
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations from sql/, in order, each once."""
-    from alphaplus_mlops.store.migrations import MigrationError, migrate
-
     url = _database_url(_settings())
     try:
         applied = migrate(url)
@@ -102,11 +115,10 @@ def db_migrate() -> None:
 @db.command("status")
 def db_status() -> None:
     """List applied and pending migrations."""
-    from alphaplus_mlops.store.migrations import MigrationError, status
 
     url = _database_url(_settings())
     try:
-        states = status(url)
+        states = migration_status(url)
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from exc
     for state in states:
@@ -141,8 +153,8 @@ def data_import(file: Path, symbol: str | None) -> None:
         bars = read_bar_file(file, symbol)
     except (BarValidationError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    url = _migrated_url(_settings())
-    result = upsert_bars(url, bars, source=f"file:{file.name}")
+    with _database(_settings()) as db:
+        result = upsert_bars(db, bars, source=f"file:{file.name}")
     click.echo(
         f"{file}: {result.received} bars, {result.inserted} new, {result.updated} updated, "
         f"{result.unchanged} unchanged"
@@ -154,7 +166,8 @@ def data_summary() -> None:
     """Bars per symbol with their time range."""
     from alphaplus_mlops.store.bars import summarize_bars
 
-    _print_bar_summary(summarize_bars(_migrated_url(_settings())))
+    with _database(_settings()) as db:
+        _print_bar_summary(summarize_bars(db))
 
 
 def _print_bar_summary(summary) -> None:
@@ -175,7 +188,7 @@ def _print_bar_summary(summary) -> None:
 @main.command("env")
 def env() -> None:
     """Print shell exports for Dagster: eval "$(alphaplus-mlops env)"."""
-    from alphaplus_mlops.runtime import prepare_dagster
+    from alphaplus_mlops.app.dagster_env import prepare_dagster
 
     settings = _settings()
     for key, value in prepare_dagster(settings, _migrated_url(settings)).items():
@@ -186,7 +199,7 @@ def env() -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dev(dagster_args: tuple[str, ...]) -> None:
     """Run the Dagster UI and daemon (`dagster dev`) on the project's PostgreSQL."""
-    from alphaplus_mlops.runtime import prepare_dagster
+    from alphaplus_mlops.app.dagster_env import prepare_dagster
 
     settings = _settings()
     os.environ.update(prepare_dagster(settings, _migrated_url(settings)))
@@ -197,12 +210,24 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 
 # Models ------------------------------------------------------------------------------------
 
-FAMILY_OPTION = click.option("--family", required=True, type=click.Choice(list(FAMILIES)))
+
+def _registered_family(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from alphaplus_mlops.families import family_names
+
+    if value not in family_names():
+        raise click.BadParameter(f"{value!r} is not a model family; choose from {family_names()}")
+    return value
+
+
+FAMILY_OPTION = click.option(
+    "--family",
+    required=True,
+    callback=_registered_family,
+    help="A registered model family: catboost, xgboost, lightgbm, or one added in families/.",
+)
 
 
 def _actor() -> str:
-    import getpass
-
     return f"cli:{getpass.getuser()}"
 
 
@@ -216,12 +241,7 @@ def retrain(
     family: str, reason: str, priority: int, requested_by: str | None, config_json: str | None
 ) -> None:
     """Queue a train_model run for FAMILY; the daemon starts it within the 3-training cap."""
-    import json
-    import subprocess
-    import uuid
-
-    from alphaplus_mlops import run_tags
-    from alphaplus_mlops.runtime import prepare_dagster
+    from alphaplus_mlops.app.dagster_env import prepare_dagster
 
     if not reason.strip():
         raise click.UsageError("--reason must say why")
@@ -263,28 +283,22 @@ def retrain(
 @click.option("--reason", required=True)
 def promote(family: str, version: int, reason: str) -> None:
     """Promote VERSION to champion; refused unless every quality gate passed for it."""
-    from alphaplus_mlops.store.artifacts import LocalArtifactStore
-    from alphaplus_mlops.store.deployment import (
-        PromotionRefused,
-        version_by_number,
-    )
-    from alphaplus_mlops.store.deployment import promote as promote_version
 
     settings = _settings()
-    url = _migrated_url(settings)
-    target = version_by_number(url, family, version)
-    if target is None:
-        raise click.ClickException(f"{family} has no version {version}")
-    try:
-        entry = promote_version(
-            url,
-            LocalArtifactStore(settings.artifacts_dir),
-            str(target["id"]),
-            actor=_actor(),
-            reason=reason,
-        )
-    except PromotionRefused as exc:
-        raise click.ClickException(str(exc)) from exc
+    with _database(settings) as db:
+        target = version_by_number(db, family, version)
+        if target is None:
+            raise click.ClickException(f"{family} has no version {version}")
+        try:
+            entry = promote_version(
+                db,
+                LocalArtifactStore(settings.artifacts_dir),
+                str(target["id"]),
+                actor=_actor(),
+                reason=reason,
+            )
+        except PromotionRefused as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(
         f"{family}: v{entry.previous_version or '-'} -> v{entry.version} (ledger #{entry.seq})"
     )
@@ -302,23 +316,20 @@ def promote(family: str, version: int, reason: str) -> None:
 @click.option("--reason", required=True)
 def rollback(family: str, to_version: int | None, reason: str) -> None:
     """Restore the previous known-good champion of FAMILY in one step."""
-    from alphaplus_mlops.store.artifacts import LocalArtifactStore
-    from alphaplus_mlops.store.deployment import PromotionRefused
-    from alphaplus_mlops.store.deployment import rollback as rollback_family
 
     settings = _settings()
-    url = _migrated_url(settings)
-    try:
-        entry = rollback_family(
-            url,
-            LocalArtifactStore(settings.artifacts_dir),
-            family,
-            actor=_actor(),
-            reason=reason,
-            to_version=to_version,
-        )
-    except PromotionRefused as exc:
-        raise click.ClickException(str(exc)) from exc
+    with _database(settings) as db:
+        try:
+            entry = rollback_family(
+                db,
+                LocalArtifactStore(settings.artifacts_dir),
+                family,
+                actor=_actor(),
+                reason=reason,
+                to_version=to_version,
+            )
+        except PromotionRefused as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(
         f"{family}: rolled back v{entry.previous_version or '-'} -> v{entry.version} "
         f"(ledger #{entry.seq})"
@@ -328,9 +339,10 @@ def rollback(family: str, to_version: int | None, reason: str) -> None:
 @main.command("status")
 def status() -> None:
     """Per family: champion, challenger, last training, last decision, gate results."""
-    from alphaplus_mlops.reporting import status_report
+    from alphaplus_mlops.app.reporting import status_report
 
-    click.echo(status_report(_migrated_url(_settings())))
+    with _database(_settings()) as db:
+        click.echo(status_report(db))
 
 
 @main.command("which")
@@ -340,13 +352,12 @@ def which(family: str, at: str | None) -> None:
     """Which model served FAMILY at time AT, and why (from the promotion ledger)."""
     import pandas as pd
 
-    from alphaplus_mlops.store.deployment import serving_at
-
     try:
         when = pd.Timestamp(at or "now", tz=None if at and "+" in at else "UTC").to_pydatetime()
     except ValueError as exc:
         raise click.UsageError(f"--at must be an ISO time: {exc}") from exc
-    entry = serving_at(_migrated_url(_settings()), family, when)
+    with _database(_settings()) as db:
+        entry = serving_at(db, family, when)
     if entry is None:
         click.echo(f"no {family} model was serving at {when.isoformat()}")
         return
@@ -359,7 +370,7 @@ def which(family: str, at: str | None) -> None:
 @main.command("demo")
 def demo() -> None:
     """Load the real sample and a simulated symbol through Dagster, then summarize."""
-    from alphaplus_mlops.demo import run_demo
+    from alphaplus_mlops.app.demo import run_demo
 
     run_demo(_settings(), echo=click.echo)
 

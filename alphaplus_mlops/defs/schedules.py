@@ -1,0 +1,60 @@
+"""Schedules: the time-based retraining trigger (maximum model age)."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from alphaplus_mlops import run_tags
+from alphaplus_mlops.defs.jobs import train_model_job
+from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.families import family_names
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.triggers import triggers_of_type
+from alphaplus_mlops.store.versions import champion_since
+
+
+def stale_families(db: Database, now: datetime, max_age: timedelta) -> dict[str, str]:
+    """Families whose champion is older than ``max_age`` (or missing), with the reason."""
+    stale = {}
+    for family in family_names():
+        champion = champion_since(db, family)
+        if champion is None:
+            stale[family] = "no champion"
+            continue
+        since = champion["since"] or champion["created_at"]
+        if now - since > max_age:
+            stale[family] = f"champion v{champion['version']} serving since {since:%Y-%m-%d}"
+    return stale
+
+
+@dg.schedule(
+    cron_schedule="0 6 * * *",
+    job=train_model_job,
+    execution_timezone="UTC",
+    description="Daily: retrain every family whose champion is older than the time-based "
+    "trigger's max_model_age_days (rows in automated_retraining_triggers).",
+)
+def model_age_schedule(context: dg.ScheduleEvaluationContext, postgres: PostgresResource):
+    db = postgres.db
+    now = context.scheduled_execution_time or datetime.now(UTC)
+    triggers = triggers_of_type(db, "time")
+    if not triggers:
+        return dg.SkipReason("no enabled time-based trigger")
+    requests = {}
+    for trigger in triggers:
+        max_age = timedelta(days=float(trigger["config"].get("max_model_age_days", 30)))
+        for family, why in stale_families(db, now, max_age).items():
+            requests.setdefault(
+                family,
+                dg.RunRequest(
+                    partition_key=family,
+                    run_key=f"time:{trigger['id']}:{family}:{now:%Y-%m-%d}",
+                    tags={
+                        run_tags.TRIGGER_TYPE: "time",
+                        run_tags.TRIGGER_ID: str(trigger["id"]),
+                        run_tags.PRIORITY: str(trigger["priority"]),
+                        run_tags.REASON: f"{trigger['name']}: {why}",
+                    },
+                ),
+            )
+    return list(requests.values()) or dg.SkipReason("every champion is younger than its limit")

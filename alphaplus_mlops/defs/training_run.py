@@ -1,0 +1,203 @@
+"""The bookkeeping around a training step, kept out of the ML path.
+
+Why the run exists (its trigger), the run mirror row, the `model_training_jobs` row with
+its progress, CPU seconds and peak RSS, and how the row is closed.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import dagster as dg
+import psutil
+
+from alphaplus_mlops import run_tags
+from alphaplus_mlops.families.base import Progress
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.run_mirror import mirror_run
+from alphaplus_mlops.store.training_jobs import (
+    finish_training_job,
+    start_training_job,
+    update_training_progress,
+)
+
+
+@dataclass(frozen=True)
+class RunTrigger:
+    """Why this run exists: from its tags (schedule, sensor, CLI), else the launchpad config."""
+
+    trigger_type: str
+    trigger_id: str | None
+    priority: int
+    requested_by: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, run: dg.DagsterRun, fallback: dict) -> RunTrigger:
+        tags = run.tags
+        return cls(
+            trigger_type=tags.get(run_tags.TRIGGER_TYPE, fallback["trigger_type"]),
+            trigger_id=run_tags.trigger_id_from_tag(tags.get(run_tags.TRIGGER_ID)),
+            priority=int(tags.get(run_tags.PRIORITY, fallback["priority"])),
+            requested_by=tags.get(run_tags.REQUESTED_BY, fallback["requested_by"]) or None,
+            reason=tags.get(run_tags.REASON, fallback["reason"]) or None,
+        )
+
+    def mirror_fields(self) -> dict:
+        return {
+            "trigger_type": self.trigger_type,
+            "trigger_id": self.trigger_id,
+            "priority": self.priority,
+        }
+
+    def job_fields(self) -> dict:
+        return {**self.mirror_fields(), "requested_by": self.requested_by, "reason": self.reason}
+
+
+class TrainingProgress:
+    """Maps each fit's iterations onto one run-wide count and reports at most every
+    ``min_interval`` seconds (and at the very end), whatever the boosting speed."""
+
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        db: Database,
+        job_id: str,
+        total: int,
+        min_interval: float = 2.0,
+    ):
+        self.context, self.db, self.job_id, self.total = context, db, job_id, total
+        self.min_interval = min_interval
+        self.offset = 0
+        self.done = 0
+        self.peak_rss = psutil.Process().memory_info().rss
+        self._last_report = 0.0
+        self._last: Progress | None = None
+        self._reported = -1
+
+    def stage(self, completed_iterations: int) -> None:
+        """Start the next fit after ``completed_iterations`` run-wide iterations."""
+        self.offset = completed_iterations
+
+    def __call__(self, progress: Progress) -> None:
+        self.done = self.offset + progress.iteration
+        self._last = progress
+        now = time.monotonic()
+        if now - self._last_report >= self.min_interval or self.done >= self.total:
+            self._report(progress)
+            self._last_report = now
+
+    def across_fits(self, rounds: int):
+        """A callback for consecutive fits (the CV folds): each new fit, seen as its
+        iteration count starting over, continues the run-wide count."""
+        state = {"fit": 0, "last": 0}
+
+        def report(p: Progress) -> None:
+            if p.iteration <= state["last"]:
+                state["fit"] += 1
+                self.stage(state["fit"] * rounds)
+            state["last"] = p.iteration
+            self(p)
+
+        return report
+
+    def flush(self) -> None:
+        if self._last is not None and self._reported != self.done:
+            self._report(self._last)
+
+    def _report(self, progress: Progress) -> None:
+        self._reported = self.done
+        self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
+        update_training_progress(
+            self.db,
+            self.job_id,
+            self.done,
+            self.total,
+            progress.metric_name,
+            progress.metric_value,
+            self.peak_rss,
+        )
+        self.context.log.info(
+            f"iteration {self.done}/{self.total} {progress.metric_name}={progress.metric_value:.5f}"
+        )
+
+
+class ResourceUsage:
+    """Wall and CPU seconds of this process since it was made."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+
+    def wall_seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def cpu_seconds(self) -> float:
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        return (now.ru_utime - self.cpu_start.ru_utime) + (now.ru_stime - self.cpu_start.ru_stime)
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    id: str
+    progress: TrainingProgress
+    usage: ResourceUsage
+
+
+@contextmanager
+def recorded_training_job(
+    context: dg.AssetExecutionContext,
+    db: Database,
+    *,
+    family: str,
+    dataset_id: str,
+    config: dict,
+    trigger: RunTrigger,
+    total_iterations: int,
+) -> Iterator[TrainingJob]:
+    """Mirror the run as started, open the job row, and close it when the block ends:
+    succeeded, or failed with the error, with CPU seconds and peak RSS either way."""
+    run = context.run
+    mirror_run(
+        db,
+        run_id=run.run_id,
+        job_name=run.job_name,
+        partition_key=family,
+        status="STARTED",
+        tags=dict(run.tags),
+        **trigger.mirror_fields(),
+    )
+    job_id = start_training_job(
+        db,
+        family=family,
+        run_id=run.run_id,
+        dataset_id=dataset_id,
+        config=config,
+        **trigger.job_fields(),
+    )
+    job = TrainingJob(
+        job_id, TrainingProgress(context, db, job_id, total_iterations), ResourceUsage()
+    )
+    try:
+        yield job
+    except Exception as exc:
+        finish_training_job(
+            db,
+            job_id,
+            status="failed",
+            cpu_seconds=job.usage.cpu_seconds(),
+            peak_rss=job.progress.peak_rss,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    finish_training_job(
+        db,
+        job_id,
+        status="succeeded",
+        cpu_seconds=job.usage.cpu_seconds(),
+        peak_rss=job.progress.peak_rss,
+    )

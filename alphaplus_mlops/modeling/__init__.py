@@ -1,0 +1,1 @@
+"""Datasets, fitting and assessment of models: the ML path, without Dagster or a database."""

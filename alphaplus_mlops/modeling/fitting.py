@@ -1,0 +1,80 @@
+"""Training a family on a dataset: walk-forward cross-validation and the final fit.
+
+No Dagster and no database here: the assets call these functions and store what they return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.families.base import FitResult, ModelFamily, ProgressCallback
+from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
+
+
+@dataclass
+class CrossValidation:
+    oof: pd.DataFrame
+    """symbol, ts, t0, t1, label, forward_return, close, proba, fold: out-of-fold rows."""
+    fold_sizes: list[tuple[int, int]]
+    warm_started_folds: list[int]
+
+
+@dataclass(frozen=True)
+class Parent:
+    """A model to continue from, and the last sample time its training labels started at."""
+
+    model: Any
+    trained_until: pd.Timestamp
+    horizon: int
+
+
+def _parent_unseen(frame: pd.DataFrame, parent: Parent, test_start) -> bool:
+    """True when the parent never saw the test block, labels included."""
+    between = frame["t0"][(frame["t0"] > parent.trained_until) & (frame["t0"] <= test_start)]
+    return test_start > parent.trained_until and between.nunique() >= parent.horizon
+
+
+def cross_validate(
+    family: ModelFamily,
+    dataset: Dataset,
+    params: dict[str, Any],
+    splitter: WalkForward,
+    progress: ProgressCallback | None = None,
+    parent: Parent | None = None,
+) -> CrossValidation:
+    """Out-of-fold predictions. With a ``parent`` (incremental training), every fold whose
+    test block the parent never saw continues from it, as the final fit will; earlier folds
+    train from scratch, because warm-starting them would leak the parent's knowledge."""
+    frame = dataset.frame
+    folds = splitter.split(frame["t0"].to_numpy(), frame["t1"].to_numpy())
+    x, y = dataset.x, dataset.y
+    parts, sizes, warm = [], [], []
+    for fold in folds:
+        init = None
+        if parent is not None and _parent_unseen(frame, parent, frame["t0"].iloc[fold.test].min()):
+            init = parent.model
+            warm.append(fold.index)
+        fitted = family.fit(
+            x[fold.train], y[fold.train], params, progress=progress, init_model=init
+        )
+        proba = family.predict_proba(fitted.model, x[fold.test])
+        part = frame.loc[fold.test, KEY_COLUMNS].copy()
+        part["proba"] = proba
+        part["fold"] = fold.index
+        parts.append(part)
+        sizes.append((len(fold.train), len(fold.test)))
+    return CrossValidation(pd.concat(parts, ignore_index=True), sizes, warm)
+
+
+def final_fit(
+    family: ModelFamily,
+    dataset: Dataset,
+    params: dict[str, Any],
+    progress: ProgressCallback | None = None,
+    init_model: Any | None = None,
+) -> FitResult:
+    return family.fit(dataset.x, dataset.y, params, progress=progress, init_model=init_model)

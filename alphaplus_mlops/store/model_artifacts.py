@@ -1,0 +1,53 @@
+"""Datasets, models and prediction frames in the artifact store, verified on every read.
+
+The one place that turns stored bytes into a Dataset or a fitted model and back: each
+read checks the file against the SHA-256 the registry recorded before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from alphaplus_mlops.core.labels import LabelConfig
+from alphaplus_mlops.families.base import ModelFamily
+from alphaplus_mlops.modeling.datasets import Dataset
+from alphaplus_mlops.store.artifacts import LocalArtifactStore, StoredArtifact
+
+
+def load_dataset(store: LocalArtifactStore, ref: dict) -> Dataset:
+    """The dataset a ``training_dataset`` hand-off points at."""
+    data = store.get_bytes(ref["artifact_uri"], ref["artifact_sha256"])
+    return Dataset.from_parquet_bytes(data, LabelConfig(**ref["label_config"]))
+
+
+def load_model(store: LocalArtifactStore, family: ModelFamily, version: dict) -> Any:
+    """A version's native model, from the bytes whose checksum was just verified."""
+    return family.load_native(store.get_bytes(version["native_uri"], version["native_sha256"]))
+
+
+def store_model_files(
+    store: LocalArtifactStore, family: ModelFamily, model: Any, n_features: int
+) -> tuple[StoredArtifact, StoredArtifact]:
+    """The native file and the ONNX export, content-addressed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        native_path = Path(tmp) / f"model{family.native_suffix}"
+        onnx_path = Path(tmp) / "model.onnx"
+        family.save_native(model, native_path)
+        family.export_onnx(model, n_features, onnx_path)
+        return store.put_file(native_path), store.put_file(onnx_path)
+
+
+def store_frame(store: LocalArtifactStore, frame: pd.DataFrame) -> StoredArtifact:
+    """A frame (out-of-fold predictions, say) as Parquet."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return store.put_bytes(buffer.getvalue(), ".parquet")
+
+
+def load_frame(store: LocalArtifactStore, uri: str, sha256: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(store.get_bytes(uri, sha256)))

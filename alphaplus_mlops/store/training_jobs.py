@@ -1,0 +1,62 @@
+"""Training runs in model_training_jobs: the row, its progress and how it ended."""
+
+from __future__ import annotations
+
+import math
+
+from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.db import Database, jsonb
+
+
+def start_training_job(
+    db: Database,
+    *,
+    family: str,
+    trigger_type: str,
+    trigger_id: str | None,
+    priority: int,
+    run_id: str,
+    requested_by: str | None,
+    reason: str | None,
+    dataset_id: str,
+    config: dict,
+) -> str:
+    with db.connection() as conn:
+        row = conn.execute(
+            queries.INSERT_TRAINING_JOB,
+            (
+                family,
+                trigger_type,
+                trigger_id,
+                priority,
+                run_id,
+                requested_by,
+                reason,
+                dataset_id,
+                jsonb(config),
+            ),
+        ).fetchone()
+    return str(row["id"])
+
+
+def update_training_progress(
+    db: Database, job_id: str, iteration: int, total: int, metric: str, value: float, rss: int
+) -> None:
+    with db.connection() as conn:
+        conn.execute(
+            queries.UPDATE_TRAINING_PROGRESS,
+            (iteration, total, metric, value if math.isfinite(value) else None, rss, job_id),
+        )
+
+
+def finish_training_job(
+    db: Database,
+    job_id: str,
+    *,
+    status: str,
+    cpu_seconds: float,
+    peak_rss: int,
+    error: str | None = None,
+) -> None:
+    with db.connection() as conn:
+        conn.execute(queries.FINISH_TRAINING_JOB, (status, cpu_seconds, peak_rss, error, job_id))

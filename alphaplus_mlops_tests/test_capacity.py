@@ -13,16 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.store.bars import upsert_bars
 from alphaplus_mlops.store.db import Database, dagster_storage_url
 from alphaplus_mlops.store.migrations import migrate
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, rows
 
 SYMBOLS = ["CAPA", "CAPB"]
 REQUESTS = [("catboost", 9), ("xgboost", 8), ("lightgbm", 7), ("catboost", 2), ("xgboost", 1)]
@@ -119,13 +117,10 @@ def test_five_queued_retrains_never_run_more_than_three_at_once(deployment_env):
     try:
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
-            with psycopg.connect(url) as conn:
-                statuses = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT status FROM runs WHERE pipeline_name = 'train_model'"
-                    )
-                ]
+            statuses = [
+                r["status"]
+                for r in rows(url, "SELECT status FROM runs WHERE pipeline_name = 'train_model'")
+            ]
             if len(statuses) == 5 and all(s in TERMINAL for s in statuses):
                 break
             time.sleep(2)
@@ -135,16 +130,17 @@ def test_five_queued_retrains_never_run_more_than_three_at_once(deployment_env):
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
 
-    with psycopg.connect(url, row_factory=dict_row) as conn:
-        jobs = conn.execute(
-            "SELECT family, priority, status, reason, started_at, finished_at "
-            "FROM model_training_jobs ORDER BY started_at"
-        ).fetchall()
-        runs = conn.execute(
-            "SELECT r.run_id, r.status, r.start_time, r.end_time, t.value AS priority "
-            "FROM runs r JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/priority' "
-            "WHERE r.pipeline_name = 'train_model'"
-        ).fetchall()
+    jobs = rows(
+        url,
+        "SELECT family, priority, status, reason, started_at, finished_at "
+        "FROM model_training_jobs ORDER BY started_at",
+    )
+    runs = rows(
+        url,
+        "SELECT r.run_id, r.status, r.start_time, r.end_time, t.value AS priority "
+        "FROM runs r JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/priority' "
+        "WHERE r.pipeline_name = 'train_model'",
+    )
     assert len(jobs) == 5 and all(j["status"] == "succeeded" for j in jobs)
     assert sorted(j["priority"] for j in jobs) == sorted(p for _, p in REQUESTS)
     assert all(j["reason"].startswith("capacity test") for j in jobs)

@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from alphaplus_mlops.store.migrations import (
@@ -15,6 +14,8 @@ from alphaplus_mlops.store.migrations import (
     migrate,
     status,
 )
+
+from .conftest import rows
 
 SEED_TABLES = {
     "model_training_jobs",
@@ -37,16 +38,15 @@ LOOP_TABLES = {"market_bars", "model_predictions", "model_promotion_ledger"}
 
 
 def scalar(url: str, sql: str, params=()):
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchone()[0]
+    (row,) = rows(url, sql, params)
+    return next(iter(row.values()))
 
 
 def tables(url: str) -> set[str]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        ).fetchall()
-    return {r[0] for r in rows}
+    return {
+        r["tablename"]
+        for r in rows(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
 
 
 def test_migrating_an_empty_database_creates_every_table_index_and_default_row(

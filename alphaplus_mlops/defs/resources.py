@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from alphaplus_mlops.settings import ENV_DATABASE_URL, Settings
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactStore, LocalArtifactStore
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
 from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
 from alphaplus_mlops.store.migrations import migrate
@@ -58,12 +58,15 @@ def postgres_from_settings(settings: Settings) -> PostgresResource:
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
-    """Where datasets and model files live, content-addressed. A folder by default."""
+    """Where datasets and model files live, content-addressed: a folder (``root``).
+
+    Assets use ``store``, an ArtifactStore; an object-storage resource can hand out another.
+    """
 
     root: str
 
     @property
-    def store(self) -> LocalArtifactStore:
+    def store(self) -> ArtifactStore:
         return LocalArtifactStore(self.root)
 
 

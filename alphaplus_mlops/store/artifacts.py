@@ -2,8 +2,8 @@
 
 The local backend keeps files under ``<root>/<aa>/<sha256><suffix>``; the URI it returns
 (``file://...``) is what the database records. Reads verify the checksum, so a tampered
-or truncated file is refused rather than served. Object storage can replace this class
-behind the same three methods.
+or truncated file is refused rather than served. An object-storage backend (S3 API) is
+another :class:`ArtifactStore`: the same three methods, its own URI scheme.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 
@@ -25,6 +26,18 @@ class StoredArtifact:
     uri: str
     sha256: str
     size: int
+
+
+class ArtifactStore(Protocol):
+    """What the rest of the project needs from a place that keeps files by checksum."""
+
+    def put_bytes(self, data: bytes, suffix: str = "") -> StoredArtifact: ...
+
+    def put_file(self, path: Path, suffix: str | None = None) -> StoredArtifact: ...
+
+    def get_bytes(self, uri: str, expected_sha256: str) -> bytes:
+        """The bytes at ``uri``; raises ArtifactIntegrityError unless they match."""
+        ...
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -16,22 +16,22 @@ import pandas as pd
 from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.families.base import ModelFamily
 from alphaplus_mlops.modeling.datasets import Dataset
-from alphaplus_mlops.store.artifacts import LocalArtifactStore, StoredArtifact
+from alphaplus_mlops.store.artifacts import ArtifactStore, StoredArtifact
 
 
-def load_dataset(store: LocalArtifactStore, ref: dict) -> Dataset:
+def load_dataset(store: ArtifactStore, ref: dict) -> Dataset:
     """The dataset a ``training_dataset`` hand-off points at."""
     data = store.get_bytes(ref["artifact_uri"], ref["artifact_sha256"])
     return Dataset.from_parquet_bytes(data, LabelConfig(**ref["label_config"]))
 
 
-def load_model(store: LocalArtifactStore, family: ModelFamily, version: dict) -> Any:
+def load_model(store: ArtifactStore, family: ModelFamily, version: dict) -> Any:
     """A version's native model, from the bytes whose checksum was just verified."""
     return family.load_native(store.get_bytes(version["native_uri"], version["native_sha256"]))
 
 
 def store_model_files(
-    store: LocalArtifactStore, family: ModelFamily, model: Any, n_features: int
+    store: ArtifactStore, family: ModelFamily, model: Any, n_features: int
 ) -> tuple[StoredArtifact, StoredArtifact]:
     """The native file and the ONNX export, content-addressed."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,12 +42,12 @@ def store_model_files(
         return store.put_file(native_path), store.put_file(onnx_path)
 
 
-def store_frame(store: LocalArtifactStore, frame: pd.DataFrame) -> StoredArtifact:
+def store_frame(store: ArtifactStore, frame: pd.DataFrame) -> StoredArtifact:
     """A frame (out-of-fold predictions, say) as Parquet."""
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return store.put_bytes(buffer.getvalue(), ".parquet")
 
 
-def load_frame(store: LocalArtifactStore, uri: str, sha256: str) -> pd.DataFrame:
+def load_frame(store: ArtifactStore, uri: str, sha256: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(store.get_bytes(uri, sha256)))

@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alphaplus_mlops.store import queries
-from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, ArtifactStore
 from alphaplus_mlops.store.db import Database, jsonb
 from alphaplus_mlops.store.gate_results import gate_status_in
+from alphaplus_mlops.store.versions import (
+    champion_in,
+    set_status_if_candidate_in,
+    set_status_in,
+    version_by_number_in,
+    version_in,
+)
 from alphaplus_mlops.versioning import code_version
 
 ANY_CHAMPION = object()
@@ -31,10 +38,7 @@ def reject_candidate(
 ) -> bool:
     """Mark a candidate rejected (once) with its decision and deployment stage."""
     with db.connection() as conn, conn.transaction():
-        if (
-            conn.execute(queries.SET_STATUS_IF_CANDIDATE, ("rejected", version["id"])).fetchone()
-            is None
-        ):
+        if not set_status_if_candidate_in(conn, version["id"], "rejected"):
             return False
         decision = conn.execute(
             queries.INSERT_DECISION,
@@ -83,7 +87,7 @@ def record_decision(
             ),
         ).fetchone()["id"]
         if new_status is not None:
-            conn.execute(queries.SET_STATUS_IF_CANDIDATE, (new_status, version_id))
+            set_status_if_candidate_in(conn, version_id, new_status)
         conn.execute(
             queries.INSERT_DEPLOYMENT_STAGE,
             (version_id, family, stage, decision, jsonb({"outcome": outcome, "reasons": reasons})),
@@ -91,7 +95,7 @@ def record_decision(
     return str(decision)
 
 
-def verify_artifacts(store: LocalArtifactStore, version: dict) -> None:
+def verify_artifacts(store: ArtifactStore, version: dict) -> None:
     for kind in ("native", "onnx"):
         try:
             store.get_bytes(version[f"{kind}_uri"], version[f"{kind}_sha256"])
@@ -126,7 +130,7 @@ def _ledger_entry(row: dict, family: str, action: str, new: dict, old: dict | No
 
 def promote(
     db: Database,
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     version_id: str,
     *,
     actor: str,
@@ -141,13 +145,13 @@ def promote(
     the promotion is refused; manual promotions leave it at ANY_CHAMPION.
     """
     with db.connection() as conn, conn.transaction():
-        found = conn.execute(queries.SELECT_MODEL_VERSION, (version_id,)).fetchone()
+        found = version_in(conn, version_id)
         if found is None:
             raise PromotionRefused(f"no model version {version_id}")
         family = found["family"]
         # The family lock first, as rollback takes it: one order, no deadlock.
         conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
-        version = conn.execute(queries.SELECT_VERSION_FOR_UPDATE, (version_id,)).fetchone()
+        version = version_in(conn, version_id, for_update=True)
         status = gate_status_in(conn, version_id)
         if not status.all_passed:
             raise PromotionRefused(
@@ -157,7 +161,7 @@ def promote(
         if version["status"] in ("rejected", "champion"):
             raise PromotionRefused(f"{family} v{version['version']} is {version['status']}")
         verify_artifacts(store, version)
-        previous = conn.execute(queries.SELECT_CHAMPION_FOR_UPDATE, (family,)).fetchone()
+        previous = champion_in(conn, family, for_update=True)
         previous_id = str(previous["id"]) if previous else None
         if replacing is not ANY_CHAMPION and previous_id != replacing:
             raise PromotionRefused(
@@ -165,8 +169,8 @@ def promote(
                 f"the champion is now {previous_id}: decide again before promoting"
             )
         if previous is not None:
-            conn.execute(queries.SET_VERSION_STATUS, ("retired", previous["id"]))
-        conn.execute(queries.SET_VERSION_STATUS, ("champion", version_id))
+            set_status_in(conn, previous["id"], "retired")
+        set_status_in(conn, version_id, "champion")
         gate_evidence = {
             g["gate_name"]: {"passed": g["passed"], "reason": g["reason"]} for g in status.gates
         }
@@ -193,7 +197,7 @@ def promote(
 
 def rollback(
     db: Database,
-    store: LocalArtifactStore,
+    store: ArtifactStore,
     family: str,
     *,
     actor: str,
@@ -209,9 +213,9 @@ def rollback(
         raise PromotionRefused("a rollback needs a reason")
     with db.connection() as conn, conn.transaction():
         conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
-        current = conn.execute(queries.SELECT_CHAMPION_FOR_UPDATE, (family,)).fetchone()
+        current = champion_in(conn, family, for_update=True)
         if to_version is not None:
-            target = conn.execute(queries.SELECT_VERSION_BY_NUMBER, (family, to_version)).fetchone()
+            target = version_by_number_in(conn, family, to_version)
             if target is None:
                 raise PromotionRefused(f"{family} has no version {to_version}")
         else:
@@ -227,7 +231,7 @@ def rollback(
             )
         verify_artifacts(store, target)
         if current is not None:
-            conn.execute(queries.SET_VERSION_STATUS, ("rolled_back", current["id"]))
+            set_status_in(conn, current["id"], "rolled_back")
             conn.execute(
                 queries.INSERT_DEPLOYMENT_STAGE,
                 (
@@ -238,7 +242,7 @@ def rollback(
                     jsonb({"actor": actor, "reason": reason}),
                 ),
             )
-        conn.execute(queries.SET_VERSION_STATUS, ("champion", target["id"]))
+        set_status_in(conn, target["id"], "champion")
         row = conn.execute(
             queries.INSERT_LEDGER,
             (
@@ -272,9 +276,7 @@ def _previous_champion(conn, family: str, current: dict | None) -> dict:
             and entry["model_version_id"] != current_id
             and entry["version_status"] == "retired"
         ):
-            return conn.execute(
-                queries.SELECT_VERSION_BY_NUMBER, (family, entry["version"])
-            ).fetchone()
+            return version_by_number_in(conn, family, entry["version"])
     raise PromotionRefused(f"{family} has no earlier champion to roll back to; use --to VERSION")
 
 

@@ -1,8 +1,14 @@
-"""Model versions (model_versioning): registration and every lookup of a version."""
+"""Model versions (model_versioning): registration, status changes and every lookup.
+
+The ``*_in`` functions take an open connection, for use inside another module's transaction
+(promotion, rollback, decisions); the others borrow a connection of their own.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from psycopg import Connection
 
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database, jsonb
@@ -39,9 +45,34 @@ def register_model_version(db: Database, *, family: str, **fields: Any) -> tuple
     return str(row["id"]), int(row["version"])
 
 
+def version_in(conn: Connection, version_id: str, *, for_update: bool = False) -> dict | None:
+    query = queries.SELECT_VERSION_FOR_UPDATE if for_update else queries.SELECT_MODEL_VERSION
+    return conn.execute(query, (version_id,)).fetchone()
+
+
+def champion_in(conn: Connection, family: str, *, for_update: bool = False) -> dict | None:
+    query = queries.SELECT_CHAMPION_FOR_UPDATE if for_update else queries.SELECT_CHAMPION
+    return conn.execute(query, (family,)).fetchone()
+
+
+def version_by_number_in(conn: Connection, family: str, version: int) -> dict | None:
+    return conn.execute(queries.SELECT_VERSION_BY_NUMBER, (family, version)).fetchone()
+
+
+def set_status_in(conn: Connection, version_id: str, status: str) -> None:
+    conn.execute(queries.SET_VERSION_STATUS, (status, version_id))
+
+
+def set_status_if_candidate_in(conn: Connection, version_id: str, status: str) -> bool:
+    """Move a candidate to ``status``; False when the version is no longer a candidate."""
+    return (
+        conn.execute(queries.SET_STATUS_IF_CANDIDATE, (status, version_id)).fetchone() is not None
+    )
+
+
 def get_model_version(db: Database, version_id: str) -> dict:
     with db.connection() as conn:
-        row = conn.execute(queries.SELECT_MODEL_VERSION, (version_id,)).fetchone()
+        row = version_in(conn, version_id)
     if row is None:
         raise LookupError(f"no model version {version_id}")
     return row
@@ -49,7 +80,7 @@ def get_model_version(db: Database, version_id: str) -> dict:
 
 def current_champion(db: Database, family: str) -> dict | None:
     with db.connection() as conn:
-        return conn.execute(queries.SELECT_CHAMPION, (family,)).fetchone()
+        return champion_in(conn, family)
 
 
 def version_trained_in_run(db: Database, run_id: str) -> dict | None:
@@ -59,7 +90,7 @@ def version_trained_in_run(db: Database, run_id: str) -> dict | None:
 
 def version_by_number(db: Database, family: str, version: int) -> dict | None:
     with db.connection() as conn:
-        return conn.execute(queries.SELECT_VERSION_BY_NUMBER, (family, version)).fetchone()
+        return version_by_number_in(conn, family, version)
 
 
 def champion_since(db: Database, family: str) -> dict | None:

@@ -16,7 +16,7 @@ from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
 from alphaplus_mlops.families import ModelFamily, TrainingKnobs, get_family
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import Parent, cross_validate, final_fit
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.bars import all_symbols, load_bars
 from alphaplus_mlops.store.dataset_records import record_dataset
 from alphaplus_mlops.store.db import Database, json_safe
@@ -252,7 +252,7 @@ def trained_model(
 
 
 def champion_parent(
-    db: Database, store: LocalArtifactStore, family: ModelFamily, dataset: Dataset
+    db: Database, store: ArtifactStore, family: ModelFamily, dataset: Dataset
 ) -> tuple[Parent | None, str | None, str | None]:
     """For a family that continues from its champion: the champion's model when its feature
     schema matches, with its id and a note; otherwise (None, None, why not)."""

@@ -185,19 +185,17 @@ def recorded_training_job(
     try:
         yield job
     except Exception as exc:
-        finish_training_job(
-            db,
-            job_id,
-            status="failed",
-            cpu_seconds=job.usage.cpu_seconds(),
-            peak_rss=job.progress.peak_rss,
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        _close(db, job, "failed", f"{type(exc).__name__}: {exc}")
         raise
+    _close(db, job, "succeeded")
+
+
+def _close(db: Database, job: TrainingJob, status: str, error: str | None = None) -> None:
     finish_training_job(
         db,
-        job_id,
-        status="succeeded",
+        job.id,
+        status=status,
         cpu_seconds=job.usage.cpu_seconds(),
         peak_rss=job.progress.peak_rss,
+        error=error,
     )

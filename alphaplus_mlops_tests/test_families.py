@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from alphaplus_mlops.families import TrainingKnobs, family_names, get_family, register_family
+from alphaplus_mlops.defs.partitions import family_partitions
+from alphaplus_mlops.families import (
+    FamilyRegistryError,
+    TrainingKnobs,
+    family_names,
+    get_family,
+    register_family,
+)
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 
 BUILT_IN = ["catboost", "xgboost", "lightgbm"]
@@ -76,6 +83,16 @@ def test_a_family_name_that_cannot_be_a_partition_key_is_refused():
     class Bad:
         name = "gradient boosting"
 
-    with pytest.raises(ValueError, match="letters, digits"):
+    with pytest.raises(FamilyRegistryError, match="ASCII letters, digits"):
         register_family(Bad())
     assert "gradient boosting" not in family_names()
+
+
+def test_a_family_registered_after_the_partitions_were_made_is_refused():
+    class Late:
+        name = "late"
+
+    with pytest.raises(FamilyRegistryError, match="before the Dagster definitions"):
+        register_family(Late())
+    assert "late" not in family_names()
+    assert family_partitions.get_partition_keys() == family_names()

@@ -1,9 +1,10 @@
 """Adding a model family touches families/ only: registered, it trains through the real
-train_model job (dataset, CV, final fit, ONNX, five gates, decision) like the built-ins.
+train_model job (dataset, data-quality gate, CV, final fit, ONNX, the four model gates,
+decision) like the built-ins.
 
-The family is registered before the definitions are built, as a module in families/ is
-when `alphaplus_mlops.families` is imported; the run happens in a fresh process so that
-the partitions of this test session's definitions stay the three built-in families.
+The family is registered before the Dagster definitions are imported, as the line in
+families/__init__.py does (the registry closes when the partitions are made); the run
+happens in a fresh process so that this test session's definitions keep the built-ins.
 """
 
 import json

@@ -1,7 +1,8 @@
 """The ``alphaplus-mlops`` command line.
 
 Heavy modules (Dagster, pandas, the model libraries) are imported inside the verbs that use
-them, so `--help` and the database verbs answer at once.
+them, so `--help` and the database verbs answer at once. The family names come from the
+registry without importing any model library.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import click
 
 from alphaplus_mlops import run_tags
+from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import Settings, SettingsError
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
@@ -211,20 +213,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
 # Models ------------------------------------------------------------------------------------
 
 
-def _registered_family(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from alphaplus_mlops.families import family_names
-
-    if value not in family_names():
-        raise click.BadParameter(f"{value!r} is not a model family; choose from {family_names()}")
-    return value
-
-
-FAMILY_OPTION = click.option(
-    "--family",
-    required=True,
-    callback=_registered_family,
-    help="A registered model family: catboost, xgboost, lightgbm, or one added in families/.",
-)
+FAMILY_OPTION = click.option("--family", required=True, type=click.Choice(family_names()))
 
 
 def _actor() -> str:

@@ -13,9 +13,9 @@ from alphaplus_mlops.defs.jobs import ingest_market_bars_job, rollback_job, trai
 from alphaplus_mlops.defs.resources import (
     ArtifactStoreResource,
     MarketDataResource,
-    PostgresJsonIOManager,
     PostgresResource,
     postgres_from_settings,
+    postgres_json_io_manager,
 )
 from alphaplus_mlops.defs.schedules import model_age_schedule
 from alphaplus_mlops.defs.sensors import run_mirror_sensor
@@ -28,7 +28,7 @@ def build_resources(settings: Settings, postgres: PostgresResource | None = None
         "postgres": postgres,
         "artifacts": ArtifactStoreResource(root=str(settings.artifacts_dir)),
         "market_data": MarketDataResource.from_settings(settings),
-        "handoff_io_manager": PostgresJsonIOManager(postgres=postgres),
+        "handoff_io_manager": postgres_json_io_manager,
     }
 
 

@@ -16,10 +16,10 @@ from alphaplus_mlops.core.gates import data_quality_gate, data_quality_measureme
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.training import training_dataset
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.modeling.model_files import load_dataset
 from alphaplus_mlops.store.bars import load_recent_bars
 from alphaplus_mlops.store.gate_results import load_gates, record_gate_result
 from alphaplus_mlops.store.handoffs import read_asset_value
-from alphaplus_mlops.store.model_artifacts import load_dataset
 from alphaplus_mlops.store.performance import evaluation_of
 from alphaplus_mlops.store.promotion import reject_candidate
 from alphaplus_mlops.store.versions import current_champion, version_trained_in_run

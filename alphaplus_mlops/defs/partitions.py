@@ -1,6 +1,7 @@
 import dagster as dg
 
-from alphaplus_mlops.families import family_names
+from alphaplus_mlops.families.registry import close_registry
 
-# One partition per registered family, fixed when the definitions are imported.
-family_partitions = dg.StaticPartitionsDefinition(family_names())
+# One partition per registered family. The registry closes here: a family added after this
+# line could not be trained, so registering one then is refused with a message.
+family_partitions = dg.StaticPartitionsDefinition(close_registry(by="defs/partitions.py"))

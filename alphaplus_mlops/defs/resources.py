@@ -27,7 +27,7 @@ class PostgresResource(dg.ConfigurableResource):
     _db: Database | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        settings = Settings(database_url=self.database_url, home=Path(self.home))
+        settings = Settings(database_url=self.database_url or None, home=Path(self.home))
         url = resolve_database_url(settings)
         if self.migrate_on_start:
             applied = migrate(url)
@@ -38,6 +38,7 @@ class PostgresResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._db is not None:
             self._db.close()
+            self._db = None
 
     @property
     def db(self) -> Database:
@@ -88,14 +89,15 @@ class MarketDataResource(dg.ConfigurableResource):
         )
 
 
-class PostgresJsonIOManager(dg.ConfigurableIOManager):
+class PostgresJsonIOManager(dg.IOManager):
     """Hands small JSON references (ids, URIs, checksums) from one asset to the next.
 
     Kept in PostgreSQL with everything else shared, so any run worker on any machine reads
     the same value; artifacts themselves go to the artifact store, never through here.
     """
 
-    postgres: dg.ResourceDependency[PostgresResource]
+    def __init__(self, postgres: PostgresResource):
+        self.postgres = postgres
 
     def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
         if not isinstance(obj, dict):
@@ -112,3 +114,12 @@ class PostgresJsonIOManager(dg.ConfigurableIOManager):
         if value is None:
             raise dg.Failure(f"{key} [{partition or 'unpartitioned'}] has not been materialized")
         return value
+
+
+@dg.io_manager(
+    required_resource_keys={"postgres"},
+    description="Asset hand-offs as JSON rows in PostgreSQL (table dagster_asset_values).",
+)
+def postgres_json_io_manager(context: dg.InitResourceContext) -> PostgresJsonIOManager:
+    # The step's own `postgres` resource, so the step keeps one pool, not one per user.
+    return PostgresJsonIOManager(context.resources.postgres)

@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import psycopg
+from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.resources import PostgresResource
@@ -23,17 +25,22 @@ def run_mirror_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
         limit=500,
         ascending=True,
     )
-    newest = since
+    newest, mirrored = since, 0
     for record in records:
-        newest = max(newest, record.update_timestamp.timestamp())
         # Every run of this instance is the project's: jobs, schedules, and asset launches
         # (`dagster asset materialize`, the UI), whatever their job name.
         try:
             _mirror(postgres.db, record)
+            mirrored += 1
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            # The database is away: keep the cursor here, the next tick resumes.
+            context.log.warning(f"database unavailable, mirror resumes next tick: {exc}")
+            break
         except Exception as exc:  # one bad run must not stop the mirror for all others
             context.log.warning(f"run {record.dagster_run.run_id} not mirrored: {exc}")
+        newest = max(newest, record.update_timestamp.timestamp())
     context.update_cursor(str(newest))
-    return dg.SkipReason(f"mirrored {len(records)} run(s)") if records else None
+    return dg.SkipReason(f"mirrored {mirrored} run(s)") if records else None
 
 
 def _mirror(db: Database, record) -> None:

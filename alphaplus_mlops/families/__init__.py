@@ -1,12 +1,28 @@
-"""Model families behind one interface. Adding a family: a module here, one line below."""
+"""Model families behind one interface (base.py), known by name (registry.py).
+
+Adding a family: a module in this folder with a class that has the ModelFamily interface,
+and one line below. Nothing outside this folder names a family.
+"""
 
 from alphaplus_mlops.families.base import ModelFamily, TrainingKnobs
-from alphaplus_mlops.families.catboost_family import CatBoostFamily
-from alphaplus_mlops.families.lightgbm_family import LightGBMFamily
-from alphaplus_mlops.families.registry import family_names, get_family, register_family
-from alphaplus_mlops.families.xgboost_family import XGBoostFamily
+from alphaplus_mlops.families.registry import (
+    FamilyRegistryError,
+    family_names,
+    get_family,
+    register_family,
+    register_family_class,
+)
 
-for _family in (CatBoostFamily(), XGBoostFamily(), LightGBMFamily()):
-    register_family(_family)
+register_family_class("catboost", "alphaplus_mlops.families.catboost_family:CatBoostFamily")
+register_family_class("xgboost", "alphaplus_mlops.families.xgboost_family:XGBoostFamily")
+register_family_class("lightgbm", "alphaplus_mlops.families.lightgbm_family:LightGBMFamily")
 
-__all__ = ["ModelFamily", "TrainingKnobs", "family_names", "get_family", "register_family"]
+__all__ = [
+    "FamilyRegistryError",
+    "ModelFamily",
+    "TrainingKnobs",
+    "family_names",
+    "get_family",
+    "register_family",
+    "register_family_class",
+]

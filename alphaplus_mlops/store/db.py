@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.embedded import start_embedded
@@ -67,8 +67,9 @@ class Database:
 
     ``with db.connection() as conn:`` borrows a connection; the block's work is committed
     when it ends normally and rolled back when it raises, as with a fresh connection. The
-    pool opens on first use, checks a connection before lending it (a server restart or a
-    dropped connection costs a reconnect, not an error), and closes with :meth:`close`.
+    pool opens on first use (and says why when the server cannot be reached), checks a
+    connection before lending it (a server restart or a dropped connection costs a
+    reconnect, not an error), and closes with :meth:`close`; a closed Database refuses use.
     """
 
     def __init__(self, url: str, *, max_size: int = 4, timeout: float = 15.0):
@@ -76,30 +77,45 @@ class Database:
         self._max_size = max_size
         self._timeout = timeout
         self._pool: ConnectionPool | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def _open_pool(self) -> ConnectionPool:
         with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self!r} is closed")
             if self._pool is None:
-                self._pool = ConnectionPool(
+                pool = ConnectionPool(
                     self.url,
                     min_size=1,
                     max_size=self._max_size,
-                    kwargs={"row_factory": dict_row},
+                    # No server-side prepared statements: a migration that adds a column
+                    # would otherwise break the cached plans of `SELECT *` on live pools.
+                    kwargs={"row_factory": dict_row, "prepare_threshold": None},
                     check=ConnectionPool.check_connection,
                     timeout=self._timeout,
                     name="alphaplus",
                     open=True,
                 )
+                try:
+                    pool.wait(timeout=self._timeout)
+                except PoolTimeout:
+                    pool.close()
+                    # The pool hides the cause; one direct attempt names it.
+                    psycopg.connect(self.url, connect_timeout=5).close()
+                    raise
+                self._pool = pool
             return self._pool
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        with (self._pool or self._open_pool()).connection() as conn:
+        pool = self._pool if self._pool is not None and not self._closed else self._open_pool()
+        with pool.connection() as conn:
             yield conn
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None

@@ -16,10 +16,10 @@ from alphaplus_mlops.modeling.assessment import (
     rows_unseen_by,
     single_row_latency_us,
 )
+from alphaplus_mlops.modeling.model_files import load_dataset, load_frame, load_model
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 from alphaplus_mlops.store.db import Database, json_safe
 from alphaplus_mlops.store.gate_results import load_gates
-from alphaplus_mlops.store.model_artifacts import load_dataset, load_frame, load_model
 from alphaplus_mlops.store.performance import comparison_split, record_performance, trial_sharpes
 from alphaplus_mlops.store.versions import current_champion, get_model_version
 

@@ -47,7 +47,7 @@ def market_bars(
     market_data: MarketDataResource,
 ) -> dg.MaterializeResult:
     sources = config.sources if config.sources is not None else market_data.sources
-    sim_symbols = config.sim_symbols or market_data.sim_symbols
+    sim_symbols = config.sim_symbols if config.sim_symbols is not None else market_data.sim_symbols
     sim_seed = config.sim_seed if config.sim_seed is not None else market_data.sim_seed
     sim_bars = config.sim_bars if config.sim_bars is not None else market_data.sim_bars
     unknown = sorted(set(sources) - {"sample", "simulator"})

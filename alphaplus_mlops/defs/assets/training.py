@@ -13,19 +13,19 @@ from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
-from alphaplus_mlops.families import ModelFamily, TrainingKnobs, get_family
+from alphaplus_mlops.families import ModelFamily, TrainingKnobs, family_names, get_family
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import Parent, cross_validate, final_fit
-from alphaplus_mlops.store.artifacts import ArtifactStore
-from alphaplus_mlops.store.bars import all_symbols, load_bars
-from alphaplus_mlops.store.dataset_records import record_dataset
-from alphaplus_mlops.store.db import Database, json_safe
-from alphaplus_mlops.store.model_artifacts import (
+from alphaplus_mlops.modeling.model_files import (
     load_dataset,
     load_model,
     store_frame,
     store_model_files,
 )
+from alphaplus_mlops.store.artifacts import ArtifactStore
+from alphaplus_mlops.store.bars import all_symbols, load_bars
+from alphaplus_mlops.store.dataset_records import record_dataset
+from alphaplus_mlops.store.db import Database, json_safe
 from alphaplus_mlops.store.versions import current_champion, register_model_version
 from alphaplus_mlops.versioning import code_version
 
@@ -133,7 +133,9 @@ def training_dataset(
 class TrainingConfig(dg.Config):
     n_estimators: int = Field(default=300, description="Boosting rounds per fit.")
     learning_rate: float = 0.05
-    max_depth: int = Field(default=4, description="Tree depth (LightGBM: 2^depth-1 leaves).")
+    max_depth: int = Field(
+        default=4, description="Tree depth; each family maps it to its own parameter."
+    )
     cv_splits: int = Field(default=4, description="Walk-forward folds.")
     cv_gap: int | None = Field(
         default=None, description="Bars between train and test; default: the label horizon."
@@ -161,7 +163,7 @@ class TrainingConfig(dg.Config):
     io_manager_key="handoff_io_manager",
     group_name="training",
     pool="training",
-    kinds={"catboost", "xgboost", "lightgbm", "onnx"},
+    kinds={*family_names(), "onnx"},
     description="Walk-forward CV (out-of-fold predictions kept), then the final fit; native "
     "and ONNX files in the artifact store; a candidate row in model_versioning.",
 )

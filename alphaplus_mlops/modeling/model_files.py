@@ -1,7 +1,8 @@
-"""Datasets, models and prediction frames in the artifact store, verified on every read.
+"""Datasets, models and prediction frames to and from an ArtifactStore.
 
-The one place that turns stored bytes into a Dataset or a fitted model and back: each
-read checks the file against the SHA-256 the registry recorded before anything is parsed.
+The one place that turns stored bytes into a Dataset or a fitted model and back: each read
+checks the file against the SHA-256 recorded with it (in model_versioning or the dataset's
+hand-off) before anything is parsed. Files only: no database here.
 """
 
 from __future__ import annotations

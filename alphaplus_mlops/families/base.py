@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,10 +18,23 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Progress:
+    """One boosting iteration of a fit.
+
+    ``metric`` is the metric's value, or a function that computes it on first read of
+    ``metric_value``: a family passes a function where the library would otherwise evaluate
+    the training loss on every iteration, so a sink that reads the value only when it
+    reports (TrainingProgress: every few seconds) costs the fit no evaluation in between.
+    Read it during the callback: once the fit has moved on, a deferred value is NaN.
+    """
+
     iteration: int
     total: int
     metric_name: str
-    metric_value: float
+    metric: float | Callable[[], float] = field(repr=False)
+
+    @cached_property
+    def metric_value(self) -> float:
+        return finite_or_nan(self.metric() if callable(self.metric) else self.metric)
 
 
 ProgressCallback = Callable[[Progress], None]

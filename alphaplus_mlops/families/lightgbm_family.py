@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,30 @@ from alphaplus_mlops.families.base import (
 
 
 def _progress_hook(total: int, progress: ProgressCallback | None):
+    """Reports each round. With a validation set, its logloss (evaluated by LightGBM every
+    round); else the training logloss, evaluated only when the sink reads it."""
+    latest = {"iteration": -1}
+
+    def train_logloss(model: lgb.Booster, iteration: int) -> float:
+        if iteration != latest["iteration"]:
+            return float("nan")  # the fit has moved on
+        for _, metric, result, _ in model.eval_train():
+            if metric == "binary_logloss":
+                return finite_or_nan(result)
+        return float("nan")
+
     def hook(env: lgb.callback.CallbackEnv) -> None:
+        latest["iteration"] = env.iteration
         if progress is None:
             return
         name, value = "train_logloss", float("nan")
         for data_name, metric, result, _ in env.evaluation_result_list or []:
             if metric == "binary_logloss":
                 name, value = f"{data_name}_logloss", finite_or_nan(result)
+        if not env.evaluation_result_list:
+            value = partial(train_logloss, env.model, env.iteration)
+            if env.iteration + 1 == env.end_iteration:
+                value = value()  # the booster drops its training data when the fit ends
         progress(Progress(env.iteration + 1, total, name, value))
 
     return hook
@@ -65,7 +83,7 @@ class LightGBMFamily:
         )
         x = np.asarray(x, dtype=np.float32)
         train = lgb.Dataset(x, label=np.asarray(y, dtype=int), free_raw_data=False)
-        valid_sets, valid_names = [train], ["train"]
+        valid_sets, valid_names = [], []
         if eval_set is not None:
             valid_sets.append(
                 lgb.Dataset(np.asarray(eval_set[0], np.float32), eval_set[1], reference=train)

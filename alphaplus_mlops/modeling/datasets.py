@@ -9,9 +9,11 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from alphaplus_mlops.core.features import FEATURE_VERSION, build_features, feature_names
 from alphaplus_mlops.core.labels import LabelConfig, build_labels
@@ -26,8 +28,9 @@ class Dataset:
     features: list[str]
     label_config: LabelConfig
 
-    @property
+    @cached_property
     def x(self) -> np.ndarray:
+        """The features as float32, converted once: CV and the final fit share the array."""
         return self.frame[self.features].to_numpy(dtype=np.float32)
 
     @property
@@ -68,7 +71,8 @@ class Dataset:
 
     @classmethod
     def from_parquet_bytes(cls, data: bytes, label_config: LabelConfig) -> Dataset:
-        frame = pd.read_parquet(io.BytesIO(data))
+        # A zero-copy Arrow buffer: through io.BytesIO, pyarrow copies via Python calls.
+        frame = pd.read_parquet(pa.BufferReader(data))
         features = [c for c in frame.columns if c not in KEY_COLUMNS]
         return cls(frame, features, label_config)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alphaplus_mlops.core.splits import WalkForward
@@ -38,6 +39,15 @@ def _parent_unseen(frame: pd.DataFrame, parent: Parent, test_start) -> bool:
     return test_start > parent.trained_until and between.nunique() >= parent.horizon
 
 
+def _instants(times: pd.Series) -> np.ndarray:
+    """Times as a NumPy array the splitter compares fast. Time-zone-aware columns become
+    UTC datetime64 (the same instants, in the same order) rather than an object array of
+    Timestamps, which is slow to build and slow to sort and search."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = times.dt.tz_convert(None)
+    return times.to_numpy()
+
+
 def cross_validate(
     family: ModelFamily,
     dataset: Dataset,
@@ -50,7 +60,7 @@ def cross_validate(
     test block the parent never saw continues from it, as the final fit will; earlier folds
     train from scratch, because warm-starting them would leak the parent's knowledge."""
     frame = dataset.frame
-    folds = splitter.split(frame["t0"].to_numpy(), frame["t1"].to_numpy())
+    folds = splitter.split(_instants(frame["t0"]), _instants(frame["t1"]))
     x, y = dataset.x, dataset.y
     parts, sizes, warm = [], [], []
     for fold in folds:

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from alphaplus_mlops.core.features import FEATURE_VERSION
 from alphaplus_mlops.core.labels import LabelConfig
-from alphaplus_mlops.core.metrics import classification_metrics
+from alphaplus_mlops.core.metrics import roc_auc
 from alphaplus_mlops.core.splits import WalkForward
 from alphaplus_mlops.data.sources import inclusive_end
 from alphaplus_mlops.defs.assets.market import market_bars
@@ -242,7 +242,7 @@ def trained_model(
             "notes": "; ".join(notes),
             "oof_rows": len(cv.oof),
             "folds (train, test)": str(cv.fold_sizes),
-            "oof_roc_auc": classification_metrics(cv.oof["label"], cv.oof["proba"])["roc_auc"],
+            "oof_roc_auc": roc_auc(cv.oof["label"], cv.oof["proba"]),
             "train_seconds": round(train_seconds, 2),
             "cpu_seconds": round(job.usage.cpu_seconds(), 2),
             "peak_rss_mb": round(progress.peak_rss / 2**20, 1),

@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--cv-splits", type=int, default=2)
     parser.add_argument("--families", default=",".join(family_names()))
     parser.add_argument(
-        "--repeat", type=int, default=1, help="Time both sides N times, keep each one's best."
+        "--repeat", type=int, default=5, help="Time both sides N times, keep each one's best."
     )
     args = parser.parse_args()
 

@@ -96,3 +96,24 @@ def test_a_family_registered_after_the_partitions_were_made_is_refused():
         register_family(Late())
     assert "late" not in family_names()
     assert family_partitions.get_partition_keys() == family_names()
+
+
+@pytest.mark.parametrize("name", ["xgboost", "lightgbm"])
+def test_training_loss_is_computed_when_read_during_the_fit_and_never_after(name, data):
+    """The training log loss is evaluated only when a progress sink reads it: read in the
+    callback it is the loss at that round (falling as boosting goes on); a stale value read
+    after the fit has moved on is NaN rather than another round's number."""
+    x, y = data
+    family = get_family(name)
+    read_now, kept = [], []
+
+    def sink(progress):
+        kept.append(progress)
+        if progress.iteration in (1, 10, 25):
+            read_now.append(progress.metric_value)
+
+    family.fit(x, y, family.params_for(KNOBS), progress=sink)
+    assert len(read_now) == 3 and all(np.isfinite(read_now))
+    assert read_now[0] > read_now[1] > read_now[2]
+    assert np.isnan(kept[4].metric_value)  # round 5, never read while it was current
+    assert np.isfinite(kept[-1].metric_value)  # the last round is always evaluated

@@ -45,6 +45,7 @@ from alphaplus_mlops.defs.assets.training import TrainingConfig, trained_model, 
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families import family_names, get_family
 from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
+from alphaplus_mlops.modeling.fitting import walk_forward_folds
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.dataset_records import record_dataset
@@ -114,10 +115,7 @@ def same_fits(family: str, dataset: Dataset, config: TrainingConfig, params: dic
     the final model, and the (train, test) sizes of the folds."""
     x, y = dataset.x, dataset.y
     splitter = config.splitter(dataset.label_config.horizon)
-    frame = dataset.frame
-    folds = splitter.split(
-        frame["t0"].dt.tz_convert(None).to_numpy(), frame["t1"].dt.tz_convert(None).to_numpy()
-    )
+    folds = walk_forward_folds(dataset, splitter)
     sets = [(x[fold.train], y[fold.train]) for fold in folds] + [(x, y)]
     seconds = []
     for fit_x, fit_y in sets:

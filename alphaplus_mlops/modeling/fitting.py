@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.core.splits import Fold, WalkForward
 from alphaplus_mlops.families.base import FitResult, ModelFamily, ProgressCallback
 from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
 
@@ -48,6 +48,12 @@ def _instants(times: pd.Series) -> np.ndarray:
     return times.to_numpy()
 
 
+def walk_forward_folds(dataset: Dataset, splitter: WalkForward) -> list[Fold]:
+    """The folds ``splitter`` cuts on the dataset's label intervals [t0, t1]."""
+    frame = dataset.frame
+    return splitter.split(_instants(frame["t0"]), _instants(frame["t1"]))
+
+
 def cross_validate(
     family: ModelFamily,
     dataset: Dataset,
@@ -60,7 +66,7 @@ def cross_validate(
     test block the parent never saw continues from it, as the final fit will; earlier folds
     train from scratch, because warm-starting them would leak the parent's knowledge."""
     frame = dataset.frame
-    folds = splitter.split(_instants(frame["t0"]), _instants(frame["t1"]))
+    folds = walk_forward_folds(dataset, splitter)
     x, y = dataset.x, dataset.y
     parts, sizes, warm = [], [], []
     for fold in folds:

@@ -109,7 +109,7 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        pool = self._pool if self._pool is not None and not self._closed else self._open_pool()
+        pool = self._pool or self._open_pool()  # close() clears _pool; reopening refuses
         with pool.connection() as conn:
             yield conn
 

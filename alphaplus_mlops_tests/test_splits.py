@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.modeling.fitting import row_selector
 
 
 def pooled_intervals(n_times: int, n_symbols: int, horizon: int):
@@ -77,3 +78,13 @@ def test_test_blocks_are_consecutive_disjoint_and_cover_the_end(n_times, horizon
     assert t0[tested].max() == n_times - 1
     starts = [t0[f.test].min() for f in folds]
     assert starts == sorted(starts)
+
+
+@given(st.sets(st.integers(0, 60), min_size=1))
+def test_fold_rows_taken_as_a_view_are_the_same_rows(positions):
+    x = np.arange(61 * 3).reshape(61, 3)
+    positions = np.array(sorted(positions))
+    taken = row_selector(positions)
+    assert np.array_equal(x[taken], x[positions])
+    contiguous = positions[-1] - positions[0] + 1 == len(positions)
+    assert isinstance(taken, slice) == contiguous

@@ -48,6 +48,14 @@ def _instants(times: pd.Series) -> np.ndarray:
     return times.to_numpy()
 
 
+def row_selector(positions: np.ndarray) -> np.ndarray | slice:
+    """The row positions as a slice when they are one contiguous run (walk-forward folds on
+    time-sorted data are), so that taking them is a view rather than a copy of the rows."""
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
+
+
 def walk_forward_folds(dataset: Dataset, splitter: WalkForward) -> list[Fold]:
     """The folds ``splitter`` cuts on the dataset's label intervals [t0, t1]."""
     frame = dataset.frame
@@ -67,18 +75,17 @@ def cross_validate(
     train from scratch, because warm-starting them would leak the parent's knowledge."""
     frame = dataset.frame
     folds = walk_forward_folds(dataset, splitter)
-    x, y = dataset.x, dataset.y
+    x, y, keys = dataset.x, dataset.y, frame[KEY_COLUMNS]
     parts, sizes, warm = [], [], []
     for fold in folds:
         init = None
         if parent is not None and _parent_unseen(frame, parent, frame["t0"].iloc[fold.test].min()):
             init = parent.model
             warm.append(fold.index)
-        fitted = family.fit(
-            x[fold.train], y[fold.train], params, progress=progress, init_model=init
-        )
-        proba = family.predict_proba(fitted.model, x[fold.test])
-        part = frame.loc[fold.test, KEY_COLUMNS].copy()
+        train, test = row_selector(fold.train), row_selector(fold.test)
+        fitted = family.fit(x[train], y[train], params, progress=progress, init_model=init)
+        proba = family.predict_proba(fitted.model, x[test])
+        part = keys.iloc[test].copy()
         part["proba"] = proba
         part["fold"] = fold.index
         parts.append(part)

@@ -24,6 +24,11 @@ from alphaplus_mlops.store.migrations import migrate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# A planted signal no real market offers (gross Sharpe about 3.7 per symbol): for tests of
+# the machinery that needs a model to learn for certain (promotion, rollback, the ledger).
+# What gates make of a realistic signal is measured by bench/gate_calibration.py.
+STRONG_SIGNAL = 0.40
+
 
 def rows(url: str, sql: str, params: tuple | dict = ()) -> list[dict]:
     """What a query returns, as dicts, on a connection of its own (committed)."""

@@ -16,6 +16,8 @@ from alphaplus_mlops.families import TrainingKnobs, get_family
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import Parent, cross_validate
 
+from .conftest import STRONG_SIGNAL
+
 FAMILIES = ["catboost", "xgboost", "lightgbm"]
 KNOBS = TrainingKnobs(rounds=100, learning_rate=0.05, max_depth=4)
 MARGIN = 0.05
@@ -23,7 +25,9 @@ MARGIN = 0.05
 
 @pytest.fixture(scope="module")
 def before_break() -> Dataset:
-    market = simulate_market(["A", "B", "C"], seed=7, config=SimulationConfig(n_bars=1500))
+    market = simulate_market(
+        ["A", "B", "C"], seed=7, config=SimulationConfig(n_bars=1500, signal_strength=STRONG_SIGNAL)
+    )
     bars = market.bars[market.bars["ts"] < market.break_ts]
     return build_dataset(bars, LabelConfig(horizon=1))
 

@@ -26,7 +26,7 @@ from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
 from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.versions import champion_since, version_trained_in_run
 
-from .conftest import REPO_ROOT, execute, rows
+from .conftest import REPO_ROOT, STRONG_SIGNAL, execute, rows
 
 SYMBOLS = ["PRA", "PRB", "PRC"]
 FAST = {"n_estimators": 60, "cv_splits": 3}
@@ -37,7 +37,7 @@ def env(create_database, tmp_path_factory):
     url = create_database()
     migrate(url)
     db = Database(url)
-    config = SimulationConfig(n_bars=1000, break_fraction=0.95)
+    config = SimulationConfig(n_bars=1000, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
     upsert_bars(db, simulate_market(SYMBOLS, seed=8, config=config).bars, source="test")
     home = tmp_path_factory.mktemp("home")
     settings = Settings(database_url=url, home=home)

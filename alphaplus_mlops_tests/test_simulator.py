@@ -6,8 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.data.simulator import (
+    SimulationConfig,
+    planted_signal_sharpe,
+    simulate_market,
+)
 from alphaplus_mlops.data.validation import validate_bars
+
+from .conftest import STRONG_SIGNAL
 
 SMALL = SimulationConfig(n_bars=600)
 
@@ -52,7 +58,8 @@ def test_volatility_after_the_break_is_clearly_higher_than_before():
 
 
 def test_momentum_predicts_returns_before_the_break_and_reverses_after():
-    market = simulate_market(["S1", "S2"], seed=5)
+    strong = SimulationConfig(signal_strength=STRONG_SIGNAL)
+    market = simulate_market(["S1", "S2"], seed=5, config=strong)
     for _, bars in market.bars.groupby("symbol"):
         returns = np.log(bars["close"]).diff()
         momentum = returns.rolling(5).sum().shift(1)  # only bars before t
@@ -61,6 +68,24 @@ def test_momentum_predicts_returns_before_the_break_and_reverses_after():
         corr_after = momentum[~before].corr(returns[~before])
         assert corr_before > 0.05, corr_before
         assert corr_after < -0.05, corr_after
+
+
+def test_the_default_planted_signal_is_as_strong_as_real_daily_signals_get():
+    symbols = [f"S{i}" for i in range(8)]
+    sharpes = pd.concat(
+        [planted_signal_sharpe(simulate_market(symbols, seed=seed)) for seed in range(3)]
+    )
+    assert 0.5 <= sharpes["before_break"].median() <= 1.0
+    # Trading the truth is a gross Sharpe of 3-4 with the old, unrealistic strength.
+    strong = simulate_market(symbols, seed=0, config=SimulationConfig(signal_strength=0.4))
+    assert planted_signal_sharpe(strong)["before_break"].median() > 2.5
+
+
+def test_the_planted_loading_flips_sign_at_the_break():
+    market = simulate_market(["S1", "S2"], seed=5, config=SMALL)
+    after = market.truth["ts"] >= market.break_ts
+    assert (market.truth.loc[~after, "loading"] == 1.0).all()
+    assert (market.truth.loc[after, "loading"] == -1.0).all()
 
 
 def test_ground_truth_names_regimes_and_the_break():

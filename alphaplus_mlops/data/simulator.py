@@ -38,7 +38,11 @@ class SimulationConfig:
         (0.040, 0.080, 0.880),
     )
     momentum_bars: int = 5
-    signal_strength: float = 0.40
+    signal_strength: float = 0.10
+    """Loading of the conditional mean on momentum. 0.10 gives the planted signal an
+    annualized gross Sharpe of about 0.5-1.0 per symbol before the break (see
+    :func:`planted_signal_sharpe`), as good as daily equity signals get; 0.40 is a
+    signal no real market offers, useful only where a test needs learning to be certain."""
     overnight_vol_share: float = 0.2
     intrabar_steps: int = 24
     base_price: float = 100.0
@@ -179,3 +183,37 @@ def _simulate_symbol(
         }
     )
     return bars, truth
+
+
+def planted_signal_sharpe(market: SimulatedMarket, periods_per_year: float = 252.0) -> pd.DataFrame:
+    """Per symbol, the annualized gross Sharpe of trading the planted signal itself: long
+    when the true expected return of a bar is positive, short when negative (known at the
+    previous close), before costs. Columns: symbol, before_break, after_break.
+
+    This is the best any model can do on the simulator, so it says how strong the planted
+    signal is in the units a desk reads.
+    """
+    rows = []
+    merged = market.bars[["symbol", "ts", "close"]].merge(
+        market.truth[["symbol", "ts", "expected_return"]], on=["symbol", "ts"]
+    )
+    for symbol, group in merged.groupby("symbol", sort=True):
+        returns = group["close"].pct_change().to_numpy()
+        position = np.sign(group["expected_return"].to_numpy())
+        pnl = (position * returns)[1:]
+        after = (group["ts"] >= market.break_ts).to_numpy()[1:]
+        rows.append(
+            {
+                "symbol": symbol,
+                "before_break": _annualized_sharpe(pnl[~after], periods_per_year),
+                "after_break": _annualized_sharpe(pnl[after], periods_per_year),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _annualized_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+    active = returns[np.isfinite(returns)]
+    if len(active) < 2 or active.std(ddof=1) == 0:
+        return float("nan")
+    return float(active.mean() / active.std(ddof=1) * np.sqrt(periods_per_year))

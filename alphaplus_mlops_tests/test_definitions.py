@@ -40,7 +40,6 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "model_evaluation:model_performance",
         "model_evaluation:business_metrics",
         "model_evaluation:serving",
-        "model_evaluation:drift",
     }
     assert {j["name"] for j in listed["jobs"]} == {
         "ingest_market_bars",

@@ -91,7 +91,6 @@ def test_a_family_added_in_families_only_trains_gates_and_registers(create_datab
         "model_performance",
         "business_metrics",
         "serving",
-        "drift",
     }
     (evaluation,) = rows(
         url,

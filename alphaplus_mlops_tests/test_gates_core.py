@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alphaplus_mlops.core.decision import decide
 from alphaplus_mlops.core.drift import historical_psi, psi
 from alphaplus_mlops.core.gates import data_quality_gate, data_quality_measurements, judge
 
@@ -35,33 +34,12 @@ def test_a_missing_or_nan_metric_fails_rather_than_passes():
     assert not judge(PERFORMANCE, {"roc_auc": float("nan"), "log_loss": 0.6}).passed
 
 
-@pytest.mark.parametrize(
-    ("candidate", "champion", "passed"),
-    [(0.60, 0.61, True), (0.60, 0.62, True), (0.60, 0.63, False)],
-)
-def test_worse_than_the_champion_beyond_the_tolerance_fails(candidate, champion, passed):
-    j = judge(
-        PERFORMANCE,
-        {"roc_auc": 0.6, "log_loss": 0.6},
-        champion={"roc_auc": champion},
-        candidate_on_shared={"roc_auc": candidate},
-    )
-    assert j.passed is passed
-    assert j.measured["champion_roc_auc"] == champion
-
-
-def test_for_a_lower_is_better_metric_the_tolerance_points_the_other_way():
-    gate = {
-        "name": "g",
-        "metric": "max_drawdown",
-        "comparator": "<=",
-        "threshold": 0.5,
-        "champion_tolerance": 0.05,
-        "config": {},
-    }
-    ok = judge(gate, {"max_drawdown": 0.2}, {"max_drawdown": 0.16}, {"max_drawdown": 0.2})
-    bad = judge(gate, {"max_drawdown": 0.2}, {"max_drawdown": 0.14}, {"max_drawdown": 0.2})
-    assert ok.passed and not bad.passed
+def test_the_judge_reads_absolute_floors_only():
+    # The champion comparison is a paired test in the deployment rule (core.decision),
+    # not a tolerance on one noisy difference: a gate row's old tolerance is ignored.
+    j = judge(PERFORMANCE, {"roc_auc": 0.6, "log_loss": 0.6})
+    assert j.passed
+    assert "champion_tolerance" not in j.thresholds
 
 
 def test_data_quality_measures_rows_nonfinite_balance_and_duplicates():
@@ -96,27 +74,6 @@ def test_data_quality_measures_rows_nonfinite_balance_and_duplicates():
         "duplicate_rows",
         "min_class_share",
     }
-
-
-SHARED_GOOD = {"net_sharpe": 1.2, "roc_auc": 0.60}
-
-
-@pytest.mark.parametrize(
-    ("gates", "champion", "candidate_shared", "champion_shared", "outcome"),
-    [
-        (False, True, SHARED_GOOD, SHARED_GOOD, "reject"),
-        (True, False, None, None, "promote"),
-        (True, True, None, None, "shadow"),
-        (True, True, {"net_sharpe": 1.3, "roc_auc": 0.60}, SHARED_GOOD, "promote"),
-        (True, True, {"net_sharpe": 1.3, "roc_auc": 0.59}, SHARED_GOOD, "shadow"),
-        (True, True, {"net_sharpe": 1.1, "roc_auc": 0.61}, SHARED_GOOD, "shadow"),
-        (True, True, {"net_sharpe": 1.1, "roc_auc": 0.59}, SHARED_GOOD, "keep_champion"),
-    ],
-)
-def test_the_deployment_rule(gates, champion, candidate_shared, champion_shared, outcome):
-    decision = decide(gates, "summary", champion, candidate_shared, champion_shared)
-    assert decision.outcome == outcome
-    assert decision.reasons
 
 
 def test_psi_is_zero_for_the_same_sample_and_grows_with_a_shift():

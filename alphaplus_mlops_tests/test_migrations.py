@@ -64,15 +64,18 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
     url = empty_database_url
     assert scalar(url, "SELECT count(*) FROM automated_retraining_triggers") == 3
     gates = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates")
-    # The seed's three, plus the data-quality and serving gates the promotion path needs.
-    assert {"model_performance", "drift", "business_metrics"} <= set(gates)
+    # The seed's three, the data-quality and serving gates the promotion path needs, and
+    # the champion comparison's settings; drift is disabled: it never rejects a candidate.
     assert set(gates) == {
         "model_performance",
         "drift",
         "business_metrics",
         "data_quality",
         "serving",
+        "champion_comparison",
     }
+    enabled = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates WHERE enabled")
+    assert "drift" not in enabled
     assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 4
     trigger_types = scalar(
         url,
@@ -86,7 +89,7 @@ def test_migrating_again_is_a_no_op(empty_database_url):
     before = scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations")
     assert migrate(empty_database_url) == []
     assert scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations") == before
-    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 5
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 6
 
 
 def test_status_lists_pending_then_applied(empty_database_url):
@@ -162,4 +165,4 @@ def test_two_concurrent_migrate_processes_end_with_one_schema(empty_database_url
     applied_counts = sorted(int(out.strip()) for out, _ in results)
     assert applied_counts == [0, len(discover())]
     assert scalar(empty_database_url, "SELECT count(*) FROM schema_migrations") == len(discover())
-    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 5
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 6

@@ -117,7 +117,6 @@ def test_a_good_first_candidate_is_promoted_and_its_ledger_row_holds_the_evidenc
     assert set(entry["evidence"]["gates"]) == {
         "data_quality",
         "model_performance",
-        "drift",
         "business_metrics",
         "serving",
     }
@@ -128,7 +127,7 @@ def test_a_good_first_candidate_is_promoted_and_its_ledger_row_holds_the_evidenc
         "SELECT * FROM automated_decision_making WHERE model_version_id = %s",
         (version["id"],),
     )
-    assert decision["outcome"] == "promote" and decision["rule"] == "deploy-v1"
+    assert decision["outcome"] == "promote" and decision["rule"] == "deploy-v2"
     stages = [
         r["stage"]
         for r in rows(

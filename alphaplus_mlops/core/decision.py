@@ -1,10 +1,22 @@
-"""The deployment rule: what to do with a candidate once its gates have been judged."""
+"""The deployment rule: what to do with a candidate once its gates have been judged.
+
+A candidate is compared with the champion only on evidence: paired tests on bars the
+champion never saw (see :mod:`alphaplus_mlops.core.paired`), with a minimum number of bars
+per symbol. Too little evidence, or no significant difference, is never a rejection: the
+candidate shadows the champion as challenger so that live outcomes can decide.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-RULE = "deploy-v1"
+RULE = "deploy-v2"
+
+#: Paired tests a comparison carries, by name: the net-return difference decides; the
+#: other two are guardrails that can hold back a promotion but never reject.
+DECIDING_TEST = "net_return"
+GUARDRAIL_TESTS = ("log_loss", "roc_auc")
 
 
 @dataclass(frozen=True)
@@ -15,44 +27,91 @@ class Decision:
     rule: str = RULE
 
 
+@dataclass(frozen=True)
+class ComparisonRule:
+    """The champion_comparison row of quality_gates: the least evidence, in bars per
+    symbol, and the one-sided significance levels to promote and to turn down."""
+
+    min_bars: int = 250
+    alpha_better: float = 0.05
+    alpha_worse: float = 0.025
+
+    @classmethod
+    def from_gate(cls, row: dict | None) -> ComparisonRule:
+        if row is None:
+            return cls()
+        config = row.get("config") or {}
+        return cls(
+            min_bars=int(row["threshold"]),
+            alpha_better=float(config.get("alpha_better", cls.alpha_better)),
+            alpha_worse=float(config.get("alpha_worse", cls.alpha_worse)),
+        )
+
+
+def _fmt_test(name: str, test: dict) -> str:
+    return (
+        f"{name} {test['estimate']:+.4g} (z {test['z']:+.2f}, "
+        f"p_better {test['p_better']:.3f}, p_worse {test['p_worse']:.3f})"
+    )
+
+
 def decide(
     gates_passed: bool,
     gate_summary: str,
     has_champion: bool,
-    candidate_on_shared: dict | None,
-    champion_on_shared: dict | None,
-    promote_margin: float = 0.0,
+    comparison: dict | None,
+    rule: ComparisonRule,
 ) -> Decision:
-    """deploy-v1, in order:
+    """deploy-v2, in order:
 
     1. any gate not passed → reject;
     2. no champion yet → promote (the absolute gates are the whole test);
-    3. no rows unseen by the champion to compare on → shadow as challenger, so live
-       paired outcomes can decide;
-    4. net Sharpe on shared rows beats the champion's by more than ``promote_margin`` and
-       ROC-AUC is not lower → promote;
-    5. better on one of the two → shadow as challenger;
-    6. worse on both (yet within the gates' tolerance) → keep the champion.
+    3. no comparison, or fewer than ``rule.min_bars`` shared bars for some symbol →
+       shadow as challenger: insufficient evidence;
+    4. net return significantly worse (p_worse < alpha_worse) → keep the champion;
+    5. net return significantly better (p_better < alpha_better) and neither guardrail
+       (log loss, ROC-AUC) significantly worse → promote;
+    6. otherwise → shadow as challenger (no significant difference, or mixed evidence).
+
+    ``comparison`` holds ``evidence_bars`` and ``tests``: PairedTest dicts by name.
     """
     if not gates_passed:
         return Decision("reject", [f"quality gates not all passed: {gate_summary}"])
     if not has_champion:
         return Decision("promote", ["first model of its family and every gate passed"])
-    if not candidate_on_shared or not champion_on_shared:
+    if not comparison:
         return Decision(
             "shadow",
             [
-                "no rows unseen by the champion to compare on: run as "
-                "challenger until live outcomes decide"
+                "insufficient evidence: no bars unseen by the champion to compare on; "
+                "run as challenger until live outcomes decide"
             ],
         )
-    sharpe_gain = candidate_on_shared["net_sharpe"] - champion_on_shared["net_sharpe"]
-    auc_gain = candidate_on_shared["roc_auc"] - champion_on_shared["roc_auc"]
-    detail = (
-        f"net Sharpe {sharpe_gain:+.3f}, ROC-AUC {auc_gain:+.4f} vs the champion on shared rows"
-    )
-    if sharpe_gain > promote_margin and auc_gain >= 0:
-        return Decision("promote", [f"better than the champion: {detail}"])
-    if sharpe_gain > 0 or auc_gain > 0:
-        return Decision("shadow", [f"mixed evidence: {detail}"])
-    return Decision("keep_champion", [f"not better than the champion: {detail}"])
+    bars = int(comparison["evidence_bars"])
+    if bars < rule.min_bars:
+        return Decision(
+            "shadow",
+            [
+                f"insufficient evidence: {bars} shared bars per symbol, {rule.min_bars} "
+                "needed; run as challenger until live outcomes decide"
+            ],
+        )
+    tests = comparison["tests"]
+    deciding = tests[DECIDING_TEST]
+    detail = "; ".join(_fmt_test(n, tests[n]) for n in (DECIDING_TEST, *GUARDRAIL_TESTS))
+    detail += f" on {bars} bars per symbol"
+    if deciding["p_worse"] < rule.alpha_worse:
+        return Decision("keep_champion", [f"significantly worse than the champion: {detail}"])
+    if deciding["p_better"] < rule.alpha_better:
+        held_back = [
+            n
+            for n in GUARDRAIL_TESTS
+            if math.isfinite(tests[n]["p_worse"]) and tests[n]["p_worse"] < rule.alpha_worse
+        ]
+        if not held_back:
+            return Decision("promote", [f"significantly better than the champion: {detail}"])
+        return Decision(
+            "shadow",
+            [f"better net return but significantly worse {', '.join(held_back)}: {detail}"],
+        )
+    return Decision("shadow", [f"no significant difference from the champion: {detail}"])

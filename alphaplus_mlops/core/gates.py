@@ -1,7 +1,7 @@
 """Judging a candidate against gate configuration: pure, so every rule is testable alone.
 
-A gate row names a metric, a comparator and a threshold, optionally more metrics under
-``config.also``, and optionally a tolerance against the champion on shared rows. The
+A gate row names a metric, a comparator and a threshold, and optionally more metrics under
+``config.also``. The
 judgement says passed or not, with a sentence a person can read.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 _COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
-_HIGHER_IS_BETTER = {">=": True, ">": True, "<=": False, "<": False}
 
 
 @dataclass(frozen=True)
@@ -34,18 +33,10 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def judge(
-    gate: dict,
-    measured: dict[str, float],
-    champion: dict[str, float] | None = None,
-    candidate_on_shared: dict[str, float] | None = None,
-) -> GateJudgement:
-    """Judge ``measured`` against ``gate`` (a quality_gates row as a dict).
-
-    ``champion`` and ``candidate_on_shared`` are the same metrics for both models on the
-    rows they share; given both and a ``champion_tolerance``, the candidate must not be
-    worse than the champion by more than the tolerance on the gate's main metric.
-    """
+def judge(gate: dict, measured: dict[str, float]) -> GateJudgement:
+    """Judge ``measured`` against ``gate`` (a quality_gates row as a dict): absolute
+    floors and ceilings only. How a candidate compares with the champion is the deployment
+    rule's business (core.decision), on paired tests rather than a tolerance."""
     rules = {gate["metric"]: {"comparator": gate["comparator"], "threshold": gate["threshold"]}}
     rules.update((gate.get("config") or {}).get("also", {}))
     passes, failures, values = [], [], {}
@@ -63,29 +54,7 @@ def judge(
                 f"{metric} {_fmt(value)} fails {rule['comparator']} {_fmt(rule['threshold'])}"
             )
 
-    tolerance = gate.get("champion_tolerance")
-    main = gate["metric"]
-    if tolerance is not None and champion and candidate_on_shared:
-        mine, theirs = candidate_on_shared.get(main), champion.get(main)
-        if (
-            mine is not None
-            and theirs is not None
-            and math.isfinite(mine)
-            and math.isfinite(theirs)
-        ):
-            higher = _HIGHER_IS_BETTER[gate["comparator"]]
-            bound = theirs - tolerance if higher else theirs + tolerance
-            values[f"champion_{main}"] = theirs
-            values[f"candidate_{main}_on_shared_rows"] = mine
-            sentence = (
-                f"{main} on shared rows {_fmt(mine)} vs champion {_fmt(theirs)} "
-                f"(tolerance {_fmt(tolerance)})"
-            )
-            if _COMPARATORS[">=" if higher else "<="](mine, bound):
-                passes.append(sentence)
-            else:
-                failures.append(f"worse than the champion: {sentence}")
-    thresholds = {**rules, "champion_tolerance": tolerance}
+    thresholds = dict(rules)
     passed = not failures
     reason = (
         (f"{gate['name']} passed: " + "; ".join(passes))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from alphaplus_mlops.core.backtest import backtest_signal
 from alphaplus_mlops.core.metrics import classification_metrics
+from alphaplus_mlops.core.paired import delong_paired_test, hac_mean_test, log_loss_per_row
 from alphaplus_mlops.core.stats import deflated_sharpe, probabilistic_sharpe
 
 
@@ -51,6 +52,47 @@ def evaluate_predictions(
         "cost_bps": cost_bps,
     }
     return Evaluation(ml, business, returns, len(frame))
+
+
+def evidence_bars(rows: pd.DataFrame) -> int:
+    """Evidence in bars per symbol: the fewest rows any symbol has (0 for no rows)."""
+    return int(rows.groupby("symbol").size().min()) if len(rows) else 0
+
+
+def paired_comparison(
+    candidate: Evaluation, champion: Evaluation, rows: pd.DataFrame, champion_proba: np.ndarray
+) -> dict:
+    """Paired tests of the candidate against the champion on the same rows: the per-bar
+    net-return difference (HAC), the per-bar log-loss differential (Diebold-Mariano, HAC)
+    and ROC-AUC (DeLong). ``rows`` carry the candidate's ``proba`` and the labels; both
+    evaluations were made on them. JSON-ready: evidence_bars and tests by name."""
+    returns = candidate.returns.to_frame("candidate").join(
+        champion.returns.to_frame("champion"), how="inner"
+    )
+    labels = rows["label"].to_numpy()
+    losses = (
+        pd.DataFrame(
+            {
+                "ts": rows["ts"].to_numpy(),
+                # Champion minus candidate: positive when the candidate's loss is lower.
+                "gain": log_loss_per_row(labels, champion_proba)
+                - log_loss_per_row(labels, rows["proba"].to_numpy()),
+            }
+        )
+        .groupby("ts")["gain"]
+        .mean()
+    )
+    tests = {
+        "net_return": hac_mean_test(
+            (returns["candidate"] - returns["champion"]).to_numpy(), method="hac_net_return"
+        ),
+        "log_loss": hac_mean_test(losses.to_numpy(), method="diebold_mariano_log_loss"),
+        "roc_auc": delong_paired_test(labels, rows["proba"].to_numpy(), champion_proba),
+    }
+    return {
+        "evidence_bars": evidence_bars(rows),
+        "tests": {name: test.as_dict() for name, test in tests.items()},
+    }
 
 
 def rows_unseen_by(rows: pd.DataFrame, window_end, horizon: int) -> pd.DataFrame:

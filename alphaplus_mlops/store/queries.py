@@ -203,7 +203,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 # The latest judgement per enabled gate for one version (data quality: for its dataset);
-# a gate never run for it has passed = NULL, which is not a pass.
+# a gate never run for it has passed = NULL, which is not a pass. The champion_comparison
+# row configures the deployment decision and is not a pass/fail gate.
 SELECT_GATE_STATUS = """
 SELECT g.name AS gate_name, r.passed, r.reason, r.checked_at, r.measured
 FROM quality_gates g
@@ -215,7 +216,7 @@ LEFT JOIN LATERAL (
            OR (q.model_version_id IS NULL AND q.dataset_id = v.dataset_id))
     ORDER BY checked_at DESC LIMIT 1
 ) r ON true
-WHERE g.enabled
+WHERE g.enabled AND g.gate_type <> 'champion_comparison'
 ORDER BY g.name
 """
 

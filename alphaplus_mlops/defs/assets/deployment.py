@@ -3,10 +3,10 @@
 import dagster as dg
 from pydantic import Field
 
-from alphaplus_mlops.core.decision import decide
+from alphaplus_mlops.core.decision import ComparisonRule, decide
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.store.gate_results import gate_status
+from alphaplus_mlops.store.gate_results import gate_status, load_gates
 from alphaplus_mlops.store.performance import evaluation_of
 from alphaplus_mlops.store.promotion import (
     ANY_CHAMPION,
@@ -19,28 +19,22 @@ from alphaplus_mlops.store.versions import current_champion, get_model_version, 
 _STATUS = {
     "promote": None,
     "shadow": "challenger",
-    "keep_champion": "retired",
+    "keep_champion": "not_promoted",
     "reject": "rejected",
 }
 _STAGE = {"promote": "gated", "shadow": "shadow", "keep_champion": "gated", "reject": "rejected"}
-
-
-class DecisionConfig(dg.Config):
-    promote_margin: float = Field(
-        default=0.0, description="Net Sharpe a candidate must gain over the champion."
-    )
 
 
 @dg.asset(
     partitions_def=family_partitions,
     io_manager_key="handoff_io_manager",
     group_name="deployment",
-    description="The automated decision for this run's candidate: promote, shadow as "
-    "challenger, keep the champion, or reject; recorded with its rule, inputs and reasons.",
+    description="The automated decision for this run's candidate (rule deploy-v2): promote, "
+    "shadow as challenger, keep the champion, or reject; on paired tests against the "
+    "champion with a minimum of shared bars; recorded with its rule, inputs and reasons.",
 )
 def deployment_decision(
     context: dg.AssetExecutionContext,
-    config: DecisionConfig,
     model_evaluation: dict,
     postgres: PostgresResource,
 ) -> dg.Output[dict]:
@@ -49,20 +43,16 @@ def deployment_decision(
     status = gate_status(db, str(candidate["id"]))
     champion = current_champion(db, candidate["family"])
     evaluation = evaluation_of(db, candidate, str(champion["id"]) if champion else None)
-    decision = decide(
-        status.all_passed,
-        status.summary(),
-        champion is not None,
-        evaluation.candidate_on_shared,
-        evaluation.champion_on_shared,
-        config.promote_margin,
-    )
+    comparison = (evaluation.candidate_on_shared or {}).get("paired")
+    rule = ComparisonRule.from_gate(load_gates(db).get("champion_comparison"))
+    decision = decide(status.all_passed, status.summary(), champion is not None, comparison, rule)
     inputs = {
         "gates": {g["gate_name"]: g["passed"] for g in status.gates},
         "champion_version_id": str(champion["id"]) if champion else None,
+        "comparison": comparison,
+        "comparison_rule": rule.__dict__,
         "candidate_on_shared": evaluation.candidate_on_shared,
         "champion_on_shared": evaluation.champion_on_shared,
-        "promote_margin": config.promote_margin,
     }
     decision_id = record_decision(
         db,

@@ -12,7 +12,9 @@ from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResour
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
     evaluate_predictions,
+    evidence_bars,
     onnx_parity,
+    paired_comparison,
     rows_unseen_by,
     single_row_latency_us,
 )
@@ -23,6 +25,9 @@ from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.performance import comparison_split, record_performance, trial_sharpes
 from alphaplus_mlops.store.versions import current_champion, get_model_version
 
+# A paired test needs a few bars to estimate a variance; whether there are enough to decide
+# is the deployment rule's call (the champion_comparison row of quality_gates).
+MIN_TESTABLE_BARS = 10
 SHOWN_ML = ["roc_auc", "accuracy", "f1", "log_loss", "brier"]
 SHOWN_BUSINESS = [
     "net_sharpe",
@@ -42,9 +47,6 @@ class EvaluationConfig(dg.Config):
         "the business_metrics gate row, else 5.",
     )
     band: float = Field(default=0.0, description="Flat when |p - 0.5| <= band.")
-    min_comparable_rows: int = Field(
-        default=50, description="Fewest shared out-of-sample rows to compare with the champion."
-    )
 
 
 @dg.asset(
@@ -140,16 +142,19 @@ def _compare_with_champion(
     # Only rows the champion never saw in training are out-of-sample for both.
     horizon = int((champion["label_config"] or {}).get("horizon", 1))
     unseen = rows_unseen_by(rows, champion["dataset_window_end"], horizon)
-    if len(unseen) < config.min_comparable_rows:
+    if evidence_bars(unseen) < MIN_TESTABLE_BARS:
         context.log.warning(
-            f"only {len(unseen)} rows are out-of-sample for champion v{champion['version']} "
-            f"(need {config.min_comparable_rows}): comparison skipped"
+            f"{evidence_bars(unseen)} bars per symbol are out-of-sample for champion "
+            f"v{champion['version']}: nothing to compare on"
         )
         return None
     model = load_model(store, family, champion)
     x = unseen[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
-    champ = evaluate_predictions(unseen, family.predict_proba(model, x), cost, config.band)
+    champion_proba = family.predict_proba(model, x)
+    champ = evaluate_predictions(unseen, champion_proba, cost, config.band)
     cand = evaluate_predictions(unseen, unseen["proba"].to_numpy(), cost, config.band)
+    paired = paired_comparison(cand, champ, unseen, champion_proba)
+    cand.business["paired"] = paired
     for version_id, evaluation in ((champion["id"], champ), (candidate["id"], cand)):
         record_performance(
             db,
@@ -165,6 +170,7 @@ def _compare_with_champion(
         "champion_version": champion["version"],
         "champion": champ,
         "candidate": cand,
+        "paired": paired,
     }
 
 
@@ -186,6 +192,21 @@ def _comparison_table(result, comparison) -> str:
                     f" {getattr(comparison['champion'], source)[key]:.4f} |"
                 )
             lines.append(line)
+    if comparison:
+        paired = comparison["paired"]
+        lines += [
+            "",
+            f"Paired tests on {paired['evidence_bars']} shared bars per symbol "
+            "(positive z: the candidate is better)",
+            "",
+            "| test | method | estimate | z | p better | p worse |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, test in paired["tests"].items():
+            lines.append(
+                f"| {name} | {test['method']} | {test['estimate']:+.4g} | {test['z']:+.2f} |"
+                f" {test['p_better']:.4f} | {test['p_worse']:.4f} |"
+            )
     return "\n".join(lines)
 
 

@@ -1,0 +1,25 @@
+-- Decisions on evidence (deploy-v2).
+--
+-- A candidate that is not promoted but never served gets a status of its own; `retired`
+-- stays for former champions.
+ALTER TABLE model_versioning DROP CONSTRAINT model_versioning_status_check;
+ALTER TABLE model_versioning ADD CONSTRAINT model_versioning_status_check
+    CHECK (status IN ('candidate', 'challenger', 'champion', 'retired', 'rejected',
+                      'rolled_back', 'not_promoted'));
+
+-- The tolerance on one noisy difference gives way to paired tests in the deployment rule.
+UPDATE quality_gates SET champion_tolerance = NULL, updated_at = now()
+WHERE name IN ('model_performance', 'business_metrics');
+
+-- Drift is a reason to retrain, not to reject a candidate: the drift gate no longer blocks.
+-- (The row stays, disabled, because past gate results refer to it.)
+UPDATE quality_gates SET enabled = false, updated_at = now() WHERE name = 'drift';
+
+-- How much evidence a comparison with the champion needs, and how significant a difference
+-- must be. threshold: the fewest shared bars per symbol; below it the candidate shadows the
+-- champion as challenger. alpha_better promotes, alpha_worse turns the candidate down
+-- (both one-sided, on the per-bar net-return difference with a Newey-West standard error).
+-- This row configures the deployment decision; it is not a pass/fail gate.
+INSERT INTO quality_gates (name, gate_type, metric, comparator, threshold, config)
+VALUES ('champion_comparison', 'champion_comparison', 'evidence_bars', '>=', 250,
+        '{"alpha_better": 0.05, "alpha_worse": 0.025}'::jsonb);

@@ -16,7 +16,6 @@ from alphaplus_mlops.core.backtest import (
 )
 from alphaplus_mlops.core.metrics import classification_metrics
 from alphaplus_mlops.core.stats import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
-from alphaplus_mlops.modeling.assessment import rows_unseen_by
 
 
 def test_strategy_returns_pay_the_previous_position_and_the_cost_of_changing_it():
@@ -105,15 +104,6 @@ def test_deflated_sharpe_falls_as_trials_accumulate():
     assert expected_max_sharpe(many) > expected_max_sharpe(few) > 0
     assert deflated_sharpe(r, many) < deflated_sharpe(r, few) <= probabilistic_sharpe(r)
     assert deflated_sharpe(r, np.array([0.05])) == pytest.approx(probabilistic_sharpe(r))
-
-
-def test_rows_unseen_by_a_champion_skip_labels_that_overlap_its_training():
-    ts = pd.date_range("2024-01-01", periods=10, freq="D", tz="UTC")
-    rows = pd.DataFrame({"t0": np.repeat(ts, 2), "symbol": ["A", "B"] * 10})
-    end = ts[4]
-    assert rows_unseen_by(rows, end, horizon=1)["t0"].min() == ts[5]
-    three = rows_unseen_by(rows, end, horizon=3)
-    assert three["t0"].min() == ts[7] and len(three) == 6
 
 
 def test_turnover_and_hit_rate_count_each_symbols_trades_not_the_net_exposure():

@@ -19,7 +19,11 @@ UPDATE quality_gates SET enabled = false, updated_at = now() WHERE name = 'drift
 -- must be. threshold: the fewest shared bars per symbol; below it the candidate shadows the
 -- champion as challenger. alpha_better promotes, alpha_worse turns the candidate down
 -- (both one-sided, on the per-bar net-return difference with a Newey-West standard error).
+-- The candidate's side of the comparison is its own procedure replayed on those bars:
+-- refit every refit_every_bars bars (at most max_refits times), each refit on the rows whose
+-- labels had ended by its first bar, none with fewer than min_train_bars bars of training.
 -- This row configures the deployment decision; it is not a pass/fail gate.
 INSERT INTO quality_gates (name, gate_type, metric, comparator, threshold, config)
 VALUES ('champion_comparison', 'champion_comparison', 'evidence_bars', '>=', 250,
-        '{"alpha_better": 0.05, "alpha_worse": 0.025}'::jsonb);
+        '{"alpha_better": 0.05, "alpha_worse": 0.025, "refit_every_bars": 63,
+          "max_refits": 4, "min_train_bars": 126}'::jsonb);

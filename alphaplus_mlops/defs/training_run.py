@@ -91,10 +91,12 @@ class TrainingProgress:
             self._report(progress)
             self._last_report = now
 
-    def across_fits(self, rounds: int):
-        """A callback for consecutive fits (the CV folds): each new fit, seen as its
-        iteration count starting over, continues the run-wide count."""
-        state = {"fit": 0, "last": 0}
+    def across_fits(self, rounds: int, first_fit: int = 0):
+        """A callback for consecutive fits (the CV folds), the first of them the run's fit
+        number ``first_fit``: each new fit, seen as its iteration count starting over,
+        continues the run-wide count."""
+        state = {"fit": first_fit, "last": 0}
+        self.stage(first_fit * rounds)
 
         def report(p: Progress) -> None:
             if p.iteration <= state["last"]:

@@ -95,17 +95,6 @@ def paired_comparison(
     }
 
 
-def rows_unseen_by(rows: pd.DataFrame, window_end, horizon: int) -> pd.DataFrame:
-    """Rows whose labels a model trained up to ``window_end`` never saw, even in part.
-
-    Its last sample's label looked ``horizon`` bars past ``window_end``: a row starting
-    k bars later shares outcomes with it while k < horizon, so those rows are purged.
-    """
-    later = rows[rows["t0"] > window_end]
-    purged_times = np.sort(later["t0"].unique())[: max(horizon - 1, 0)]
-    return later[~later["t0"].isin(purged_times)]
-
-
 def onnx_parity(native_proba: np.ndarray, onnx_proba: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(native_proba) - np.asarray(onnx_proba))))
 

@@ -101,3 +101,95 @@ def final_fit(
     init_model: Any | None = None,
 ) -> FitResult:
     return family.fit(dataset.x, dataset.y, params, progress=progress, init_model=init_model)
+
+
+@dataclass(frozen=True)
+class RefitSchedule:
+    """How the candidate's procedure is replayed on the bars after the champion's training:
+    refit every ``refit_every`` bars (at most ``max_refits`` times: blocks grow instead),
+    each refit on every row whose label had ended by the block's first bar, skipping blocks
+    with fewer than ``min_train_bars`` bars of training."""
+
+    refit_every: int = 63
+    max_refits: int = 4
+    min_train_bars: int = 126
+
+    @classmethod
+    def from_gate(cls, row: dict | None) -> RefitSchedule:
+        """From the champion_comparison row of quality_gates (its config), else defaults."""
+        config = (row or {}).get("config") or {}
+        return cls(
+            refit_every=int(config.get("refit_every_bars", cls.refit_every)),
+            max_refits=int(config.get("max_refits", cls.max_refits)),
+            min_train_bars=int(config.get("min_train_bars", cls.min_train_bars)),
+        )
+
+
+@dataclass(frozen=True)
+class RefitBlock:
+    index: int
+    cutoff: pd.Timestamp
+    """Training rows are those whose label ended at or before this bar."""
+    train: np.ndarray
+    test: np.ndarray
+
+
+def rows_after_champion(frame: pd.DataFrame, champion_window_end) -> np.ndarray:
+    """Row positions the champion never saw, even in part: per symbol, the rows starting at
+    or after the end of the champion's last label for that symbol (its last t1)."""
+    seen = frame["t0"] <= pd.Timestamp(champion_window_end)
+    last_t1 = frame["t1"].where(seen).groupby(frame["symbol"]).transform("max")
+    # A symbol the champion never trained on is unseen from its window's end on.
+    last_t1 = last_t1.fillna(pd.Timestamp(champion_window_end))
+    return np.flatnonzero((frame["t0"] >= last_t1) & (frame["t0"] > champion_window_end))
+
+
+def refit_blocks(
+    dataset: Dataset, champion_window_end, schedule: RefitSchedule
+) -> list[RefitBlock]:
+    """The blocks of bars after the champion's training, each with the rows its refit
+    trains on (labels ended by the block's first bar: no row of the block, nor any later
+    outcome, informs its own prediction)."""
+    frame = dataset.frame
+    unseen = rows_after_champion(frame, champion_window_end)
+    times = np.sort(frame["t0"].iloc[unseen].unique())
+    if len(times) == 0:
+        return []
+    size = max(schedule.refit_every, -(-len(times) // max(schedule.max_refits, 1)))
+    t0, t1 = _instants(frame["t0"]), _instants(frame["t1"])
+    unseen_t0 = t0[unseen]
+    blocks = []
+    for k, start in enumerate(range(0, len(times), size)):
+        span = _instants(pd.Series(times[start : start + size]))
+        train = np.flatnonzero(t1 <= span[0])
+        if len(np.unique(t0[train])) < schedule.min_train_bars:
+            continue
+        test = unseen[(unseen_t0 >= span[0]) & (unseen_t0 <= span[-1])]
+        blocks.append(RefitBlock(k, pd.Timestamp(times[start]), train, test))
+    return blocks
+
+
+def refit_predictions(
+    family: ModelFamily,
+    dataset: Dataset,
+    params: dict[str, Any],
+    blocks: list[RefitBlock],
+    progress: ProgressCallback | None = None,
+    init_model: Any | None = None,
+) -> pd.DataFrame:
+    """The candidate's procedure replayed over ``blocks``: KEY_COLUMNS, proba, refit (the
+    block's index) and cutoff for every test row. ``init_model``: the champion, for a
+    family that continues from it (it saw none of the blocks, so it may)."""
+    x, y, keys = dataset.x, dataset.y, dataset.frame[KEY_COLUMNS]
+    parts = []
+    for block in blocks:
+        train, test = row_selector(block.train), row_selector(block.test)
+        fitted = family.fit(x[train], y[train], params, progress=progress, init_model=init_model)
+        part = keys.iloc[test].copy()
+        part["proba"] = family.predict_proba(fitted.model, x[test])
+        part["refit"] = block.index
+        part["cutoff"] = block.cutoff
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=[*KEY_COLUMNS, "proba", "refit", "cutoff"])
+    return pd.concat(parts, ignore_index=True)

@@ -148,7 +148,8 @@ RETURNING id, version
 # A version with what its dataset says about it; every query for a version starts here.
 _VERSION_WITH_DATASET = """
 SELECT v.*, d.content_hash AS dataset_hash, d.window_start AS dataset_window_start,
-       d.window_end AS dataset_window_end, d.label_config
+       d.window_end AS dataset_window_end, d.label_config,
+       d.feature_version AS dataset_feature_version
 FROM model_versioning v LEFT JOIN training_data_management d ON d.id = v.dataset_id
 """
 

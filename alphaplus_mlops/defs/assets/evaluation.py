@@ -15,7 +15,6 @@ from alphaplus_mlops.modeling.assessment import (
     evidence_bars,
     onnx_parity,
     paired_comparison,
-    rows_unseen_by,
     single_row_latency_us,
 )
 from alphaplus_mlops.modeling.model_files import load_dataset, load_frame, load_model
@@ -56,8 +55,8 @@ class EvaluationConfig(dg.Config):
     group_name="training",
     kinds={"onnx"},
     description="ML and cost-aware business metrics of the candidate's out-of-fold "
-    "predictions, the champion on the same rows, PSR/DSR and ONNX parity; stored in "
-    "model_performance_tracking.",
+    "predictions, PSR/DSR and ONNX parity; paired tests of the candidate's procedure against "
+    "the champion on the bars after the champion's training; in model_performance_tracking.",
 )
 def model_evaluation(
     context: dg.AssetExecutionContext,
@@ -94,7 +93,9 @@ def model_evaluation(
         business_metrics=result.business,
     )
 
-    comparison = _compare_with_champion(context, db, store, family, candidate, rows, config, cost)
+    comparison = _compare_with_champion(
+        context, db, store, family, candidate, trained_model, dataset, config, cost
+    )
     table = _comparison_table(result, comparison)
     value = {
         "model_version_id": str(candidate["id"]),
@@ -130,31 +131,35 @@ def cost_bps_for(db: Database, config: EvaluationConfig) -> float:
 
 
 def _compare_with_champion(
-    context, db, store, family, candidate, rows, config, cost
+    context, db, store, family, candidate, trained_model, dataset, config, cost
 ) -> dict | None:
+    """The champion and the candidate's procedure on the bars after the champion's
+    training, which trained_model replayed the procedure on; paired tests between them."""
+    planned = trained_model.get("champion_comparison")
     champion = current_champion(db, family.name)
     if champion is None or champion["id"] == candidate["id"]:
         context.log.info("no champion to compare with")
         return None
-    if list(champion["feature_names"]) != list(candidate["feature_names"]):
-        context.log.warning("champion uses other features: not comparable")
-        return None
-    # Only rows the champion never saw in training are out-of-sample for both.
-    horizon = int((champion["label_config"] or {}).get("horizon", 1))
-    unseen = rows_unseen_by(rows, champion["dataset_window_end"], horizon)
-    if evidence_bars(unseen) < MIN_TESTABLE_BARS:
+    if planned is None or planned["champion_version_id"] != str(champion["id"]):
         context.log.warning(
-            f"{evidence_bars(unseen)} bars per symbol are out-of-sample for champion "
-            f"v{champion['version']}: nothing to compare on"
+            f"no predictions of the candidate's procedure after champion "
+            f"v{champion['version']}'s training: nothing to compare on"
         )
         return None
+    predicted = load_frame(store, planned["predictions_uri"], planned["predictions_sha256"])
+    shared = predicted.merge(
+        dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"]
+    )
+    if evidence_bars(shared) < MIN_TESTABLE_BARS:
+        context.log.warning(f"{evidence_bars(shared)} shared bars per symbol: too few to test")
+        return None
     model = load_model(store, family, champion)
-    x = unseen[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
+    x = shared[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
     champion_proba = family.predict_proba(model, x)
-    champ = evaluate_predictions(unseen, champion_proba, cost, config.band)
-    cand = evaluate_predictions(unseen, unseen["proba"].to_numpy(), cost, config.band)
-    paired = paired_comparison(cand, champ, unseen, champion_proba)
-    cand.business["paired"] = paired
+    champ = evaluate_predictions(shared, champion_proba, cost, config.band)
+    cand = evaluate_predictions(shared, shared["proba"].to_numpy(), cost, config.band)
+    paired = paired_comparison(cand, champ, shared, champion_proba)
+    cand.business["paired"] = {**paired, "refits": planned["refits"]}
     for version_id, evaluation in ((champion["id"], champ), (candidate["id"], cand)):
         record_performance(
             db,
@@ -179,7 +184,8 @@ def _comparison_table(result, comparison) -> str:
     divider = "|---|---|"
     if comparison:
         header += (
-            f" candidate (shared rows) | champion v{comparison['champion_version']} (shared rows) |"
+            " candidate's procedure (shared bars) |"
+            f" champion v{comparison['champion_version']} (shared bars) |"
         )
         divider += "---|---|"
     lines = [header, divider]

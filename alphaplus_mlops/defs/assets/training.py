@@ -15,7 +15,14 @@ from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResour
 from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
 from alphaplus_mlops.families import ModelFamily, TrainingKnobs, family_names, get_family
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
-from alphaplus_mlops.modeling.fitting import Parent, cross_validate, final_fit
+from alphaplus_mlops.modeling.fitting import (
+    Parent,
+    RefitSchedule,
+    cross_validate,
+    final_fit,
+    refit_blocks,
+    refit_predictions,
+)
 from alphaplus_mlops.modeling.model_files import (
     load_dataset,
     load_model,
@@ -26,6 +33,7 @@ from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.bars import all_symbols, load_bars
 from alphaplus_mlops.store.dataset_records import record_dataset
 from alphaplus_mlops.store.db import Database, json_safe
+from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.versions import current_champion, register_model_version
 from alphaplus_mlops.versioning import code_version
 
@@ -112,6 +120,7 @@ def training_dataset(
         "artifact_uri": stored.uri,
         "artifact_sha256": stored.sha256,
         "label_config": label_config.__dict__,
+        "feature_version": FEATURE_VERSION,
     }
     return dg.Output(
         value,
@@ -180,6 +189,11 @@ def trained_model(
     params = {**family.default_params(), **family.params_for(config.knobs())}
     splitter = config.splitter(dataset.label_config.horizon)
     rounds = config.n_estimators
+    champion, not_comparable = comparable_champion(db, family, dataset, training_dataset)
+    blocks = []
+    if champion is not None:
+        schedule = RefitSchedule.from_gate(load_gates(db).get("champion_comparison"))
+        blocks = refit_blocks(dataset, champion["dataset_window_end"], schedule)
     with recorded_training_job(
         context,
         db,
@@ -187,14 +201,24 @@ def trained_model(
         dataset_id=training_dataset["dataset_id"],
         config={"params": params, "cv": splitter.__dict__},
         trigger=RunTrigger.of(context.run, config.model_dump()),
-        total_iterations=(config.cv_splits + 1) * rounds,
+        total_iterations=(config.cv_splits + len(blocks) + 1) * rounds,
     ) as job:
-        parent, parent_id, parent_note = champion_parent(db, store, family, dataset)
+        parent, parent_id, parent_note = champion_parent(store, family, champion, not_comparable)
         progress = job.progress
         cv = cross_validate(
             family, dataset, params, splitter, progress.across_fits(rounds), parent=parent
         )
-        progress.stage(config.cv_splits * rounds)
+        # The candidate's procedure replayed on the bars after the champion's training: what
+        # the deployment decision compares with the champion, on bars neither has seen.
+        after_champion = refit_predictions(
+            family,
+            dataset,
+            params,
+            blocks,
+            progress.across_fits(rounds, first_fit=config.cv_splits),
+            init_model=parent.model if parent else None,
+        )
+        progress.stage((config.cv_splits + len(blocks)) * rounds)
         fitted = final_fit(
             family, dataset, params, progress, init_model=parent.model if parent else None
         )
@@ -202,6 +226,16 @@ def trained_model(
         train_seconds = job.usage.wall_seconds()
         native, onnx = store_model_files(store, family, fitted.model, len(dataset.features))
         oof = store_frame(store, cv.oof)
+        comparison = None
+        if champion is not None and len(after_champion):
+            stored = store_frame(store, after_champion)
+            comparison = {
+                "champion_version_id": str(champion["id"]),
+                "predictions_uri": stored.uri,
+                "predictions_sha256": stored.sha256,
+                "refits": len(blocks),
+                "rows": len(after_champion),
+            }
         parent_id = parent_id if fitted.training_path == "incremental" else None
         notes = [n for n in [parent_note, *fitted.notes] if n]
         if cv.warm_started_folds:
@@ -231,6 +265,7 @@ def trained_model(
         "version": version,
         "dataset_id": training_dataset["dataset_id"],
         "training_job_id": job.id,
+        "champion_comparison": comparison,
     }
     return dg.Output(
         value,
@@ -243,6 +278,12 @@ def trained_model(
             "oof_rows": len(cv.oof),
             "folds (train, test)": str(cv.fold_sizes),
             "oof_roc_auc": roc_auc(cv.oof["label"], cv.oof["proba"]),
+            "comparison_with_champion": (
+                f"{len(after_champion)} rows after champion v{champion['version']}'s training, "
+                f"predicted by {len(blocks)} refits"
+                if comparison
+                else not_comparable or "no bars after the champion's training to compare on"
+            ),
             "train_seconds": round(train_seconds, 2),
             "cpu_seconds": round(job.usage.cpu_seconds(), 2),
             "peak_rss_mb": round(progress.peak_rss / 2**20, 1),
@@ -253,18 +294,41 @@ def trained_model(
     )
 
 
-def champion_parent(
-    db: Database, store: ArtifactStore, family: ModelFamily, dataset: Dataset
-) -> tuple[Parent | None, str | None, str | None]:
-    """For a family that continues from its champion: the champion's model when its feature
-    schema matches, with its id and a note; otherwise (None, None, why not)."""
-    if not family.continues_from_champion:
-        return None, None, None
+def comparable_champion(
+    db: Database, family: ModelFamily, dataset: Dataset, dataset_ref: dict
+) -> tuple[dict | None, str | None]:
+    """The family's champion when a candidate on this dataset can be compared with it (and
+    continue from it): the same features, feature version and label definition. Otherwise
+    (None, why not)."""
     champion = current_champion(db, family.name)
     if champion is None:
-        return None, None, "no champion yet: full retrain"
-    if list(champion["feature_names"]) != dataset.features:
-        return None, None, "champion's feature schema differs: full retrain"
+        return None, "no champion yet"
+    differences = [
+        what
+        for what, same in (
+            ("features", list(champion["feature_names"]) == dataset.features),
+            (
+                "feature version",
+                champion["dataset_feature_version"] == dataset_ref.get("feature_version"),
+            ),
+            ("label definition", (champion["label_config"] or {}) == dataset_ref["label_config"]),
+        )
+        if not same
+    ]
+    if differences:
+        return None, f"champion v{champion['version']} differs in {', '.join(differences)}"
+    return champion, None
+
+
+def champion_parent(
+    store: ArtifactStore, family: ModelFamily, champion: dict | None, not_comparable: str | None
+) -> tuple[Parent | None, str | None, str | None]:
+    """For a family that continues from its champion: the comparable champion's model, with
+    its id and a note; otherwise (None, None, why a full retrain)."""
+    if not family.continues_from_champion:
+        return None, None, None
+    if champion is None:
+        return None, None, f"{not_comparable}: full retrain"
     parent = Parent(
         model=load_model(store, family, champion),
         trained_until=pd.Timestamp(champion["dataset_window_end"]),

@@ -1,0 +1,85 @@
+"""The candidate's procedure replayed after the champion's training: which rows, which
+refits, and that no refit learns from an outcome its predictions could not have known."""
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphaplus_mlops.core.labels import LabelConfig
+from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
+from alphaplus_mlops.modeling.fitting import RefitSchedule, refit_blocks, rows_after_champion
+
+
+def _frame(n_bars: int, horizon: int, symbols=("A", "B"), start=0) -> pd.DataFrame:
+    ts = pd.bdate_range("2024-01-01", periods=n_bars + horizon, tz="UTC")
+    parts = []
+    for symbol in symbols:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "ts": ts[start:n_bars],
+                    "t0": ts[start:n_bars],
+                    "t1": ts[start + horizon : n_bars + horizon],
+                }
+            )
+        )
+    frame = pd.concat(parts).sort_values(["ts", "symbol"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    for column in ("label", "forward_return", "close", "f0"):
+        frame[column] = 1.0 if column != "label" else np.arange(len(frame)) % 2
+    return frame[[*KEY_COLUMNS, "f0"]]
+
+
+def test_rows_after_the_champion_skip_labels_that_overlap_its_training():
+    for horizon, first in ((1, 5), (3, 7)):
+        frame = _frame(10, horizon)
+        ts = frame["ts"].unique()
+        after = frame.iloc[rows_after_champion(frame, ts[4])]
+        assert after["t0"].min() == ts[first]
+        assert len(after) == 2 * (10 - first)
+
+
+def test_a_symbol_the_champion_never_saw_is_compared_from_its_window_end():
+    frame = pd.concat([_frame(10, 1, ("A",)), _frame(10, 1, ("B",), start=6)])
+    frame = frame.sort_values(["ts", "symbol"]).reset_index(drop=True)
+    ts = np.sort(frame["ts"].unique())
+    after = frame.iloc[rows_after_champion(frame, ts[4])]
+    assert sorted(after.loc[after.symbol == "B", "t0"]) == list(ts[6:10])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_bars=st.integers(40, 160),
+    horizon=st.integers(1, 5),
+    end=st.integers(5, 35),
+    every=st.integers(1, 30),
+    max_refits=st.integers(1, 6),
+    min_train=st.integers(1, 20),
+)
+def test_refits_never_train_on_an_outcome_after_their_block_starts(
+    n_bars, horizon, end, every, max_refits, min_train
+):
+    frame = _frame(n_bars, horizon)
+    dataset = Dataset(frame, ["f0"], LabelConfig(horizon=horizon))
+    cut = frame["ts"].unique()[end]
+    schedule = RefitSchedule(every, max_refits, min_train)
+    blocks = refit_blocks(dataset, cut, schedule)
+    assert len(blocks) <= max_refits
+    unseen = set(rows_after_champion(frame, cut))
+    tested = [i for block in blocks for i in block.test]
+    assert len(tested) == len(set(tested)) and set(tested) <= unseen
+    for block in blocks:
+        assert frame["t1"].iloc[block.train].max() <= block.cutoff
+        assert frame["t0"].iloc[block.test].min() >= block.cutoff
+        assert frame["t0"].iloc[block.train].nunique() >= min_train
+    if blocks and min_train <= end:
+        # Nothing is skipped when the champion's own window is long enough to train on.
+        assert set(tested) == unseen
+
+
+def test_the_schedule_comes_from_the_gate_row():
+    row = {"config": {"refit_every_bars": 21, "max_refits": 2, "min_train_bars": 50}}
+    assert RefitSchedule.from_gate(row) == RefitSchedule(21, 2, 50)
+    assert RefitSchedule.from_gate(None) == RefitSchedule()

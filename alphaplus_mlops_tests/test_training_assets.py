@@ -6,6 +6,7 @@ import pytest
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.modeling.model_files import load_frame
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore, sha256_file
 from alphaplus_mlops.store.bars import upsert_bars
@@ -180,16 +181,36 @@ def test_a_champion_trained_on_an_older_window_is_compared_on_unseen_rows(env, f
     old_id = old.output_for_node("trained_model")["model_version_id"]
     execute(env["url"], "UPDATE model_versioning SET status = 'champion' WHERE id = %s", (old_id,))
     new = run(env, "lightgbm")
+    new_id = new.output_for_node("trained_model")["model_version_id"]
+    planned = new.output_for_node("trained_model")["champion_comparison"]
+    assert planned["champion_version_id"] == old_id and planned["refits"] >= 1
+    # The candidate's side: its procedure refitted after the champion's window, never a
+    # CV fold trained before it; only bars whose labels start after the champion's last.
+    predicted = load_frame(env["store"], planned["predictions_uri"], planned["predictions_sha256"])
+    (champion,) = query(
+        env["url"],
+        "SELECT d.window_end FROM model_versioning v "
+        "JOIN training_data_management d ON d.id = v.dataset_id WHERE v.id = %s",
+        (old_id,),
+    )
+    assert (predicted["t0"] > champion["window_end"]).all()
+    assert (predicted["cutoff"] > champion["window_end"]).all()
     evaluation = new.output_for_node("model_evaluation")
     assert evaluation["champion_version_id"] == old_id
     meta = new.asset_materializations_for_node("model_evaluation")[0].metadata
     assert "champion v" in meta["candidate_vs_champion"].value
+    assert "Paired tests on" in meta["candidate_vs_champion"].value
     shared = query(
         env["url"],
-        "SELECT model_version_id, n_rows FROM model_performance_tracking WHERE split = %s",
-        (f"vs_champion:{old_id}:{new.output_for_node('trained_model')['model_version_id']}",),
+        "SELECT model_version_id, n_rows, business_metrics FROM model_performance_tracking "
+        "WHERE split = %s",
+        (f"vs_champion:{old_id}:{new_id}",),
     )
-    assert len(shared) == 2 and shared[0]["n_rows"] == shared[1]["n_rows"] > 0
+    assert len(shared) == 2 and shared[0]["n_rows"] == shared[1]["n_rows"] == len(predicted)
+    (mine,) = [r for r in shared if str(r["model_version_id"]) == new_id]
+    paired = mine["business_metrics"]["paired"]
+    assert set(paired["tests"]) == {"net_return", "log_loss", "roc_auc"}
+    assert paired["evidence_bars"] == predicted.groupby("symbol").size().min()
 
 
 def test_a_failing_training_marks_its_job_failed_with_the_error(env):

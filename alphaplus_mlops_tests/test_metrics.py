@@ -15,7 +15,13 @@ from alphaplus_mlops.core.backtest import (
     strategy_returns,
 )
 from alphaplus_mlops.core.metrics import classification_metrics
-from alphaplus_mlops.core.stats import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
+from alphaplus_mlops.core.stats import (
+    deflated_sharpe,
+    effective_trials,
+    expected_max_sharpe,
+    mean_pairwise_correlation,
+    probabilistic_sharpe,
+)
 
 
 def test_strategy_returns_pay_the_previous_position_and_the_cost_of_changing_it():
@@ -104,6 +110,35 @@ def test_deflated_sharpe_falls_as_trials_accumulate():
     assert expected_max_sharpe(many) > expected_max_sharpe(few) > 0
     assert deflated_sharpe(r, many) < deflated_sharpe(r, few) <= probabilistic_sharpe(r)
     assert deflated_sharpe(r, np.array([0.05])) == pytest.approx(probabilistic_sharpe(r))
+
+
+def test_two_trials_that_happen_to_agree_still_raise_the_benchmark():
+    # Equal Sharpes have no spread, but each was estimated on 500 bars: under no skill they
+    # scatter by 1/sqrt(500), and the best of two is expected above zero.
+    same = np.array([0.03, 0.03])
+    assert expected_max_sharpe(same) == 0.0
+    floor = expected_max_sharpe(same, min_variance=1 / 500)
+    assert floor > 0
+    r = np.random.default_rng(5).normal(0.001, 0.01, 501)
+    assert deflated_sharpe(r, same) == pytest.approx(probabilistic_sharpe(r, floor))
+
+
+def test_correlated_trials_count_as_fewer_independent_ones():
+    assert effective_trials(10, 0.0) == 10
+    assert effective_trials(10, 1.0) == 1
+    assert effective_trials(10, 0.5) == pytest.approx(5.5)
+    assert effective_trials(10, -0.3) == 10  # negative mean correlation: no credit
+    trials = np.random.default_rng(6).normal(0, 0.02, 10)
+    assert expected_max_sharpe(trials, n_trials=5.5) < expected_max_sharpe(trials)
+
+
+def test_mean_pairwise_correlation_uses_the_overlapping_times():
+    ts = pd.bdate_range("2024-01-01", periods=100)
+    base = pd.Series(np.random.default_rng(7).normal(size=100), index=ts)
+    assert mean_pairwise_correlation([base, base, base]) == pytest.approx(1.0)
+    assert mean_pairwise_correlation([base, -base]) == pytest.approx(-1.0)
+    late = base.iloc[80:]  # 20 shared times: below the minimum overlap
+    assert np.isnan(mean_pairwise_correlation([base.iloc[:50], late]))
 
 
 def test_turnover_and_hit_rate_count_each_symbols_trades_not_the_net_exposure():

@@ -149,16 +149,31 @@ def test_the_same_inputs_give_the_same_dataset_hash_and_no_duplicate_row(env, fi
     assert rows[0]["n"] == 1
 
 
-def test_deflated_sharpe_counts_every_candidate_of_the_family(env, first_runs):
-    before = query(
-        env["url"],
-        "SELECT count(*) AS n FROM model_performance_tracking p "
-        "JOIN model_versioning v ON v.id = p.model_version_id "
-        "WHERE v.family = 'catboost' AND p.split = 'walk_forward_oof'",
-    )[0]["n"]
+def test_deflated_sharpe_counts_every_trial_on_the_label_across_families_but_no_drill(
+    env, first_runs
+):
+    def trials_so_far():
+        return query(
+            env["url"],
+            "SELECT count(DISTINCT p.model_version_id) AS n FROM model_performance_tracking p "
+            "JOIN model_versioning v ON v.id = p.model_version_id "
+            "JOIN training_data_management d ON d.id = v.dataset_id "
+            "WHERE p.split = 'walk_forward_oof' AND NOT d.labels_shuffled "
+            "AND d.label_config->>'horizon' = '1'",
+        )[0]["n"]
+
+    assert trials_so_far() >= len(FAMILIES)  # every family's first candidate counts
+    drill = run(env, "xgboost", run_config(dataset={"shuffle_labels": True}))
+    assert drill.output_for_node("trained_model")
+    before = trials_so_far()
     again = run(env, "catboost")
     meta = again.asset_materializations_for_node("model_evaluation")[0].metadata
     assert meta["n_trials"].value == before + 1
+    # The trials share data and features, so their returns correlate: fewer independent.
+    assert 1 <= meta["n_effective_trials"].value <= before + 1
+    other_label = run(env, "lightgbm", run_config(dataset={"horizon": 2}))
+    meta = other_label.asset_materializations_for_node("model_evaluation")[0].metadata
+    assert meta["n_trials"].value == 1
 
 
 def test_xgboost_continues_from_the_champion_and_names_it_as_parent(env, first_runs):

@@ -7,6 +7,16 @@ ALTER TABLE model_versioning ADD CONSTRAINT model_versioning_status_check
     CHECK (status IN ('candidate', 'challenger', 'champion', 'retired', 'rejected',
                       'rolled_back', 'not_promoted'));
 
+-- Deflated Sharpe counts every trial on the same label definition, across families and
+-- configurations, except sabotage drills (shuffled labels), and discounts correlated trials:
+-- each evaluation keeps its per-bar net returns so the next can measure the correlation.
+ALTER TABLE training_data_management
+    ADD COLUMN labels_shuffled boolean NOT NULL DEFAULT false;
+ALTER TABLE model_performance_tracking
+    ADD COLUMN returns_uri text,
+    ADD COLUMN returns_sha256 text;
+CREATE INDEX performance_split_idx ON model_performance_tracking (split, evaluated_at);
+
 -- The tolerance on one noisy difference gives way to paired tests in the deployment rule.
 UPDATE quality_gates SET champion_tolerance = NULL, updated_at = now()
 WHERE name IN ('model_performance', 'business_metrics');

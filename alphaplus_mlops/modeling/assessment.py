@@ -12,7 +12,12 @@ import pandas as pd
 from alphaplus_mlops.core.backtest import backtest_signal
 from alphaplus_mlops.core.metrics import classification_metrics
 from alphaplus_mlops.core.paired import delong_paired_test, hac_mean_test, log_loss_per_row
-from alphaplus_mlops.core.stats import deflated_sharpe, probabilistic_sharpe
+from alphaplus_mlops.core.stats import (
+    deflated_sharpe,
+    effective_trials,
+    mean_pairwise_correlation,
+    probabilistic_sharpe,
+)
 
 
 @dataclass
@@ -24,31 +29,46 @@ class Evaluation:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PriorTrials:
+    """Earlier trials on the same label definition: every one's per-bar Sharpe, and the
+    per-bar net returns of the most recent ones (to measure how correlated trials are)."""
+
+    sharpes: list[float] = field(default_factory=list)
+    returns: list[pd.Series] = field(default_factory=list)
+
+
 def evaluate_predictions(
     rows: pd.DataFrame,
     proba: np.ndarray,
     cost_bps: float,
     band: float,
-    prior_trial_sharpes: list[float] | None = None,
+    prior: PriorTrials | None = None,
 ) -> Evaluation:
     """ML metrics on the labels, business metrics on a cost-aware backtest of the signal.
 
-    ``prior_trial_sharpes`` are the per-bar Sharpe ratios of earlier candidates of the
-    family; with this one added they are the N trials that deflate its Sharpe.
+    ``prior`` are the trials before this one; with it they are the trials that deflate its
+    Sharpe: N of them, worth N_eff = ρ̄ + (1 − ρ̄)·N independent ones when their returns
+    correlate ρ̄ on average.
     """
+    prior = prior or PriorTrials()
     frame = rows[["symbol", "ts", "close", "label"]].copy()
     frame["proba"] = np.asarray(proba, dtype=float)
     ml = classification_metrics(frame["label"].to_numpy(), frame["proba"].to_numpy())
     metrics, returns = backtest_signal(frame, cost_bps=cost_bps, band=band)
     r = returns.to_numpy()
     sharpe_per_bar = float(r.mean() / r.std(ddof=1)) if r.std(ddof=1) > 0 else 0.0
-    trials = [*(prior_trial_sharpes or []), sharpe_per_bar]
+    trials = [*prior.sharpes, sharpe_per_bar]
+    correlation = mean_pairwise_correlation([returns, *prior.returns])
+    n_effective = effective_trials(len(trials), correlation)
     business = {
         **metrics.as_dict(),
         "sharpe_per_bar": sharpe_per_bar,
         "probabilistic_sharpe": probabilistic_sharpe(r),
-        "deflated_sharpe": deflated_sharpe(r, np.asarray(trials)),
+        "deflated_sharpe": deflated_sharpe(r, np.asarray(trials), n_effective),
         "n_trials": len(trials),
+        "n_effective_trials": n_effective,
+        "mean_trial_correlation": correlation,
         "cost_bps": cost_bps,
     }
     return Evaluation(ml, business, returns, len(frame))

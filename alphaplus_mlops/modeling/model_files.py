@@ -52,3 +52,13 @@ def store_frame(store: ArtifactStore, frame: pd.DataFrame) -> StoredArtifact:
 
 def load_frame(store: ArtifactStore, uri: str, sha256: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(store.get_bytes(uri, sha256)))
+
+
+def store_returns(store: ArtifactStore, returns: pd.Series) -> StoredArtifact:
+    """Per-bar returns indexed by time, as Parquet (ts, ret)."""
+    return store_frame(store, pd.DataFrame({"ts": returns.index, "ret": returns.to_numpy()}))
+
+
+def load_returns(store: ArtifactStore, uri: str, sha256: str) -> pd.Series:
+    frame = load_frame(store, uri, sha256)
+    return pd.Series(frame["ret"].to_numpy(), index=pd.DatetimeIndex(frame["ts"]))

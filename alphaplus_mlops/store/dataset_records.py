@@ -30,6 +30,7 @@ def record_dataset(
     artifact_uri: str,
     artifact_sha256: str,
     feature_version: str,
+    labels_shuffled: bool = False,
 ) -> DatasetRecord:
     """One row per distinct content hash: the same inputs never make a second row."""
     with db.connection() as conn:
@@ -47,6 +48,7 @@ def record_dataset(
                 artifact_uri,
                 artifact_sha256,
                 feature_version,
+                labels_shuffled,
             ),
         ).fetchone()
         if row is not None:

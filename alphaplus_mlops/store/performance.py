@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alphaplus_mlops.store import queries
+from alphaplus_mlops.store.artifacts import StoredArtifact
 from alphaplus_mlops.store.db import Database, jsonb
 
 
@@ -17,7 +18,9 @@ def record_performance(
     n_rows: int,
     ml_metrics: dict,
     business_metrics: dict,
+    returns: StoredArtifact | None = None,
 ) -> str:
+    """One evaluation; ``returns``: its per-bar net returns, kept for later trials."""
     with db.connection() as conn:
         row = conn.execute(
             queries.INSERT_PERFORMANCE,
@@ -28,16 +31,20 @@ def record_performance(
                 n_rows,
                 jsonb(ml_metrics),
                 jsonb(business_metrics),
+                returns.uri if returns else None,
+                returns.sha256 if returns else None,
             ),
         ).fetchone()
     return str(row["id"])
 
 
-def trial_sharpes(db: Database, family: str, excluding_version_id: str) -> list[float]:
-    """Per-bar Sharpe of every other candidate of the family: the trials that deflate."""
+def prior_trials(db: Database, version_id: str, label_config: dict) -> list[dict]:
+    """Every other version evaluated out of fold on the same label definition, any family
+    or configuration, drills excluded, newest first: sharpe (per bar) and where its
+    per-bar returns are (returns_uri, returns_sha256; None for evaluations made before
+    they were kept)."""
     with db.connection() as conn:
-        rows = conn.execute(queries.SELECT_TRIAL_SHARPES, (family, excluding_version_id))
-        return [r["sharpe"] for r in rows]
+        return conn.execute(queries.SELECT_TRIALS, (version_id, jsonb(label_config))).fetchall()
 
 
 def comparison_split(champion_id, candidate_id) -> str:

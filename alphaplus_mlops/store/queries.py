@@ -93,8 +93,8 @@ LIMIT 1
 INSERT_DATASET = """
 INSERT INTO training_data_management
     (content_hash, symbols, window_start, window_end, n_rows, class_balance, feature_names,
-     label_config, artifact_uri, artifact_sha256, feature_version)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+     label_config, artifact_uri, artifact_sha256, feature_version, labels_shuffled)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (content_hash) DO NOTHING
 RETURNING id
 """
@@ -165,20 +165,29 @@ SELECT_VERSION_FOR_UPDATE = _VERSION_WITH_DATASET + "WHERE v.id = %s FOR UPDATE 
 
 INSERT_PERFORMANCE = """
 INSERT INTO model_performance_tracking
-    (model_version_id, dataset_id, split, n_rows, ml_metrics, business_metrics)
-VALUES (%s, %s, %s, %s, %s, %s)
+    (model_version_id, dataset_id, split, n_rows, ml_metrics, business_metrics, returns_uri,
+     returns_sha256)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 RETURNING id
 """
 
-# One trial per candidate ever evaluated for the family (its latest evaluation), except the
-# one being evaluated now: re-evaluating a version must not count it twice.
-SELECT_TRIAL_SHARPES = """
-SELECT DISTINCT ON (p.model_version_id)
-       (p.business_metrics ->> 'sharpe_per_bar')::double precision AS sharpe
-FROM model_performance_tracking p JOIN model_versioning v ON v.id = p.model_version_id
-WHERE v.family = %s AND p.split = 'walk_forward_oof' AND p.model_version_id <> %s
-  AND p.business_metrics ? 'sharpe_per_bar'
-ORDER BY p.model_version_id, p.evaluated_at DESC
+# One trial per version ever evaluated out of fold on the same label definition, of any
+# family or configuration (its latest evaluation), newest first; never a sabotage drill, and
+# never the version being evaluated now: re-evaluating it must not count it twice.
+SELECT_TRIALS = """
+SELECT * FROM (
+    SELECT DISTINCT ON (p.model_version_id)
+           p.model_version_id, p.evaluated_at, p.returns_uri, p.returns_sha256,
+           (p.business_metrics ->> 'sharpe_per_bar')::double precision AS sharpe
+    FROM model_performance_tracking p
+    JOIN model_versioning v ON v.id = p.model_version_id
+    JOIN training_data_management d ON d.id = v.dataset_id
+    WHERE p.split = 'walk_forward_oof' AND p.model_version_id <> %s
+      AND d.label_config = %s AND NOT d.labels_shuffled
+      AND p.business_metrics ? 'sharpe_per_bar'
+    ORDER BY p.model_version_id, p.evaluated_at DESC
+) latest
+ORDER BY evaluated_at DESC
 """
 
 SELECT_LEADERBOARD = """

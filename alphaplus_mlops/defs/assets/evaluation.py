@@ -11,22 +11,31 @@ from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
+    PriorTrials,
     evaluate_predictions,
     evidence_bars,
     onnx_parity,
     paired_comparison,
     single_row_latency_us,
 )
-from alphaplus_mlops.modeling.model_files import load_dataset, load_frame, load_model
+from alphaplus_mlops.modeling.model_files import (
+    load_dataset,
+    load_frame,
+    load_model,
+    load_returns,
+    store_returns,
+)
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 from alphaplus_mlops.store.db import Database, json_safe
 from alphaplus_mlops.store.gate_results import load_gates
-from alphaplus_mlops.store.performance import comparison_split, record_performance, trial_sharpes
+from alphaplus_mlops.store.performance import comparison_split, prior_trials, record_performance
 from alphaplus_mlops.store.versions import current_champion, get_model_version
 
 # A paired test needs a few bars to estimate a variance; whether there are enough to decide
 # is the deployment rule's call (the champion_comparison row of quality_gates).
 MIN_TESTABLE_BARS = 10
+# How many recent trials' returns measure the trials' mean correlation (all count in N).
+MAX_CORRELATED_TRIALS = 30
 SHOWN_ML = ["roc_auc", "accuracy", "f1", "log_loss", "brier"]
 SHOWN_BUSINESS = [
     "net_sharpe",
@@ -74,7 +83,7 @@ def model_evaluation(
     rows = oof.merge(dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"])
     x = rows[dataset.features].to_numpy(dtype=np.float32)
 
-    prior = trial_sharpes(db, family.name, candidate["id"])
+    prior = earlier_trials(db, store, candidate, training_dataset["label_config"])
     cost = cost_bps_for(db, config)
     result = evaluate_predictions(rows, rows["proba"].to_numpy(), cost, config.band, prior)
 
@@ -91,6 +100,7 @@ def model_evaluation(
         n_rows=result.n_rows,
         ml_metrics=result.ml,
         business_metrics=result.business,
+        returns=store_returns(store, result.returns),
     )
 
     comparison = _compare_with_champion(
@@ -114,11 +124,22 @@ def model_evaluation(
             "max_drawdown": result.business["max_drawdown"],
             "deflated_sharpe": result.business["deflated_sharpe"],
             "n_trials": result.business["n_trials"],
+            "n_effective_trials": round(result.business["n_effective_trials"], 2),
             "onnx_parity": parity,
             "onnx_single_row_p50_us": round(latency["p50"], 1),
             "candidate_vs_champion": dg.MetadataValue.md(table),
             "equity_curve": dg.MetadataValue.md(_equity_plot(result, comparison)),
         },
+    )
+
+
+def earlier_trials(db, store, candidate: dict, label_config: dict) -> PriorTrials:
+    """Every earlier trial's Sharpe; the returns of the latest MAX_CORRELATED_TRIALS."""
+    trials = prior_trials(db, str(candidate["id"]), label_config)
+    kept = [t for t in trials if t["returns_uri"]][:MAX_CORRELATED_TRIALS]
+    return PriorTrials(
+        sharpes=[t["sharpe"] for t in trials],
+        returns=[load_returns(store, t["returns_uri"], t["returns_sha256"]) for t in kept],
     )
 
 

@@ -113,6 +113,7 @@ def training_dataset(
         artifact_uri=stored.uri,
         artifact_sha256=stored.sha256,
         feature_version=FEATURE_VERSION,
+        labels_shuffled=config.shuffle_labels,
     )
     value = {
         "dataset_id": record.id,

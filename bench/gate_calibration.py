@@ -1,0 +1,256 @@
+"""How often the quality gates and the deployment rule decide right, on the simulator.
+
+A gate is a statistical test; this bench measures its size and power with many seeds,
+using the project's own code end to end except Dagster: the simulator, datasets, the
+walk-forward CV, the backtest, the gate judge with the gate rows a fresh installation has
+(read from a freshly migrated database), the refits after the champion's window, the paired
+tests and the deployment rule. Per seed, on a market of ``--symbols`` symbols with the
+default (realistic) signal strength and a break at 60 % of 2,520 daily bars:
+
+  size        no-skill candidates: the same procedure on shuffled labels, and on a market
+              with no planted signal at all. Share that passes every model gate.
+  power       a skilled candidate: the procedure on the bars before the break. Share that
+              passes every model gate.
+  equal-skill the champion is the same procedure trained two years before the break, the
+              candidate the skilled one above (same regime, same procedure, two more years of
+              data). Among candidates that pass the gates, the share that the comparison
+              with the champion turns down (keep_champion).
+  break       the champion is trained up to the break (stale), the candidate on a rolling
+              window of the two years after it. Share promoted over the stale champion
+              (of all, and of those passing the gates): reported, no goal.
+
+Model gates: model_performance and business_metrics (the serving gate checks the ONNX
+export, not statistics). Every candidate is judged as a first trial (N = 1 in the Deflated
+Sharpe), the most lenient case for size.
+Run: .venv/bin/python bench/gate_calibration.py [--seeds 60] [--symbols 20] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from alphaplus_mlops.core.decision import ComparisonRule, decide
+from alphaplus_mlops.core.gates import judge
+from alphaplus_mlops.core.labels import LabelConfig
+from alphaplus_mlops.core.splits import WalkForward
+from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.families import get_family
+from alphaplus_mlops.modeling.assessment import evaluate_predictions, paired_comparison
+from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
+from alphaplus_mlops.modeling.fitting import (
+    RefitSchedule,
+    cross_validate,
+    refit_blocks,
+    refit_predictions,
+)
+from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.db import Database, resolve_database_url, with_database
+from alphaplus_mlops.store.gate_results import load_gates
+from alphaplus_mlops.store.migrations import migrate
+
+MODEL_GATES = ("model_performance", "business_metrics")
+YEAR = 252
+
+
+@dataclass(frozen=True)
+class Scenario:
+    symbols: int
+    family: str
+    params: dict
+    gates: dict
+    cost_bps: float
+    rule: ComparisonRule
+    schedule: RefitSchedule
+
+
+def default_gates() -> dict[str, dict]:
+    """The gate rows of a freshly migrated database, as a new installation has them."""
+    server = resolve_database_url(Settings.from_env())
+    name = f"apm_gates_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = with_database(server, name)
+        migrate(url)
+        with Database(url) as db:
+            return {k: dict(v) for k, v in load_gates(db).items()}
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def gates_pass(evaluation, scenario: Scenario) -> tuple[bool, list[str]]:
+    measured = {**evaluation.ml, **evaluation.business}
+    failures = []
+    for name in MODEL_GATES:
+        judgement = judge(scenario.gates[name], measured)
+        failures += [f"{name}: {f}" for f in judgement.failures]
+    return not failures, failures
+
+
+def oof_evaluation(dataset: Dataset, scenario: Scenario):
+    impl = get_family(scenario.family)
+    splitter = WalkForward(n_splits=2, gap=1, embargo=1, min_train_size=50)
+    cv = cross_validate(impl, dataset, scenario.params, splitter)
+    return evaluate_predictions(cv.oof, cv.oof["proba"].to_numpy(), scenario.cost_bps, 0.0)
+
+
+def compare(champion_data: Dataset, candidate_data: Dataset, scenario: Scenario) -> dict | None:
+    """The champion fitted on ``champion_data``; the candidate's procedure replayed on the
+    candidate's rows after the champion's window; the paired comparison."""
+    impl = get_family(scenario.family)
+    champion = impl.fit(champion_data.x, champion_data.y, scenario.params).model
+    window_end = champion_data.frame["ts"].max()
+    blocks = refit_blocks(candidate_data, window_end, scenario.schedule)
+    shared = refit_predictions(impl, candidate_data, scenario.params, blocks)
+    if shared["ts"].nunique() < 10:
+        return None
+    rows = shared.merge(
+        candidate_data.frame[["symbol", "ts", *candidate_data.features]], on=["symbol", "ts"]
+    )
+    champion_proba = impl.predict_proba(
+        champion, rows[candidate_data.features].to_numpy(dtype=np.float32)
+    )
+    cand = evaluate_predictions(rows, rows["proba"].to_numpy(), scenario.cost_bps, 0.0)
+    champ = evaluate_predictions(rows, champion_proba, scenario.cost_bps, 0.0)
+    return paired_comparison(cand, champ, rows, champion_proba)
+
+
+def before(dataset: Dataset, ts) -> Dataset:
+    frame = dataset.frame[dataset.frame["ts"] < ts].reset_index(drop=True)
+    return Dataset(frame, dataset.features, dataset.label_config)
+
+
+def window(dataset: Dataset, end_ts, bars: int) -> Dataset:
+    frame = dataset.frame[dataset.frame["ts"] <= end_ts]
+    frame = frame.groupby("symbol", group_keys=False).tail(bars)
+    frame = frame.sort_values(["ts", "symbol"]).reset_index(drop=True)
+    return Dataset(frame, dataset.features, dataset.label_config)
+
+
+def one_seed(seed: int, scenario: Scenario) -> dict:
+    symbols = [f"S{i:02d}" for i in range(scenario.symbols)]
+    labels = LabelConfig(horizon=1)
+    market = simulate_market(symbols, seed=seed)
+    full = build_dataset(market.bars, labels)
+    times = pd.DatetimeIndex(full.frame["ts"].unique()).sort_values()
+    break_at = int(times.searchsorted(market.break_ts))
+    pre_break = before(full, market.break_ts)
+
+    skilled = oof_evaluation(pre_break, scenario)
+    skilled_pass, skilled_failures = gates_pass(skilled, scenario)
+    shuffled_pass, _ = gates_pass(
+        oof_evaluation(pre_break.with_shuffled_labels(seed), scenario), scenario
+    )
+    flat = simulate_market(symbols, seed=seed, config=SimulationConfig(signal_strength=0.0))
+    noise = before(build_dataset(flat.bars, labels), flat.break_ts)
+    noise_pass, _ = gates_pass(oof_evaluation(noise, scenario), scenario)
+
+    equal = None
+    if skilled_pass:
+        early = before(pre_break, times[break_at - 2 * YEAR])
+        comparison = compare(early, pre_break, scenario)
+        equal = decide(True, "", True, comparison, scenario.rule).outcome
+
+    stale = pre_break
+    recovered = window(full, times[min(break_at + 2 * YEAR, len(times) - 1)], 2 * YEAR)
+    recovered_pass, _ = gates_pass(oof_evaluation(recovered, scenario), scenario)
+    comparison = compare(stale, recovered, scenario)
+    after_break = decide(recovered_pass, "", True, comparison, scenario.rule).outcome
+    return {
+        "seed": seed,
+        "skilled_pass": skilled_pass,
+        "skilled_net_sharpe": skilled.business["net_sharpe"],
+        "skilled_failures": skilled_failures,
+        "shuffled_pass": shuffled_pass,
+        "noise_pass": noise_pass,
+        "equal_skill": equal,
+        "recovered_pass": recovered_pass,
+        "after_break": after_break,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=60)
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--cost-bps", type=float, default=None, help="default: the gate row's")
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    gates = default_gates()
+    cost = args.cost_bps
+    if cost is None:
+        cost = float(gates["business_metrics"]["config"].get("cost_bps", 5.0))
+    scenario = Scenario(
+        symbols=args.symbols,
+        family="lightgbm",
+        # Small models for many seeds; one thread each, one seed per worker process.
+        params={"n_estimators": args.rounds, "num_leaves": 7, "num_threads": 1},
+        gates=gates,
+        cost_bps=cost,
+        rule=ComparisonRule.from_gate(gates.get("champion_comparison")),
+        schedule=RefitSchedule.from_gate(gates.get("champion_comparison")),
+    )
+    print(
+        f"{args.seeds} seeds, {args.symbols} symbols, 2,520 daily bars, break at 60 %, "
+        f"lightgbm {args.rounds} rounds, cost {cost:g} bps, rule {scenario.rule}"
+    )
+    for name in MODEL_GATES:
+        g = gates[name]
+        also = (g.get("config") or {}).get("also", {})
+        rules = [f"{g['metric']} {g['comparator']} {g['threshold']:g}"] + [
+            f"{m} {r['comparator']} {r['threshold']:g}" for m, r in also.items()
+        ]
+        print(f"  gate {name}: {', '.join(rules)}")
+    started = time.monotonic()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(one_seed, seeds, [scenario] * args.seeds))
+    frame = pd.DataFrame(results)
+
+    size = float(np.mean(np.r_[frame["shuffled_pass"], frame["noise_pass"]]))
+    power = float(frame["skilled_pass"].mean())
+    judged = frame["equal_skill"].dropna()
+    equal_rejection = float((judged == "keep_champion").mean()) if len(judged) else float("nan")
+    promoted = frame["after_break"] == "promote"
+    print(f"\nseconds: {time.monotonic() - started:.0f}")
+    print(
+        f"size: shuffled labels pass {frame['shuffled_pass'].mean():.3f}, "
+        f"no-signal market pass {frame['noise_pass'].mean():.3f}"
+    )
+    print(
+        f"power: skilled candidates pass {power:.3f} "
+        f"(median OOF net Sharpe {frame['skilled_net_sharpe'].median():.2f})"
+    )
+    failures = pd.Series([f.split(" fails")[0] for fs in frame["skilled_failures"] for f in fs])
+    if len(failures):
+        print("  skilled candidates' failed rules: " + ", ".join(
+            f"{k} {v}" for k, v in failures.value_counts().items()
+        ))  # fmt: skip
+    print(
+        f"equal skill: of {len(judged)} candidates passing the gates, outcomes "
+        f"{judged.value_counts().to_dict()}"
+    )
+    print(
+        f"break: recovered candidates pass the gates {frame['recovered_pass'].mean():.3f}; "
+        f"promoted over the stale champion {promoted.mean():.3f} of all, "
+        f"{promoted[frame['recovered_pass']].mean():.3f} of those passing; outcomes "
+        f"{frame['after_break'].value_counts().to_dict()}"
+    )
+    print(f"gate size {size:.3f} power {power:.3f} equal-skill rejection {equal_rejection:.3f}")
+
+
+if __name__ == "__main__":
+    main()

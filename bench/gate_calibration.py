@@ -58,6 +58,8 @@ from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.migrations import migrate
 
 MODEL_GATES = ("model_performance", "business_metrics")
+AUC_FLOORS = (0.5, 0.51, 0.52)
+DSR_FLOORS = (0.5, 0.9, 0.95)
 YEAR = 252
 
 
@@ -88,13 +90,27 @@ def default_gates() -> dict[str, dict]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def gates_pass(evaluation, scenario: Scenario) -> tuple[bool, list[str]]:
-    measured = {**evaluation.ml, **evaluation.business}
+def measured(evaluation) -> dict:
+    return {**evaluation.ml, **evaluation.business}
+
+
+def gates_pass(values: dict, gates: dict) -> tuple[bool, list[str]]:
     failures = []
     for name in MODEL_GATES:
-        judgement = judge(scenario.gates[name], measured)
+        judgement = judge(gates[name], values)
         failures += [f"{name}: {f}" for f in judgement.failures]
     return not failures, failures
+
+
+def with_floors(gates: dict, auc: float, dsr: float) -> dict:
+    """The gate rows with another ROC-AUC floor and Deflated Sharpe floor."""
+    performance = {**gates["model_performance"], "threshold": auc}
+    business = dict(gates["business_metrics"])
+    config = dict(business.get("config") or {})
+    floor = {"comparator": ">=", "threshold": dsr}
+    config["also"] = {**config.get("also", {}), "deflated_sharpe": floor}
+    business["config"] = config
+    return {**gates, "model_performance": performance, "business_metrics": business}
 
 
 def oof_evaluation(dataset: Dataset, scenario: Scenario):
@@ -146,14 +162,12 @@ def one_seed(seed: int, scenario: Scenario) -> dict:
     break_at = int(times.searchsorted(market.break_ts))
     pre_break = before(full, market.break_ts)
 
-    skilled = oof_evaluation(pre_break, scenario)
-    skilled_pass, skilled_failures = gates_pass(skilled, scenario)
-    shuffled_pass, _ = gates_pass(
-        oof_evaluation(pre_break.with_shuffled_labels(seed), scenario), scenario
-    )
+    skilled = measured(oof_evaluation(pre_break, scenario))
+    skilled_pass, skilled_failures = gates_pass(skilled, scenario.gates)
+    shuffled = measured(oof_evaluation(pre_break.with_shuffled_labels(seed), scenario))
     flat = simulate_market(symbols, seed=seed, config=SimulationConfig(signal_strength=0.0))
-    noise = before(build_dataset(flat.bars, labels), flat.break_ts)
-    noise_pass, _ = gates_pass(oof_evaluation(noise, scenario), scenario)
+    flat_data = before(build_dataset(flat.bars, labels), flat.break_ts)
+    noise = measured(oof_evaluation(flat_data, scenario))
 
     equal = None
     if skilled_pass:
@@ -163,16 +177,19 @@ def one_seed(seed: int, scenario: Scenario) -> dict:
 
     stale = pre_break
     recovered = window(full, times[min(break_at + 2 * YEAR, len(times) - 1)], 2 * YEAR)
-    recovered_pass, _ = gates_pass(oof_evaluation(recovered, scenario), scenario)
+    recovered_values = measured(oof_evaluation(recovered, scenario))
+    recovered_pass, _ = gates_pass(recovered_values, scenario.gates)
     comparison = compare(stale, recovered, scenario)
     after_break = decide(recovered_pass, "", True, comparison, scenario.rule).outcome
     return {
         "seed": seed,
+        "skilled": skilled,
+        "shuffled": shuffled,
+        "noise": noise,
         "skilled_pass": skilled_pass,
-        "skilled_net_sharpe": skilled.business["net_sharpe"],
         "skilled_failures": skilled_failures,
-        "shuffled_pass": shuffled_pass,
-        "noise_pass": noise_pass,
+        "shuffled_pass": gates_pass(shuffled, scenario.gates)[0],
+        "noise_pass": gates_pass(noise, scenario.gates)[0],
         "equal_skill": equal,
         "recovered_pass": recovered_pass,
         "after_break": after_break,
@@ -181,7 +198,7 @@ def one_seed(seed: int, scenario: Scenario) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=60)
+    parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--cost-bps", type=float, default=None, help="default: the gate row's")
@@ -232,7 +249,8 @@ def main() -> None:
     )
     print(
         f"power: skilled candidates pass {power:.3f} "
-        f"(median OOF net Sharpe {frame['skilled_net_sharpe'].median():.2f})"
+        f"(median OOF net Sharpe {np.median([m['net_sharpe'] for m in frame['skilled']]):.2f}, "
+        f"ROC-AUC {np.median([m['roc_auc'] for m in frame['skilled']]):.4f})"
     )
     failures = pd.Series([f.split(" fails")[0] for fs in frame["skilled_failures"] for f in fs])
     if len(failures):
@@ -249,6 +267,18 @@ def main() -> None:
         f"{promoted[frame['recovered_pass']].mean():.3f} of those passing; outcomes "
         f"{frame['after_break'].value_counts().to_dict()}"
     )
+    print("\nthe same candidates under other floors (size / power):")
+    print("  ROC-AUC floor | " + " | ".join(f"DSR >= {d:g}" for d in DSR_FLOORS))
+    for auc in AUC_FLOORS:
+        cells = []
+        for dsr in DSR_FLOORS:
+            gates = with_floors(scenario.gates, auc, dsr)
+            rate = {
+                kind: np.mean([gates_pass(m, gates)[0] for m in frame[kind]])
+                for kind in ("shuffled", "noise", "skilled")
+            }
+            cells.append(f"{(rate['shuffled'] + rate['noise']) / 2:.3f} / {rate['skilled']:.3f}")
+        print(f"  {auc:<13g} | " + " | ".join(cells))
     print(f"gate size {size:.3f} power {power:.3f} equal-skill rejection {equal_rejection:.3f}")
 
 

@@ -33,7 +33,7 @@ def before_break() -> Dataset:
 
 
 def oos_auc(family: str, dataset: Dataset) -> float:
-    splitter = WalkForward(n_splits=3, gap=1, embargo=1)
+    splitter = WalkForward(n_splits=3, gap=1)
     impl = get_family(family)
     cv = cross_validate(impl, dataset, impl.params_for(KNOBS), splitter)
     return classification_metrics(cv.oof["label"].to_numpy(), cv.oof["proba"].to_numpy())["roc_auc"]
@@ -60,7 +60,7 @@ def test_incremental_cv_continues_from_the_parent_only_on_folds_it_never_saw(bef
     model = family.fit(
         before_break.x[early.to_numpy()], before_break.y[early.to_numpy()], {"n_estimators": 10}
     ).model
-    splitter = WalkForward(n_splits=3, gap=1, embargo=1)
+    splitter = WalkForward(n_splits=3, gap=1)
     fresh = cross_validate(
         family, before_break, {"n_estimators": 10}, splitter, parent=Parent(model, cut, horizon=1)
     )

@@ -14,7 +14,7 @@ from alphaplus_mlops.core.backtest import (
     positions_from_probability,
     strategy_returns,
 )
-from alphaplus_mlops.core.metrics import classification_metrics
+from alphaplus_mlops.core.metrics import auc_p_value, classification_metrics
 from alphaplus_mlops.core.stats import (
     deflated_sharpe,
     effective_trials,
@@ -89,6 +89,19 @@ def test_classification_metrics_by_hand():
     assert m["brier"] == pytest.approx((0.01 + 0.36 + 0.36 + 0.01) / 4)
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.4, 0.9])))
     assert m["f1"] == pytest.approx(0.5)
+
+
+def test_the_auc_p_value_is_calibrated_under_no_skill_and_small_for_real_skill():
+    rng = np.random.default_rng(8)
+    p_values = [auc_p_value(rng.integers(0, 2, 400), rng.random(400)) for _ in range(400)]
+    assert 0.02 <= np.mean(np.array(p_values) < 0.05) <= 0.08
+    y = rng.integers(0, 2, 2000)
+    skilled = 0.5 + 0.05 * (y - 0.5) + rng.normal(0, 0.1, 2000)
+    assert auc_p_value(y, np.clip(skilled, 0, 1)) < 1e-6
+    # The same AUC is weaker evidence on fewer rows.
+    assert auc_p_value(y[:100], np.clip(skilled[:100], 0, 1)) > auc_p_value(
+        y, np.clip(skilled, 0, 1)
+    )
 
 
 def test_probabilistic_sharpe_matches_the_formula():

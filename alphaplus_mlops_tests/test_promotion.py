@@ -214,10 +214,11 @@ def test_promoting_the_rejected_candidate_in_a_separate_run_or_the_cli_is_refuse
 
 def test_changing_a_gate_threshold_in_the_database_changes_the_next_run(env):
     with psycopg.connect(env["url"]) as conn:
-        conn.execute("UPDATE quality_gates SET threshold = 0.99 WHERE name = 'model_performance'")
+        # A p-value of "AUC above chance" no model can reach.
+        conn.execute("UPDATE quality_gates SET threshold = -1 WHERE name = 'model_performance'")
     strict, strict_version = train(env, "xgboost")
     with psycopg.connect(env["url"]) as conn:
-        conn.execute("UPDATE quality_gates SET threshold = 0.52 WHERE name = 'model_performance'")
+        conn.execute("UPDATE quality_gates SET threshold = 0.05 WHERE name = 'model_performance'")
     relaxed, relaxed_version = train(env, "xgboost")
     assert not strict.success and strict_version["id"] != relaxed_version["id"]
     reason = rows(
@@ -226,7 +227,7 @@ def test_changing_a_gate_threshold_in_the_database_changes_the_next_run(env):
         " AND gate_name = 'model_performance'",
         (strict_version["id"],),
     )[0]["reason"]
-    assert "fails >= 0.99" in reason
+    assert "roc_auc_p_value" in reason and "fails <= -1" in reason
     assert relaxed.success
     assert champion(env, "xgboost")["id"] == relaxed_version["id"]
 

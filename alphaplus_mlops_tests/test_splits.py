@@ -1,4 +1,4 @@
-"""The purged, embargoed walk-forward splitter."""
+"""The purged walk-forward splitter."""
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def test_expanding_folds_with_purge_on_a_small_example():
     assert folds[1].train.tolist() == list(range(13))
 
 
-def test_rolling_window_gap_and_embargo():
+def test_rolling_window_and_gap():
     t0 = np.arange(30)
     t1 = t0  # labels of one bar: nothing to purge
     fold = WalkForward(n_splits=1, test_size=5, train_size=10, gap=3).split(t0, t1)[0]
@@ -48,22 +48,21 @@ def test_too_few_samples_is_a_clear_error():
     test_size=st.integers(1, 8),
     train_size=st.one_of(st.none(), st.integers(1, 40)),
     gap=st.integers(0, 6),
-    embargo=st.integers(0, 6),
 )
-def test_no_training_interval_touches_a_test_interval_or_its_embargo(
-    n_times, n_symbols, horizon, n_splits, test_size, train_size, gap, embargo
+def test_no_training_interval_touches_a_test_interval(
+    n_times, n_symbols, horizon, n_splits, test_size, train_size, gap
 ):
     t0, t1 = pooled_intervals(n_times, n_symbols, horizon)
-    splitter = WalkForward(n_splits, test_size, train_size, gap, embargo, min_train_size=0)
+    splitter = WalkForward(n_splits, test_size, train_size, gap, min_train_size=0)
     try:
         folds = splitter.split(t0, t1)
     except ValueError:
         return  # sizes that cannot fit are refused, not silently shrunk
     for fold in folds:
         assert len(np.intersect1d(fold.train, fold.test)) == 0
-        test_lo, test_hi = t0[fold.test].min(), t1[fold.test].max()
+        test_lo = t0[fold.test].min()
         for i in fold.train:
-            assert t1[i] < test_lo or t0[i] > test_hi + embargo, (i, t0[i], t1[i])
+            assert t1[i] < test_lo, (i, t0[i], t1[i])
         # Walk-forward: training samples start before the test block, gap bars earlier.
         assert (t0[fold.train] < t0[fold.test].min() - gap + 1).all()
 

@@ -38,7 +38,7 @@ def env(create_database, tmp_path_factory):
     with Database(url) as db:
         upsert_bars(db, market.bars, source="test-sim")
     # Promotion is judged in test_promotion.py; here no candidate may become champion.
-    execute(url, "UPDATE quality_gates SET threshold = 1.01 WHERE name = 'model_performance'")
+    execute(url, "UPDATE quality_gates SET threshold = -1 WHERE name = 'model_performance'")
     settings = Settings(database_url=url, home=tmp_path_factory.mktemp("home"))
     defs = build_definitions(
         settings, build_resources(settings, PostgresResource(database_url=url))

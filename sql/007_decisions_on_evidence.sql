@@ -21,6 +21,16 @@ CREATE INDEX performance_split_idx ON model_performance_tracking (split, evaluat
 UPDATE quality_gates SET champion_tolerance = NULL, updated_at = now()
 WHERE name IN ('model_performance', 'business_metrics');
 
+-- A fixed ROC-AUC floor means different evidence on different amounts of data (0.52 is
+-- three standard errors on 7,000 rows, one on 1,000): the model gate asks instead that the
+-- AUC's excess over 0.5 be significant (one-sided Mann-Whitney p-value), chance level at
+-- least, and a log loss no worse than a coin's (ln 2 = 0.693, a little slack).
+UPDATE quality_gates
+SET metric = 'roc_auc_p_value', comparator = '<=', threshold = 0.05, updated_at = now(),
+    config = '{"also": {"roc_auc": {"comparator": ">=", "threshold": 0.5},
+                        "log_loss": {"comparator": "<=", "threshold": 0.70}}}'::jsonb
+WHERE name = 'model_performance';
+
 -- Drift is a reason to retrain, not to reject a candidate: the drift gate no longer blocks.
 -- (The row stays, disabled, because past gate results refer to it.)
 UPDATE quality_gates SET enabled = false, updated_at = now() WHERE name = 'drift';

@@ -1,11 +1,13 @@
-"""Purged, embargoed walk-forward splits over pooled samples with label intervals.
+"""Purged walk-forward splits over pooled samples with label intervals.
 
 Time is the axis, not rows: samples of several symbols share timestamps, so folds are cut
 on the sorted unique sample start times. For each fold: a test block of ``test_size``
 times; a training window that ends ``gap`` times before the test block (expanding from the
 start, or rolling over ``train_size`` times); then every training sample whose label
-interval [t0, t1] overlaps the test span [min t0, max t1 of the test samples] is purged,
-and every training sample that starts within ``embargo`` times after that span is dropped.
+interval [t0, t1] overlaps the test span [min t0, max t1 of the test samples] is purged.
+
+There is no embargo: training always precedes the test block here, and an embargo drops
+training samples that start just *after* a test span, which only k-fold CV has.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ class Fold:
     """Row positions of the test samples."""
     test_span: tuple[int, int]
     """[first, last] time position touched by a test label (t0 of the first .. max t1)."""
-    embargo_end: int
-    """Last time position of the embargo after the test span."""
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,13 @@ class WalkForward:
     train_size: int | None = None
     """Rolling window length in times; None means expanding from the first time."""
     gap: int = 0
-    embargo: int = 0
     min_train_size: int = 1
 
     def __post_init__(self) -> None:
         if self.n_splits < 1:
             raise ValueError("n_splits must be at least 1")
-        for name in ("gap", "embargo"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
+        if self.gap < 0:
+            raise ValueError("gap must not be negative")
         if self.test_size is not None and self.test_size < 1:
             raise ValueError("test_size must be at least 1")
         if self.train_size is not None and self.train_size < 1:
@@ -82,13 +80,11 @@ class WalkForward:
             train_begin = 0 if self.train_size is None else train_end - self.train_size
             candidate = (start >= train_begin) & (start < train_end)
             overlaps = (start <= span[1]) & (end >= span[0])
-            embargo_end = span[1] + self.embargo
-            embargoed = (start > span[1]) & (start <= embargo_end)
-            train = np.flatnonzero(candidate & ~overlaps & ~embargoed)
+            train = np.flatnonzero(candidate & ~overlaps)
             if len(train) < self.min_train_size:
                 raise ValueError(
                     f"fold {k} keeps {len(train)} training samples after purging, fewer than "
                     f"min_train_size={self.min_train_size}"
                 )
-            folds.append(Fold(k, train, test, span, embargo_end))
+            folds.append(Fold(k, train, test, span))
         return folds

@@ -150,7 +150,6 @@ class TrainingConfig(dg.Config):
     cv_gap: int | None = Field(
         default=None, description="Bars between train and test; default: the label horizon."
     )
-    cv_embargo: int | None = Field(default=None, description="Embargo bars; default: horizon.")
     trigger_type: str = Field(default="manual", description="Overridden by the run's tags.")
     priority: int = 0
     requested_by: str = ""
@@ -163,7 +162,6 @@ class TrainingConfig(dg.Config):
         return WalkForward(
             n_splits=self.cv_splits,
             gap=horizon if self.cv_gap is None else self.cv_gap,
-            embargo=horizon if self.cv_embargo is None else self.cv_embargo,
             min_train_size=50,
         )
 

@@ -69,9 +69,19 @@ def test_xgboost_continues_from_a_parent_with_the_same_schema(data):
     child = family.fit(x, y, {"n_estimators": 5}, init_model=parent)
     assert child.training_path == "incremental"
     assert child.n_iterations == 15
+    assert child.params["n_estimators"] == 5 and child.params["total_rounds"] == 15
     other_schema = family.fit(x[:, :5], y, {"n_estimators": 5}, init_model=parent)
     assert other_schema.training_path == "full"
     assert "full retrain" in other_schema.notes[0]
+
+
+def test_xgboost_retrains_in_full_rather_than_pile_trees_beyond_its_cap(data):
+    x, y = data
+    family = get_family("xgboost")
+    parent = family.fit(x, y, {"n_estimators": 10}).model
+    capped = family.fit(x, y, {"n_estimators": 5, "max_total_rounds": 12}, init_model=parent)
+    assert capped.training_path == "full" and capped.n_iterations == 5
+    assert "exceed max_total_rounds 12" in capped.notes[0]
 
 
 def test_an_unknown_family_is_named():

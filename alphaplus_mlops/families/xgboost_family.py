@@ -78,6 +78,8 @@ class XGBoostFamily:
             "min_child_weight": 5.0,
             "random_state": 0,
             "n_jobs": None,
+            # Continuing piles trees onto the parent's: beyond this many in all, retrain.
+            "max_total_rounds": 1200,
         }
 
     def fit(self, x, y, params, *, progress=None, init_model=None, eval_set=None) -> FitResult:
@@ -103,16 +105,20 @@ class XGBoostFamily:
 
         parent, path, notes = None, "full", []
         if init_model is not None:
-            if init_model.num_features() == x.shape[1]:
-                parent, path = init_model, "incremental"
-                notes.append(
-                    f"continued from a parent with {init_model.num_boosted_rounds()} rounds"
-                )
-            else:
+            inherited = init_model.num_boosted_rounds()
+            if init_model.num_features() != x.shape[1]:
                 notes.append(
                     f"parent has {init_model.num_features()} features, data {x.shape[1]}: "
                     "full retrain"
                 )
+            elif inherited + rounds > int(merged["max_total_rounds"]):
+                notes.append(
+                    f"parent's {inherited} rounds + {rounds} would exceed max_total_rounds "
+                    f"{merged['max_total_rounds']}: full retrain"
+                )
+            else:
+                parent, path = init_model, "incremental"
+                notes.append(f"continued from a parent with {inherited} rounds")
         booster = xgb.train(
             booster_params,
             train,
@@ -122,9 +128,9 @@ class XGBoostFamily:
             xgb_model=parent,
             callbacks=[_ProgressHook(rounds, progress, train)],
         )
-        return FitResult(
-            booster, {**merged, **booster_params}, path, booster.num_boosted_rounds(), notes
-        )
+        # n_estimators is what this fit added; total_rounds what the model holds.
+        recorded = {**merged, **booster_params, "total_rounds": booster.num_boosted_rounds()}
+        return FitResult(booster, recorded, path, booster.num_boosted_rounds(), notes)
 
     def predict_proba(self, model: xgb.Booster, x: np.ndarray) -> np.ndarray:
         # In place: the same predictions as through a DMatrix, without copying x into one.

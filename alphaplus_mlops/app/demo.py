@@ -35,13 +35,14 @@ from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.promotion import ledger, rollback
 from alphaplus_mlops.store.versions import champion_since, family_status, version_trained_in_run
 
-# With a signal as weak as real ones, evidence comes from breadth: a dozen symbols.
-SIM_SYMBOLS = [f"SIM{i}" for i in range(1, 13)]
+# With a signal as weak as real ones, evidence comes from breadth: twenty symbols.
+SIM_SYMBOLS = [f"SIM{i}" for i in range(1, 21)]
 BREAK = "2015-10-21"  # the simulator's planted break (60 % of 2,520 bars from 2010-01-04)
-FIRST_AS_OF, SECOND_AS_OF = "2014-06-30", "2016-12-30"
-ROLLING_BARS = 400  # the last 400 bars as of SECOND_AS_OF: about 100 before the break
-# Enough rounds to learn the planted signal, few enough for a demo of about a minute.
-DEMO_TRAINING = {"n_estimators": 150, "cv_splits": 4}
+FIRST_AS_OF, SECOND_AS_OF = "2014-12-31", "2017-12-29"
+ROLLING_BARS = 500  # the last 500 bars as of SECOND_AS_OF: all after the break
+# Small models: a weak signal is learned by a few shallow trees and lost in many deep ones
+# (bench/gate_calibration.py measures these gates with the same sizes).
+DEMO_TRAINING = {"n_estimators": 60, "max_depth": 3, "cv_splits": 2}
 # The demo prints its own summary; engine events and gate failures stay in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -188,6 +188,15 @@ def test_xgboost_continues_from_the_champion_and_names_it_as_parent(env, first_r
     assert row["training_path"] == "incremental"
     assert str(row["parent_version_id"]) == first
     assert row["version"] > 1
+    # Another label definition is another problem: no parent, and nothing to compare on.
+    other = run(env, "xgboost", run_config(dataset={"horizon": 3}))
+    handoff = other.output_for_node("trained_model")
+    (row,) = query(
+        env["url"], "SELECT * FROM model_versioning WHERE id = %s", (handoff["model_version_id"],)
+    )
+    assert row["training_path"] == "full" and row["parent_version_id"] is None
+    assert any("differs in label definition" in note for note in row["notes"])
+    assert handoff["champion_comparison"] is None
 
 
 def test_a_champion_trained_on_an_older_window_is_compared_on_unseen_rows(env, first_runs):

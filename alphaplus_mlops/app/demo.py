@@ -7,7 +7,7 @@ break and one after it:
    champion stays;
 3. load data up to T2, past the break, and retrain every family: each candidate's procedure
    meets its champion on the bars after the champion's training, paired tests decide;
-4. retrain one family on a rolling window that mostly follows the break;
+4. retrain one family on a rolling window that lies wholly after the break;
 5. roll one family back to its previous champion;
 6. print the leaderboard, the status table and the stored market data.
 """

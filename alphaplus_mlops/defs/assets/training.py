@@ -225,16 +225,7 @@ def trained_model(
         train_seconds = job.usage.wall_seconds()
         native, onnx = store_model_files(store, family, fitted.model, len(dataset.features))
         oof = store_frame(store, cv.oof)
-        comparison = None
-        if champion is not None and len(after_champion):
-            stored = store_frame(store, after_champion)
-            comparison = {
-                "champion_version_id": str(champion["id"]),
-                "predictions_uri": stored.uri,
-                "predictions_sha256": stored.sha256,
-                "refits": len(blocks),
-                "rows": len(after_champion),
-            }
+        comparison = stored_comparison(store, champion, after_champion, len(blocks))
         parent_id = parent_id if fitted.training_path == "incremental" else None
         notes = [n for n in [parent_note, *fitted.notes] if n]
         if cv.warm_started_folds:
@@ -278,8 +269,8 @@ def trained_model(
             "folds (train, test)": str(cv.fold_sizes),
             "oof_roc_auc": roc_auc(cv.oof["label"], cv.oof["proba"]),
             "comparison_with_champion": (
-                f"{len(after_champion)} rows after champion v{champion['version']}'s training, "
-                f"predicted by {len(blocks)} refits"
+                f"{comparison['rows']} rows after champion v{champion['version']}'s training, "
+                f"predicted by {comparison['refits']} refits"
                 if comparison
                 else not_comparable or "no bars after the champion's training to compare on"
             ),
@@ -291,6 +282,22 @@ def trained_model(
             "onnx_sha256": onnx.sha256,
         },
     )
+
+
+def stored_comparison(
+    store: ArtifactStore, champion: dict | None, predictions: pd.DataFrame, refits: int
+) -> dict | None:
+    """The refits' predictions after the champion's window, stored for model_evaluation."""
+    if champion is None or predictions.empty:
+        return None
+    stored = store_frame(store, predictions)
+    return {
+        "champion_version_id": str(champion["id"]),
+        "predictions_uri": stored.uri,
+        "predictions_sha256": stored.sha256,
+        "refits": refits,
+        "rows": len(predictions),
+    }
 
 
 def comparable_champion(

@@ -22,6 +22,7 @@ class LogisticFamily:
     name = "logistic"
     native_suffix = ".json"
     continues_from_champion = False
+    rounds_key = None  # one solve, no boosting rounds to stop early
 
     def default_params(self) -> dict[str, Any]:
         return {"C": 0.1, "max_iter": 200}
@@ -29,7 +30,17 @@ class LogisticFamily:
     def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
         return {"max_iter": max(knobs.rounds, 50)}
 
-    def fit(self, x, y, params, *, progress=None, init_model=None, eval_set=None) -> FitResult:
+    def fit(
+        self,
+        x,
+        y,
+        params,
+        *,
+        progress=None,
+        init_model=None,
+        eval_set=None,
+        early_stopping_rounds=None,
+    ) -> FitResult:
         merged = {**self.default_params(), **params}
         model = LogisticRegression(C=merged["C"], max_iter=merged["max_iter"])
         model.fit(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=int))

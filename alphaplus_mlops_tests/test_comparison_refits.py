@@ -3,12 +3,21 @@ refits, and that no refit learns from an outcome its predictions could not have 
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphaplus_mlops.core.labels import LabelConfig
+from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
-from alphaplus_mlops.modeling.fitting import RefitSchedule, refit_blocks, rows_after_champion
+from alphaplus_mlops.modeling.fitting import (
+    EarlyStopping,
+    RefitSchedule,
+    fit_procedure,
+    refit_blocks,
+    rows_after_champion,
+    stopping_split,
+)
 
 
 def _frame(n_bars: int, horizon: int, symbols=("A", "B"), start=0) -> pd.DataFrame:
@@ -83,3 +92,48 @@ def test_the_schedule_comes_from_the_gate_row():
     row = {"config": {"refit_every_bars": 21, "max_refits": 2, "min_train_bars": 50}}
     assert RefitSchedule.from_gate(row) == RefitSchedule(21, 2, 50)
     assert RefitSchedule.from_gate(None) == RefitSchedule()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_bars=st.integers(10, 200),
+    horizon=st.integers(1, 5),
+    fraction=st.floats(0.05, 0.5),
+    min_bars=st.integers(1, 30),
+)
+def test_early_stopping_validates_on_the_last_bars_and_fits_only_on_ended_labels(
+    n_bars, horizon, fraction, min_bars
+):
+    frame = _frame(n_bars, horizon)
+    t0, t1 = frame["t0"].to_numpy(), frame["t1"].to_numpy()
+    split = stopping_split(t0, t1, EarlyStopping(20, fraction, min_bars))
+    times = np.unique(t0)
+    size = max(min_bars, int(np.ceil(len(times) * fraction)))
+    if len(times) < 2 * size:
+        assert split is None
+        return
+    fit, validation = split
+    start = t0[validation].min()
+    assert start == times[-size]
+    assert (t0[validation] >= start).all() and len(validation) == 2 * size  # two symbols
+    assert (t1[fit] <= start).all()
+    assert len(np.intersect1d(fit, validation)) == 0
+
+
+@pytest.mark.parametrize("name", ["lightgbm", "catboost", "xgboost"])
+def test_the_procedure_refits_every_row_with_the_rounds_early_stopping_chose(name):
+    rng = np.random.default_rng(2)
+    frame = _frame(300, 1)
+    frame["f0"] = rng.normal(size=len(frame))
+    frame["label"] = rng.integers(0, 2, len(frame))  # noise: stops early
+    dataset = Dataset(frame, ["f0"], LabelConfig(horizon=1))
+    family = get_family(name)
+    params = {**family.default_params(), family.rounds_key: 200, "learning_rate": 0.3}
+    everything = slice(0, len(frame))
+    fitted = fit_procedure(family, dataset, everything, params, EarlyStopping(5, 0.2, 10))
+    assert fitted.best_rounds is not None and fitted.best_rounds < 200
+    assert fitted.n_iterations == fitted.best_rounds  # the refit holds exactly those rounds
+    assert fitted.params["early_stopping"]["best_rounds"] == fitted.best_rounds
+    assert "early stopping chose" in fitted.notes[-1]
+    without = fit_procedure(family, dataset, everything, params, None)
+    assert without.n_iterations == 200 and without.best_rounds is None

@@ -127,3 +127,19 @@ def test_training_loss_is_computed_when_read_during_the_fit_and_never_after(name
     assert read_now[0] > read_now[1] > read_now[2]
     assert np.isnan(kept[4].metric_value)  # round 5, never read while it was current
     assert np.isfinite(kept[-1].metric_value)  # the last round is always evaluated
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_each_family_stops_early_on_a_validation_set_and_says_where(name, data):
+    x, y = data
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 2, len(y))  # nothing to learn: the validation loss turns early
+    family = get_family(name)
+    params = {**family.default_params(), family.rounds_key: 300, "learning_rate": 0.3}
+    fitted = family.fit(
+        x[:1000], noise[:1000], params, eval_set=(x[1000:], noise[1000:]), early_stopping_rounds=5
+    )
+    assert fitted.best_rounds is not None and 1 <= fitted.best_rounds < 300
+    assert fitted.n_iterations < 300
+    plain = family.fit(x, y, {**params, family.rounds_key: 10})
+    assert plain.best_rounds is None and plain.n_iterations == 10

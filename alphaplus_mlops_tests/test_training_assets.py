@@ -90,6 +90,10 @@ def test_each_family_trains_and_registers_a_candidate_with_verified_artifacts(
     assert version["family"] == family
     assert version["code_version"]
     assert version["params"]  # every hyperparameter used is on record
+    stopped = version["params"]["early_stopping"]
+    assert 1 <= stopped["best_rounds"] <= stopped["max_rounds"] == 20
+    rounds_key = {"catboost": "iterations"}.get(family, "n_estimators")
+    assert version["params"][rounds_key] == stopped["best_rounds"]
     for kind in ("native", "onnx", "oof"):
         path = env["store"].path_of(version[f"{kind}_uri"])
         assert sha256_file(path) == version[f"{kind}_sha256"]
@@ -102,7 +106,8 @@ def test_the_training_job_row_follows_the_run(env, first_runs, family):
         env["url"], "SELECT * FROM model_training_jobs WHERE dagster_run_id = %s", (run_id,)
     )
     assert job["status"] == "succeeded"
-    assert job["iteration"] == job["total_iterations"] == 3 * 20  # 2 folds + final fit
+    # 2 folds + final fit, each window fitted twice (early stopping, then on all of it).
+    assert job["iteration"] == job["total_iterations"] == 3 * 20 * 2
     assert job["last_metric_name"].endswith("logloss")
     assert 0 < job["last_metric_value"] < 1
     assert job["cpu_seconds"] > 0 and job["peak_rss_bytes"] > 0

@@ -47,8 +47,10 @@ from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import evaluate_predictions, paired_comparison
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import (
+    EarlyStopping,
     RefitSchedule,
     cross_validate,
+    fit_procedure,
     refit_blocks,
     refit_predictions,
 )
@@ -59,6 +61,8 @@ from alphaplus_mlops.store.migrations import migrate
 
 MODEL_GATES = ("model_performance", "business_metrics")
 AUC_P_CEILINGS = (1.0, 0.05, 0.01)
+# The training procedure as the asset runs it by default (TrainingConfig).
+STOPPING = EarlyStopping()
 DSR_FLOORS = (0.5, 0.9, 0.95)
 YEAR = 252
 
@@ -121,7 +125,7 @@ def with_floors(gates: dict, auc_p: float, dsr: float) -> dict:
 def oof_evaluation(dataset: Dataset, scenario: Scenario, cost_bps: float | None = None):
     impl = get_family(scenario.family)
     splitter = WalkForward(n_splits=2, gap=1, min_train_size=50)
-    cv = cross_validate(impl, dataset, scenario.params, splitter)
+    cv = cross_validate(impl, dataset, scenario.params, splitter, stopping=STOPPING)
     cost = scenario.cost_bps if cost_bps is None else cost_bps
     return evaluate_predictions(cv.oof, cv.oof["proba"].to_numpy(), cost, 0.0)
 
@@ -130,10 +134,11 @@ def compare(champion_data: Dataset, candidate_data: Dataset, scenario: Scenario)
     """The champion fitted on ``champion_data``; the candidate's procedure replayed on the
     candidate's rows after the champion's window; the paired comparison."""
     impl = get_family(scenario.family)
-    champion = impl.fit(champion_data.x, champion_data.y, scenario.params).model
+    everything = slice(0, len(champion_data.frame))
+    champion = fit_procedure(impl, champion_data, everything, scenario.params, STOPPING).model
     window_end = champion_data.frame["ts"].max()
     blocks = refit_blocks(candidate_data, window_end, scenario.schedule)
-    shared = refit_predictions(impl, candidate_data, scenario.params, blocks)
+    shared = refit_predictions(impl, candidate_data, scenario.params, blocks, stopping=STOPPING)
     if shared["ts"].nunique() < 10:
         return None
     rows = shared.merge(

@@ -111,6 +111,12 @@ class TrainingProgress:
         if self._last is not None and self._reported != self.done:
             self._report(self._last)
 
+    def complete(self) -> None:
+        """Every fit has ended: report the whole count, even where early stopping left a
+        fit short of its most rounds (the total is an upper bound)."""
+        self.done = self.total
+        self.flush()
+
     def _report(self, progress: Progress) -> None:
         self._reported = self.done
         self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)

@@ -49,6 +49,9 @@ class FitResult:
     """'full' or 'incremental' (continued from a parent model)."""
     n_iterations: int
     notes: list[str] = field(default_factory=list)
+    best_rounds: int | None = None
+    """With a validation set and early stopping: the rounds this fit added up to its best
+    validation loss (what a refit on all rows should use); else None."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class ModelFamily(Protocol):
     continues_from_champion: bool
     """True: a new version keeps boosting from the champion's model when the feature
     schema matches (incremental training); False: every version is a full retrain."""
+    rounds_key: str | None
+    """The parameter that holds the number of boosting rounds, which early stopping
+    chooses; None for a family without rounds (nothing to stop early)."""
 
     def default_params(self) -> dict[str, Any]: ...
 
@@ -85,7 +91,11 @@ class ModelFamily(Protocol):
         progress: ProgressCallback | None = None,
         init_model: Any | None = None,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> FitResult: ...
+        early_stopping_rounds: int | None = None,
+    ) -> FitResult:
+        """Fit; with ``eval_set`` and ``early_stopping_rounds``, stop once the validation
+        log loss has not improved for that many rounds and report ``best_rounds``."""
+        ...
 
     def predict_proba(self, model: Any, x: np.ndarray) -> np.ndarray: ...
 

@@ -34,6 +34,7 @@ class CatBoostFamily:
     name = "catboost"
     native_suffix = ".cbm"
     continues_from_champion = False
+    rounds_key = "iterations"
 
     def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
         return {
@@ -52,10 +53,25 @@ class CatBoostFamily:
             "thread_count": -1,
         }
 
-    def fit(self, x, y, params, *, progress=None, init_model=None, eval_set=None) -> FitResult:
+    def fit(
+        self,
+        x,
+        y,
+        params,
+        *,
+        progress=None,
+        init_model=None,
+        eval_set=None,
+        early_stopping_rounds=None,
+    ) -> FitResult:
         merged = {**self.default_params(), **params}
+        stopping = bool(eval_set is not None and early_stopping_rounds)
         model = CatBoostClassifier(
-            **merged, loss_function="Logloss", verbose=False, allow_writing_files=False
+            **merged,
+            loss_function="Logloss",
+            verbose=False,
+            allow_writing_files=False,
+            early_stopping_rounds=early_stopping_rounds if stopping else None,
         )
         model.fit(
             np.asarray(x, dtype=np.float32),
@@ -64,7 +80,8 @@ class CatBoostFamily:
             callbacks=[_ProgressHook(merged["iterations"], progress)],
         )
         notes = [] if init_model is None else ["catboost always retrains in full"]
-        return FitResult(model, merged, "full", model.tree_count_, notes)
+        best = model.get_best_iteration() + 1 if stopping else None
+        return FitResult(model, merged, "full", model.tree_count_, notes, best)
 
     def predict_proba(self, model: CatBoostClassifier, x: np.ndarray) -> np.ndarray:
         return model.predict_proba(np.asarray(x, dtype=np.float32))[:, 1]

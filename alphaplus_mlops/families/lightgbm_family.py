@@ -52,6 +52,7 @@ class LightGBMFamily:
     name = "lightgbm"
     native_suffix = ".txt"
     continues_from_champion = False
+    rounds_key = "n_estimators"
 
     def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
         return {
@@ -74,7 +75,17 @@ class LightGBMFamily:
             "num_threads": 0,
         }
 
-    def fit(self, x, y, params, *, progress=None, init_model=None, eval_set=None) -> FitResult:
+    def fit(
+        self,
+        x,
+        y,
+        params,
+        *,
+        progress=None,
+        init_model=None,
+        eval_set=None,
+        early_stopping_rounds=None,
+    ) -> FitResult:
         merged = {**self.default_params(), **params}
         rounds = int(merged["n_estimators"])
         train_params = {k: v for k, v in merged.items() if k != "n_estimators"}
@@ -89,17 +100,22 @@ class LightGBMFamily:
                 lgb.Dataset(np.asarray(eval_set[0], np.float32), eval_set[1], reference=train)
             )
             valid_names.append("valid")
+        callbacks = [_progress_hook(rounds, progress)]
+        stopping = bool(valid_sets and early_stopping_rounds)
+        if stopping:
+            callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
         booster = lgb.train(
             train_params,
             train,
             num_boost_round=rounds,
             valid_sets=valid_sets,
             valid_names=valid_names,
-            callbacks=[_progress_hook(rounds, progress)],
+            callbacks=callbacks,
         )
         notes = [] if init_model is None else ["lightgbm always retrains in full"]
+        best = max(booster.best_iteration, 1) if stopping else None
         return FitResult(
-            booster, {**merged, **train_params}, "full", booster.current_iteration(), notes
+            booster, {**merged, **train_params}, "full", booster.current_iteration(), notes, best
         )
 
     def predict_proba(self, model: lgb.Booster, x: np.ndarray) -> np.ndarray:

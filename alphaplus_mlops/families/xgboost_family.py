@@ -60,6 +60,7 @@ class XGBoostFamily:
     name = "xgboost"
     native_suffix = ".ubj"
     continues_from_champion = True
+    rounds_key = "n_estimators"
 
     def params_for(self, knobs: TrainingKnobs) -> dict[str, Any]:
         return {
@@ -82,7 +83,17 @@ class XGBoostFamily:
             "max_total_rounds": 1200,
         }
 
-    def fit(self, x, y, params, *, progress=None, init_model=None, eval_set=None) -> FitResult:
+    def fit(
+        self,
+        x,
+        y,
+        params,
+        *,
+        progress=None,
+        init_model=None,
+        eval_set=None,
+        early_stopping_rounds=None,
+    ) -> FitResult:
         merged = {**self.default_params(), **params}
         rounds = int(merged["n_estimators"])
         booster_params = {
@@ -127,10 +138,16 @@ class XGBoostFamily:
             verbose_eval=False,
             xgb_model=parent,
             callbacks=[_ProgressHook(rounds, progress, train)],
+            early_stopping_rounds=early_stopping_rounds if evals else None,
         )
+        base_rounds = parent.num_boosted_rounds() if parent is not None else 0
+        best = None
+        if evals and early_stopping_rounds:
+            # best_iteration counts from the parent's first round.
+            best = max(booster.best_iteration + 1 - base_rounds, 1)
         # n_estimators is what this fit added; total_rounds what the model holds.
         recorded = {**merged, **booster_params, "total_rounds": booster.num_boosted_rounds()}
-        return FitResult(booster, recorded, path, booster.num_boosted_rounds(), notes)
+        return FitResult(booster, recorded, path, booster.num_boosted_rounds(), notes, best)
 
     def predict_proba(self, model: xgb.Booster, x: np.ndarray) -> np.ndarray:
         # In place: the same predictions as through a DMatrix, without copying x into one.

@@ -22,6 +22,8 @@ class CrossValidation:
     """symbol, ts, t0, t1, label, forward_return, close, proba, fold: out-of-fold rows."""
     fold_sizes: list[tuple[int, int]]
     warm_started_folds: list[int]
+    stopping_rounds: list[int | None]
+    """Per fold, the rounds early stopping chose (None: configured rounds)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,99 @@ def row_selector(positions: np.ndarray) -> np.ndarray | slice:
     return positions
 
 
+@dataclass(frozen=True)
+class EarlyStopping:
+    """How a training procedure chooses its number of rounds: fit on all but a validation
+    block at the end of its window (the last ``validation_fraction`` of its bars, at least
+    ``min_validation_bars``; rows whose labels reach into the block are purged), stop once
+    the validation log loss has not improved for ``patience`` rounds, then refit on every
+    row with the rounds that did best. ``patience`` 0 turns it off."""
+
+    patience: int = 20
+    validation_fraction: float = 0.2
+    min_validation_bars: int = 20
+
+    def __post_init__(self) -> None:
+        if self.patience < 0:
+            raise ValueError("early-stopping patience must not be negative")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError("validation_fraction must lie strictly between 0 and 1")
+
+
+def stopping_split(
+    t0: np.ndarray, t1: np.ndarray, stopping: EarlyStopping
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(fit rows, validation rows) for early stopping, or None when the window is too short
+    to spare a validation block and as many bars again to fit on. Fit rows' labels end by
+    the block's first bar."""
+    times = np.unique(t0)
+    size = max(
+        stopping.min_validation_bars, int(np.ceil(len(times) * stopping.validation_fraction))
+    )
+    if len(times) < 2 * size:
+        return None
+    start = times[-size]
+    return np.flatnonzero(t1 <= start), np.flatnonzero(t0 >= start)
+
+
+def fit_procedure(
+    family: ModelFamily,
+    dataset: Dataset,
+    rows: np.ndarray | slice,
+    params: dict[str, Any],
+    stopping: EarlyStopping | None,
+    progress: ProgressCallback | None = None,
+    parent: Parent | None = None,
+) -> FitResult:
+    """The training procedure on ``rows`` of the dataset: with ``stopping``, choose the
+    rounds on a purged validation block at the end of the rows, then refit on all of them
+    with those rounds; otherwise one fit with the configured rounds. ``parent``: the model
+    to continue from (its training must not reach the validation block, else the
+    configured rounds are kept)."""
+    x, y = dataset.x[rows], dataset.y[rows]
+    init = parent.model if parent is not None else None
+    split = None
+    if stopping is not None and stopping.patience > 0 and family.rounds_key is not None:
+        t0 = _instants(dataset.frame["t0"])[rows]
+        t1 = _instants(dataset.frame["t1"])[rows]
+        split = stopping_split(t0, t1, stopping)
+    if split is not None and parent is not None:
+        start = dataset.frame["t0"].iloc[rows].iloc[int(split[1][0])]
+        if not _parent_unseen(dataset.frame, parent, start):
+            split = None
+    if split is None:
+        return family.fit(x, y, params, progress=progress, init_model=init)
+    fit_rows, validation = split
+    probe = family.fit(
+        x[fit_rows],
+        y[fit_rows],
+        params,
+        progress=progress,
+        init_model=init,
+        eval_set=(x[validation], y[validation]),
+        early_stopping_rounds=stopping.patience,
+    )
+    rounds = probe.best_rounds or int(params[family.rounds_key])
+    final = family.fit(
+        x, y, {**params, family.rounds_key: rounds}, progress=progress, init_model=init
+    )
+    final.best_rounds = rounds
+    final.params = {
+        **final.params,
+        "early_stopping": {
+            "patience": stopping.patience,
+            "validation_rows": len(validation),
+            "max_rounds": int(params[family.rounds_key]),
+            "best_rounds": rounds,
+        },
+    }
+    final.notes.append(
+        f"early stopping chose {rounds} of {params[family.rounds_key]} rounds on a purged "
+        f"validation block of {len(validation)} rows"
+    )
+    return final
+
+
 def walk_forward_folds(dataset: Dataset, splitter: WalkForward) -> list[Fold]:
     """The folds ``splitter`` cuts on the dataset's label intervals [t0, t1]."""
     frame = dataset.frame
@@ -69,28 +164,32 @@ def cross_validate(
     splitter: WalkForward,
     progress: ProgressCallback | None = None,
     parent: Parent | None = None,
+    stopping: EarlyStopping | None = None,
 ) -> CrossValidation:
-    """Out-of-fold predictions. With a ``parent`` (incremental training), every fold whose
-    test block the parent never saw continues from it, as the final fit will; earlier folds
-    train from scratch, because warm-starting them would leak the parent's knowledge."""
+    """Out-of-fold predictions of the training procedure (with ``stopping``: early
+    stopping inside each fold's training rows). With a ``parent`` (incremental training),
+    every fold whose test block the parent never saw continues from it, as the final fit
+    will; earlier folds train from scratch, because warm-starting them would leak the
+    parent's knowledge."""
     frame = dataset.frame
     folds = walk_forward_folds(dataset, splitter)
-    x, y, keys = dataset.x, dataset.y, frame[KEY_COLUMNS]
-    parts, sizes, warm = [], [], []
+    x, keys = dataset.x, frame[KEY_COLUMNS]
+    parts, sizes, warm, stopped = [], [], [], []
     for fold in folds:
-        init = None
+        warm_from = None
         if parent is not None and _parent_unseen(frame, parent, frame["t0"].iloc[fold.test].min()):
-            init = parent.model
+            warm_from = parent
             warm.append(fold.index)
         train, test = row_selector(fold.train), row_selector(fold.test)
-        fitted = family.fit(x[train], y[train], params, progress=progress, init_model=init)
+        fitted = fit_procedure(family, dataset, train, params, stopping, progress, warm_from)
+        stopped.append(fitted.best_rounds)
         proba = family.predict_proba(fitted.model, x[test])
         part = keys.iloc[test].copy()
         part["proba"] = proba
         part["fold"] = fold.index
         parts.append(part)
         sizes.append((len(fold.train), len(fold.test)))
-    return CrossValidation(pd.concat(parts, ignore_index=True), sizes, warm)
+    return CrossValidation(pd.concat(parts, ignore_index=True), sizes, warm, stopped)
 
 
 def final_fit(
@@ -98,9 +197,12 @@ def final_fit(
     dataset: Dataset,
     params: dict[str, Any],
     progress: ProgressCallback | None = None,
-    init_model: Any | None = None,
+    parent: Parent | None = None,
+    stopping: EarlyStopping | None = None,
 ) -> FitResult:
-    return family.fit(dataset.x, dataset.y, params, progress=progress, init_model=init_model)
+    """The training procedure on every row: the model that is deployed."""
+    everything = slice(0, len(dataset.frame))
+    return fit_procedure(family, dataset, everything, params, stopping, progress, parent)
 
 
 @dataclass(frozen=True)
@@ -175,16 +277,17 @@ def refit_predictions(
     params: dict[str, Any],
     blocks: list[RefitBlock],
     progress: ProgressCallback | None = None,
-    init_model: Any | None = None,
+    parent: Parent | None = None,
+    stopping: EarlyStopping | None = None,
 ) -> pd.DataFrame:
     """The candidate's procedure replayed over ``blocks``: KEY_COLUMNS, proba, refit (the
-    block's index) and cutoff for every test row. ``init_model``: the champion, for a
-    family that continues from it (it saw none of the blocks, so it may)."""
-    x, y, keys = dataset.x, dataset.y, dataset.frame[KEY_COLUMNS]
+    block's index) and cutoff for every test row. ``parent``: the champion, for a family
+    that continues from it (it saw none of the blocks, so it may)."""
+    x, keys = dataset.x, dataset.frame[KEY_COLUMNS]
     parts = []
     for block in blocks:
         train, test = row_selector(block.train), row_selector(block.test)
-        fitted = family.fit(x[train], y[train], params, progress=progress, init_model=init_model)
+        fitted = fit_procedure(family, dataset, train, params, stopping, progress, parent)
         part = keys.iloc[test].copy()
         part["proba"] = family.predict_proba(fitted.model, x[test])
         part["refit"] = block.index

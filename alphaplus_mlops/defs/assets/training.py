@@ -16,6 +16,7 @@ from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
 from alphaplus_mlops.families import ModelFamily, TrainingKnobs, family_names, get_family
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import (
+    EarlyStopping,
     Parent,
     RefitSchedule,
     cross_validate,
@@ -141,7 +142,9 @@ def training_dataset(
 
 
 class TrainingConfig(dg.Config):
-    n_estimators: int = Field(default=300, description="Boosting rounds per fit.")
+    n_estimators: int = Field(
+        default=300, description="Boosting rounds per fit; with early stopping, the most."
+    )
     learning_rate: float = 0.05
     max_depth: int = Field(
         default=4, description="Tree depth; each family maps it to its own parameter."
@@ -150,6 +153,15 @@ class TrainingConfig(dg.Config):
     cv_gap: int | None = Field(
         default=None, description="Bars between train and test; default: the label horizon."
     )
+    early_stopping_rounds: int = Field(
+        default=20,
+        description="Stop once the log loss on a purged validation block at the end of each "
+        "training window has not improved for this many rounds, then refit on the whole "
+        "window with the best number of rounds; 0 turns early stopping off.",
+    )
+    validation_fraction: float = Field(
+        default=0.2, description="Share of each training window's bars held out to stop on."
+    )
     trigger_type: str = Field(default="manual", description="Overridden by the run's tags.")
     priority: int = 0
     requested_by: str = ""
@@ -157,6 +169,11 @@ class TrainingConfig(dg.Config):
 
     def knobs(self) -> TrainingKnobs:
         return TrainingKnobs(self.n_estimators, self.learning_rate, self.max_depth)
+
+    def stopping(self) -> EarlyStopping | None:
+        if self.early_stopping_rounds <= 0:
+            return None
+        return EarlyStopping(self.early_stopping_rounds, self.validation_fraction)
 
     def splitter(self, horizon: int) -> WalkForward:
         return WalkForward(
@@ -188,6 +205,9 @@ def trained_model(
     params = {**family.default_params(), **family.params_for(config.knobs())}
     splitter = config.splitter(dataset.label_config.horizon)
     rounds = config.n_estimators
+    stopping = config.stopping()
+    stopping_record = stopping.__dict__ if stopping else None
+    fits_per_window = 2 if stopping and family.rounds_key else 1
     champion, not_comparable = comparable_champion(db, family, dataset, training_dataset)
     blocks = []
     if champion is not None:
@@ -198,14 +218,22 @@ def trained_model(
         db,
         family=family.name,
         dataset_id=training_dataset["dataset_id"],
-        config={"params": params, "cv": splitter.__dict__},
+        config={"params": params, "cv": splitter.__dict__, "early_stopping": stopping_record},
         trigger=RunTrigger.of(context.run, config.model_dump()),
-        total_iterations=(config.cv_splits + len(blocks) + 1) * rounds,
+        # With early stopping each window is fitted twice (to stop, then on all of it),
+        # the first time for at most this many rounds: an upper bound.
+        total_iterations=(config.cv_splits + len(blocks) + 1) * rounds * fits_per_window,
     ) as job:
         parent, parent_id, parent_note = champion_parent(store, family, champion, not_comparable)
         progress = job.progress
         cv = cross_validate(
-            family, dataset, params, splitter, progress.across_fits(rounds), parent=parent
+            family,
+            dataset,
+            params,
+            splitter,
+            progress.across_fits(rounds),
+            parent=parent,
+            stopping=stopping,
         )
         # The candidate's procedure replayed on the bars after the champion's training: what
         # the deployment decision compares with the champion, on bars neither has seen.
@@ -214,14 +242,20 @@ def trained_model(
             dataset,
             params,
             blocks,
-            progress.across_fits(rounds, first_fit=config.cv_splits),
-            init_model=parent.model if parent else None,
+            progress.across_fits(rounds, first_fit=config.cv_splits * fits_per_window),
+            parent=parent,
+            stopping=stopping,
         )
-        progress.stage((config.cv_splits + len(blocks)) * rounds)
+        first_final = (config.cv_splits + len(blocks)) * fits_per_window
         fitted = final_fit(
-            family, dataset, params, progress, init_model=parent.model if parent else None
+            family,
+            dataset,
+            params,
+            progress.across_fits(rounds, first_fit=first_final),
+            parent=parent,
+            stopping=stopping,
         )
-        progress.flush()
+        progress.complete()
         train_seconds = job.usage.wall_seconds()
         native, onnx = store_model_files(store, family, fitted.model, len(dataset.features))
         oof = store_frame(store, cv.oof)
@@ -266,6 +300,11 @@ def trained_model(
             "parent_version_id": parent_id or "",
             "notes": "; ".join(notes),
             "oof_rows": len(cv.oof),
+            "rounds (early stopping)": (
+                f"final {fitted.best_rounds}, CV folds {cv.stopping_rounds}"
+                if fitted.best_rounds
+                else f"{rounds} (early stopping off or window too short)"
+            ),
             "folds (train, test)": str(cv.fold_sizes),
             "oof_roc_auc": roc_auc(cv.oof["label"], cv.oof["proba"]),
             "comparison_with_champion": (

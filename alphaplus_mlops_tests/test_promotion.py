@@ -29,7 +29,9 @@ from alphaplus_mlops.store.versions import champion_since, version_trained_in_ru
 from .conftest import REPO_ROOT, STRONG_SIGNAL, execute, rows
 
 SYMBOLS = ["PRA", "PRB", "PRC"]
-FAST = {"n_estimators": 60, "cv_splits": 3}
+# Early stopping off: a test that alters one version's files needs versions whose rounds, and so
+# whose files, differ (early stopping would pick the same rounds from any upper bound).
+FAST = {"n_estimators": 60, "cv_splits": 3, "early_stopping_rounds": 0}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ break and one after it:
    champion stays;
 3. load data up to T2, past the break, and retrain every family: each candidate's procedure
    meets its champion on the bars after the champion's training, paired tests decide;
-4. retrain one family on a rolling window that lies wholly after the break;
+4. retrain every family on a rolling window that lies wholly after the break;
 5. roll one family back to its previous champion;
 6. print the leaderboard, the status table and the stored market data.
 """
@@ -106,14 +106,11 @@ def retrain_after_the_break(demo: Demo) -> None:
 
 
 def rolling_window_retrain(demo: Demo) -> None:
-    demo.echo(f"\n4. lightgbm on a rolling window of the last {ROLLING_BARS} bars")
-    train_family(
-        demo,
-        "lightgbm",
-        SECOND_AS_OF,
-        "make demo: rolling window",
-        window_bars=ROLLING_BARS,
-    )
+    demo.echo(f"\n4. every family on a rolling window of the last {ROLLING_BARS} bars")
+    for family in family_names():
+        train_family(
+            demo, family, SECOND_AS_OF, "make demo: rolling window", window_bars=ROLLING_BARS
+        )
 
 
 def rollback_drill(demo: Demo) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 import psutil
+import psycopg
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.families.base import Progress
@@ -60,7 +61,12 @@ class RunTrigger:
 
 class TrainingProgress:
     """Maps each fit's iterations onto one run-wide count and reports at most every
-    ``min_interval`` seconds (and at the very end), whatever the boosting speed."""
+    ``min_interval`` seconds (and at the very end), whatever the boosting speed.
+
+    Best-effort: a report that cannot reach the database within ``write_timeout`` seconds
+    is logged and dropped, the next ones skip the database for ``retry_after`` seconds,
+    and the latest values are written once it answers again. A database blip never
+    fails a fit, nor stalls it for long."""
 
     def __init__(
         self,
@@ -69,9 +75,14 @@ class TrainingProgress:
         job_id: str,
         total: int,
         min_interval: float = 2.0,
+        write_timeout: float = 1.0,
+        retry_after: float = 30.0,
     ):
         self.context, self.db, self.job_id, self.total = context, db, job_id, total
         self.min_interval = min_interval
+        self.write_timeout, self.retry_after = write_timeout, retry_after
+        self.failed_writes = 0
+        self._retry_at = 0.0
         self.offset = 0
         self.done = 0
         self.peak_rss = psutil.Process().memory_info().rss
@@ -113,25 +124,39 @@ class TrainingProgress:
 
     def complete(self) -> None:
         """Every fit has ended: report the whole count, even where early stopping left a
-        fit short of its most rounds (the total is an upper bound)."""
+        fit short of its most rounds (the total is an upper bound), and try the database
+        once more even if it failed lately."""
         self.done = self.total
+        self._retry_at = 0.0
         self.flush()
 
     def _report(self, progress: Progress) -> None:
         self._reported = self.done
         self.peak_rss = max(self.peak_rss, psutil.Process().memory_info().rss)
-        update_training_progress(
-            self.db,
-            self.job_id,
-            self.done,
-            self.total,
-            progress.metric_name,
-            progress.metric_value,
-            self.peak_rss,
-        )
         self.context.log.info(
             f"iteration {self.done}/{self.total} {progress.metric_name}={progress.metric_value:.5f}"
         )
+        now = time.monotonic()
+        if now < self._retry_at:
+            return
+        try:
+            update_training_progress(
+                self.db,
+                self.job_id,
+                self.done,
+                self.total,
+                progress.metric_name,
+                progress.metric_value,
+                self.peak_rss,
+                timeout=self.write_timeout,
+            )
+        except psycopg.Error as exc:
+            self.failed_writes += 1
+            self._retry_at = now + self.retry_after
+            self.context.log.warning(
+                f"progress not recorded ({type(exc).__name__}: {exc}); training goes on, "
+                f"the database is tried again in {self.retry_after:.0f} s"
+            )
 
 
 class ResourceUsage:
@@ -168,7 +193,8 @@ def recorded_training_job(
     total_iterations: int,
 ) -> Iterator[TrainingJob]:
     """Mirror the run as started, open the job row, and close it when the block ends:
-    succeeded, or failed with the error, with CPU seconds and peak RSS either way."""
+    succeeded, failed with the error, or cancelled when interrupted, with CPU seconds and
+    peak RSS either way."""
     run = context.run
     mirror_run(
         db,
@@ -194,6 +220,11 @@ def recorded_training_job(
         yield job
     except Exception as exc:
         _close(db, job, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    except BaseException as exc:
+        # Termination from Dagster, Ctrl-C, SystemExit: the run was stopped, not broken.
+        # (SIGKILL and out-of-memory kills run no handler at all: the reaper's business.)
+        _close(db, job, "cancelled", f"interrupted: {type(exc).__name__}: {exc}")
         raise
     _close(db, job, "succeeded")
 

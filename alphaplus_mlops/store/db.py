@@ -108,9 +108,11 @@ class Database:
             return self._pool
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """``timeout``: seconds to wait for a connection (default the pool's), for callers
+        that would rather give up than wait, such as progress reports inside a fit."""
         pool = self._pool or self._open_pool()  # close() clears _pool; reopening refuses
-        with pool.connection() as conn:
+        with pool.connection(timeout=timeout) as conn:
             yield conn
 
     def close(self) -> None:

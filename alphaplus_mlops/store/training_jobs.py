@@ -40,9 +40,17 @@ def start_training_job(
 
 
 def update_training_progress(
-    db: Database, job_id: str, iteration: int, total: int, metric: str, value: float, rss: int
+    db: Database,
+    job_id: str,
+    iteration: int,
+    total: int,
+    metric: str,
+    value: float,
+    rss: int,
+    *,
+    timeout: float | None = None,
 ) -> None:
-    with db.connection() as conn:
+    with db.connection(timeout=timeout) as conn:
         conn.execute(
             queries.UPDATE_TRAINING_PROGRESS,
             (iteration, total, metric, value if math.isfinite(value) else None, rss, job_id),

@@ -21,6 +21,15 @@ from alphaplus_mlops.core.labels import LabelConfig, build_labels
 KEY_COLUMNS = ["symbol", "ts", "t0", "t1", "label", "forward_return", "close"]
 
 
+def instants(times: pd.Series) -> np.ndarray:
+    """Times as a NumPy array that compares fast. Time-zone-aware columns become UTC
+    datetime64 (the same instants, in the same order) rather than an object array of
+    Timestamps, which is slow to build and slow to sort and search."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = times.dt.tz_convert(None)
+    return times.to_numpy()
+
+
 @dataclass(frozen=True)
 class Dataset:
     frame: pd.DataFrame
@@ -32,6 +41,12 @@ class Dataset:
     def x(self) -> np.ndarray:
         """The features as float32, converted once: CV and the final fit share the array."""
         return self.frame[self.features].to_numpy(dtype=np.float32)
+
+    @cached_property
+    def label_times(self) -> tuple[np.ndarray, np.ndarray]:
+        """(t0, t1) of every row as UTC datetime64, converted once: the splitter, early
+        stopping and the refits after a champion all compare them."""
+        return instants(self.frame["t0"]), instants(self.frame["t1"])
 
     @property
     def y(self) -> np.ndarray:

@@ -41,15 +41,6 @@ def _parent_unseen(frame: pd.DataFrame, parent: Parent, test_start) -> bool:
     return test_start > parent.trained_until and between.nunique() >= parent.horizon
 
 
-def _instants(times: pd.Series) -> np.ndarray:
-    """Times as a NumPy array the splitter compares fast. Time-zone-aware columns become
-    UTC datetime64 (the same instants, in the same order) rather than an object array of
-    Timestamps, which is slow to build and slow to sort and search."""
-    if isinstance(times.dtype, pd.DatetimeTZDtype):
-        times = times.dt.tz_convert(None)
-    return times.to_numpy()
-
-
 def row_selector(positions: np.ndarray) -> np.ndarray | slice:
     """The row positions as a slice when they are one contiguous run (walk-forward folds on
     time-sorted data are), so that taking them is a view rather than a copy of the rows."""
@@ -111,9 +102,8 @@ def fit_procedure(
     init = parent.model if parent is not None else None
     split = None
     if stopping is not None and stopping.patience > 0 and family.rounds_key is not None:
-        t0 = _instants(dataset.frame["t0"])[rows]
-        t1 = _instants(dataset.frame["t1"])[rows]
-        split = stopping_split(t0, t1, stopping)
+        t0, t1 = dataset.label_times
+        split = stopping_split(t0[rows], t1[rows], stopping)
     if split is not None and parent is not None:
         start = dataset.frame["t0"].iloc[rows].iloc[int(split[1][0])]
         if not _parent_unseen(dataset.frame, parent, start):
@@ -153,8 +143,7 @@ def fit_procedure(
 
 def walk_forward_folds(dataset: Dataset, splitter: WalkForward) -> list[Fold]:
     """The folds ``splitter`` cuts on the dataset's label intervals [t0, t1]."""
-    frame = dataset.frame
-    return splitter.split(_instants(frame["t0"]), _instants(frame["t1"]))
+    return splitter.split(*dataset.label_times)
 
 
 def cross_validate(
@@ -252,22 +241,21 @@ def refit_blocks(
     """The blocks of bars after the champion's training, each with the rows its refit
     trains on (labels ended by the block's first bar: no row of the block, nor any later
     outcome, informs its own prediction)."""
-    frame = dataset.frame
-    unseen = rows_after_champion(frame, champion_window_end)
-    times = np.sort(frame["t0"].iloc[unseen].unique())
+    unseen = rows_after_champion(dataset.frame, champion_window_end)
+    t0, t1 = dataset.label_times
+    unseen_t0 = t0[unseen]
+    times = np.unique(unseen_t0)
     if len(times) == 0:
         return []
     size = max(schedule.refit_every, -(-len(times) // max(schedule.max_refits, 1)))
-    t0, t1 = _instants(frame["t0"]), _instants(frame["t1"])
-    unseen_t0 = t0[unseen]
     blocks = []
     for k, start in enumerate(range(0, len(times), size)):
-        span = _instants(pd.Series(times[start : start + size]))
+        span = times[start : start + size]
         train = np.flatnonzero(t1 <= span[0])
         if len(np.unique(t0[train])) < schedule.min_train_bars:
             continue
         test = unseen[(unseen_t0 >= span[0]) & (unseen_t0 <= span[-1])]
-        blocks.append(RefitBlock(k, pd.Timestamp(times[start]), train, test))
+        blocks.append(RefitBlock(k, pd.Timestamp(span[0], tz="UTC"), train, test))
     return blocks
 
 

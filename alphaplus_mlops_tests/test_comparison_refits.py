@@ -12,11 +12,13 @@ from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
 from alphaplus_mlops.modeling.fitting import (
     EarlyStopping,
+    Parent,
     RefitSchedule,
     fit_procedure,
     refit_blocks,
     rows_after_champion,
     stopping_split,
+    unseen_by_parent,
 )
 
 
@@ -137,3 +139,19 @@ def test_the_procedure_refits_every_row_with_the_rounds_early_stopping_chose(nam
     assert "early stopping chose" in fitted.notes[-1]
     without = fit_procedure(family, dataset, everything, params, None)
     assert without.n_iterations == 200 and without.best_rounds is None
+
+
+def test_a_parent_saw_a_block_until_its_last_label_ended():
+    frame = _frame(20, 3)  # labels end 3 bars after they start
+    ts = np.sort(frame["t0"].unique())
+    parent = Parent(model=None, trained_until=ts[9])
+    # Its last label, started at bar 9, ended at bar 12: bars 10-11 overlap it, 12 does not.
+    assert [unseen_by_parent(frame, parent, ts[k]) for k in (9, 10, 11, 12, 13)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    # The same rule as the rows after a champion, for all symbols at once.
+    assert frame["t0"].iloc[rows_after_champion(frame, ts[9])].min() == ts[12]

@@ -62,7 +62,7 @@ def test_incremental_cv_continues_from_the_parent_only_on_folds_it_never_saw(bef
     ).model
     splitter = WalkForward(n_splits=3, gap=1)
     fresh = cross_validate(
-        family, before_break, {"n_estimators": 10}, splitter, parent=Parent(model, cut, horizon=1)
+        family, before_break, {"n_estimators": 10}, splitter, parent=Parent(model, cut)
     )
     assert fresh.warm_started_folds == [0, 1, 2]
     stale = cross_validate(
@@ -70,7 +70,7 @@ def test_incremental_cv_continues_from_the_parent_only_on_folds_it_never_saw(bef
         before_break,
         {"n_estimators": 10},
         splitter,
-        parent=Parent(model, frame["t0"].max(), horizon=1),
+        parent=Parent(model, frame["t0"].max()),
     )
     assert stale.warm_started_folds == []
     assert not np.allclose(fresh.oof["proba"], stale.oof["proba"])

@@ -32,13 +32,15 @@ class Parent:
 
     model: Any
     trained_until: pd.Timestamp
-    horizon: int
 
 
-def _parent_unseen(frame: pd.DataFrame, parent: Parent, test_start) -> bool:
-    """True when the parent never saw the test block, labels included."""
-    between = frame["t0"][(frame["t0"] > parent.trained_until) & (frame["t0"] <= test_start)]
-    return test_start > parent.trained_until and between.nunique() >= parent.horizon
+def unseen_by_parent(frame: pd.DataFrame, parent: Parent, test_start) -> bool:
+    """True when the parent never saw the block starting at ``test_start``, labels
+    included: the block starts once the last label the parent trained on has ended (the
+    same rule as :func:`rows_after_champion`, for all symbols at once)."""
+    seen = frame["t0"] <= parent.trained_until
+    last_end = frame["t1"][seen].max() if seen.any() else parent.trained_until
+    return test_start > parent.trained_until and test_start >= last_end
 
 
 def row_selector(positions: np.ndarray) -> np.ndarray | slice:
@@ -106,7 +108,7 @@ def fit_procedure(
         split = stopping_split(t0[rows], t1[rows], stopping)
     if split is not None and parent is not None:
         start = dataset.frame["t0"].iloc[rows].iloc[int(split[1][0])]
-        if not _parent_unseen(dataset.frame, parent, start):
+        if not unseen_by_parent(dataset.frame, parent, start):
             split = None
     if split is None:
         return family.fit(x, y, params, progress=progress, init_model=init)
@@ -166,7 +168,9 @@ def cross_validate(
     parts, sizes, warm, stopped = [], [], [], []
     for fold in folds:
         warm_from = None
-        if parent is not None and _parent_unseen(frame, parent, frame["t0"].iloc[fold.test].min()):
+        if parent is not None and unseen_by_parent(
+            frame, parent, frame["t0"].iloc[fold.test].min()
+        ):
             warm_from = parent
             warm.append(fold.index)
         train, test = row_selector(fold.train), row_selector(fold.test)

@@ -377,6 +377,5 @@ def champion_parent(
     parent = Parent(
         model=load_model(store, family, champion),
         trained_until=pd.Timestamp(champion["dataset_window_end"]),
-        horizon=int((champion["label_config"] or {}).get("horizon", 1)),
     )
     return parent, str(champion["id"]), f"parent v{champion['version']}"

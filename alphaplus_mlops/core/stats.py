@@ -69,13 +69,14 @@ def mean_pairwise_correlation(series: list[pd.Series], min_overlap: int = 30) ->
     """Mean correlation of every pair of return series (indexed by time) over the times
     both have; pairs overlapping on fewer than ``min_overlap`` times are left out. NaN
     when no pair qualifies."""
-    values = []
-    for i in range(len(series)):
-        for j in range(i + 1, len(series)):
-            both = pd.concat([series[i], series[j]], axis=1, join="inner").dropna()
-            if len(both) >= min_overlap and both.iloc[:, 0].std() > 0 and both.iloc[:, 1].std() > 0:
-                values.append(float(both.iloc[:, 0].corr(both.iloc[:, 1])))
-    return float(np.mean(values)) if values else float("nan")
+    if len(series) < 2:
+        return float("nan")
+    # Aligned on time; pandas correlates each pair over the times both have.
+    table = pd.concat(series, axis=1, ignore_index=True)
+    matrix = table.corr(min_periods=min_overlap).to_numpy()
+    pairs = matrix[np.triu_indices(len(series), k=1)]
+    pairs = pairs[np.isfinite(pairs)]
+    return float(pairs.mean()) if len(pairs) else float("nan")
 
 
 def deflated_sharpe(

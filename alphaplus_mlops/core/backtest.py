@@ -163,7 +163,8 @@ def median_bars_per_year(frame: pd.DataFrame) -> float:
     return float(np.median(rates))
 
 
-def _sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+def annualized_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+    """mean / std (ddof 1) · √(periods per year); 0 for a series that does not vary."""
     r = np.asarray(returns, dtype=float)
     std = r.std(ddof=1)
     return float(r.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0
@@ -212,9 +213,9 @@ def portfolio_metrics(
     hit_rate = float((r[active] > 0).mean()) if active.any() else 0.0
     delayed = float("nan")
     if delayed_returns is not None:
-        delayed = _sharpe(delayed_returns, periods_per_year)
+        delayed = annualized_sharpe(delayed_returns, periods_per_year)
     return BusinessMetrics(
-        net_sharpe=_sharpe(r, periods_per_year),
+        net_sharpe=annualized_sharpe(r, periods_per_year),
         net_sharpe_delayed=delayed,
         profit_factor=profit_factor,
         max_drawdown=drawdown,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from alphaplus_mlops.core.backtest import annualized_sharpe
+
 REGIMES = ("calm", "choppy", "crisis")
 
 
@@ -205,15 +207,8 @@ def planted_signal_sharpe(market: SimulatedMarket, periods_per_year: float = 252
         rows.append(
             {
                 "symbol": symbol,
-                "before_break": _annualized_sharpe(pnl[~after], periods_per_year),
-                "after_break": _annualized_sharpe(pnl[after], periods_per_year),
+                "before_break": annualized_sharpe(pnl[~after], periods_per_year),
+                "after_break": annualized_sharpe(pnl[after], periods_per_year),
             }
         )
     return pd.DataFrame(rows)
-
-
-def _annualized_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
-    active = returns[np.isfinite(returns)]
-    if len(active) < 2 or active.std(ddof=1) == 0:
-        return float("nan")
-    return float(active.mean() / active.std(ddof=1) * np.sqrt(periods_per_year))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from alphaplus_mlops.defs.artifact_scan import artifact_scan_job, artifact_scan_schedule
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.market import market_bars
@@ -46,8 +47,8 @@ def build_definitions(
             champion_model,
         ],
         asset_checks=quality_gate_checks,
-        jobs=[ingest_market_bars_job, train_model_job, rollback_job],
-        schedules=[model_age_schedule],
+        jobs=[ingest_market_bars_job, train_model_job, rollback_job, artifact_scan_job],
+        schedules=[model_age_schedule, artifact_scan_schedule],
         sensors=[run_mirror_sensor],
         resources=resources or build_resources(settings),
     )

@@ -347,3 +347,63 @@ SELECT symbol, ts, open, high, low, close, volume FROM (
 WHERE age <= %s
 ORDER BY symbol, ts
 """
+
+# Alerts and artifact integrity ----------------------------------------------------------------
+
+SELECT_ALERT_RULE = """
+SELECT id, name, category, severity, enabled FROM ml_ops_alerts
+WHERE record_type = 'rule' AND name = %s
+"""
+
+# Two workers that find the same lost file at once raise one alert, not two.
+LOCK_ALERT_KEY = "SELECT pg_advisory_xact_lock(hashtext('ml_ops_alerts:' || %s))"
+
+SELECT_OPEN_ALERT_BY_KEY = """
+SELECT id FROM ml_ops_alerts
+WHERE record_type = 'alert' AND rule_id = %s AND acknowledged_at IS NULL
+  AND details->>'key' = %s
+ORDER BY fired_at LIMIT 1
+"""
+
+INSERT_ALERT = """
+INSERT INTO ml_ops_alerts
+    (record_type, rule_id, name, category, severity, message, details, fired_at)
+VALUES ('alert', %s, %s, %s, %s, %s, %s, now())
+RETURNING id
+"""
+
+SELECT_OPEN_ALERTS = """
+SELECT id, rule_id, name, category, severity, message, details, fired_at
+FROM ml_ops_alerts
+WHERE record_type = 'alert' AND acknowledged_at IS NULL AND (%s::text IS NULL OR name = %s)
+ORDER BY fired_at, id
+"""
+
+ACKNOWLEDGE_ALERT = """
+UPDATE ml_ops_alerts SET acknowledged_at = now(), acknowledged_by = %s
+WHERE id = %s AND record_type = 'alert' AND acknowledged_at IS NULL
+RETURNING id
+"""
+
+# Every artifact the database records, with what it belongs to; champions first, as their
+# loss matters most. Rows that recorded no file (older evaluations) are left out.
+SELECT_RECORDED_ARTIFACTS = """
+SELECT * FROM (
+    SELECT 'model_versioning' AS record_table, v.id::text AS record_id, a.kind, v.family,
+           v.version, v.status AS role, a.uri, a.sha256
+    FROM model_versioning v
+    CROSS JOIN LATERAL (VALUES ('native', v.native_uri, v.native_sha256),
+                               ('onnx', v.onnx_uri, v.onnx_sha256),
+                               ('oof', v.oof_uri, v.oof_sha256)) AS a (kind, uri, sha256)
+    UNION ALL
+    SELECT 'training_data_management', d.id::text, 'dataset', NULL, NULL, NULL,
+           d.artifact_uri, d.artifact_sha256
+    FROM training_data_management d
+    UNION ALL
+    SELECT 'model_performance_tracking', p.id::text, 'returns', v.family, v.version, v.status,
+           p.returns_uri, p.returns_sha256
+    FROM model_performance_tracking p JOIN model_versioning v ON v.id = p.model_version_id
+) recorded
+WHERE uri IS NOT NULL
+ORDER BY coalesce(role = 'champion', false) DESC, record_table, family, version, record_id, kind
+"""

@@ -7,7 +7,7 @@ the CLI and the Dagster resources agree on one list.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_DATABASE_URL = "ALPHAPLUS_DATABASE_URL"
@@ -18,11 +18,23 @@ ENV_MARKET_SOURCES = "ALPHAPLUS_MARKET_SOURCES"
 ENV_SIM_SYMBOLS = "ALPHAPLUS_SIM_SYMBOLS"
 ENV_SIM_SEED = "ALPHAPLUS_SIM_SEED"
 ENV_SIM_BARS = "ALPHAPLUS_SIM_BARS"
+ENV_MIGRATION_DATABASE_URL = "ALPHAPLUS_MIGRATION_DATABASE_URL"
+ENV_HEARTBEAT_SECONDS = "ALPHAPLUS_HEARTBEAT_SECONDS"
+ENV_TRAINING_STALE_SECONDS = "ALPHAPLUS_TRAINING_STALE_SECONDS"
+ENV_LOCK_TIMEOUT_SECONDS = "ALPHAPLUS_LOCK_TIMEOUT_SECONDS"
+ENV_STATEMENT_TIMEOUT_SECONDS = "ALPHAPLUS_STATEMENT_TIMEOUT_SECONDS"
 
 DEFAULT_MARKET_SOURCES = ("sample", "simulator")
 DEFAULT_SIM_SYMBOLS = ("SIM1",)
 DEFAULT_SIM_SEED = 7
 DEFAULT_SIM_BARS = 2520
+# A training worker beats every 30 s; ten missed beats (5 min) and the reaper calls it dead.
+DEFAULT_HEARTBEAT_SECONDS = 30
+DEFAULT_TRAINING_STALE_SECONDS = 300
+# No statement waits on a lock (the family lock of promotion) longer than 15 s, and none
+# runs longer than 10 min: a hung holder fails its waiters with a message, not silence.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 15
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 600
 
 
 class SettingsError(ValueError):
@@ -47,16 +59,34 @@ def _positive_int(name: str, value: str | None, default: int) -> int:
     return number
 
 
+def _postgres_url(name: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    if not value.startswith(("postgresql://", "postgres://")):
+        # Only the scheme: the rest may hold a password.
+        raise SettingsError(
+            f"{name} must be a postgresql:// URL, got a value starting "
+            f"with {value.split(':', 1)[0]!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the environment says. Build it with :func:`Settings.from_env`."""
 
-    database_url: str | None
+    # Out of repr: a URL may carry a password, and a Settings may end up in a log.
+    database_url: str | None = field(repr=False)
     home: Path
     market_sources: tuple[str, ...] = DEFAULT_MARKET_SOURCES
     sim_symbols: tuple[str, ...] = DEFAULT_SIM_SYMBOLS
     sim_seed: int = DEFAULT_SIM_SEED
     sim_bars: int = DEFAULT_SIM_BARS
+    migration_database_url: str | None = field(default=None, repr=False)
+    heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
+    training_stale_seconds: int = DEFAULT_TRAINING_STALE_SECONDS
+    lock_timeout_seconds: int = DEFAULT_LOCK_TIMEOUT_SECONDS
+    statement_timeout_seconds: int = DEFAULT_STATEMENT_TIMEOUT_SECONDS
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -77,11 +107,27 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        url = env.get(ENV_DATABASE_URL) or None
-        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        url = _postgres_url(ENV_DATABASE_URL, env.get(ENV_DATABASE_URL))
+        migration_url = _postgres_url(
+            ENV_MIGRATION_DATABASE_URL, env.get(ENV_MIGRATION_DATABASE_URL)
+        )
+        if migration_url is not None and url is None:
             raise SettingsError(
-                f"{ENV_DATABASE_URL} must be a postgresql:// URL, got a value starting "
-                f"with {url.split(':', 1)[0]!r}"
+                f"{ENV_MIGRATION_DATABASE_URL} needs {ENV_DATABASE_URL}: a separate migration "
+                "role is for an external server (the embedded one has a single owner)"
+            )
+        heartbeat = _positive_int(
+            ENV_HEARTBEAT_SECONDS, env.get(ENV_HEARTBEAT_SECONDS), DEFAULT_HEARTBEAT_SECONDS
+        )
+        stale = _positive_int(
+            ENV_TRAINING_STALE_SECONDS,
+            env.get(ENV_TRAINING_STALE_SECONDS),
+            DEFAULT_TRAINING_STALE_SECONDS,
+        )
+        if stale < 2 * heartbeat:
+            raise SettingsError(
+                f"{ENV_TRAINING_STALE_SECONDS} ({stale}) must be at least twice "
+                f"{ENV_HEARTBEAT_SECONDS} ({heartbeat}): one late beat is not a death"
             )
         home = Path(env.get(ENV_HOME) or ".alphaplus").expanduser().resolve()
         sources = _csv(env.get(ENV_MARKET_SOURCES), DEFAULT_MARKET_SOURCES)
@@ -97,4 +143,17 @@ class Settings:
             sim_symbols=_csv(env.get(ENV_SIM_SYMBOLS), DEFAULT_SIM_SYMBOLS),
             sim_seed=_positive_int(ENV_SIM_SEED, env.get(ENV_SIM_SEED), DEFAULT_SIM_SEED),
             sim_bars=_positive_int(ENV_SIM_BARS, env.get(ENV_SIM_BARS), DEFAULT_SIM_BARS),
+            migration_database_url=migration_url,
+            heartbeat_seconds=heartbeat,
+            training_stale_seconds=stale,
+            lock_timeout_seconds=_positive_int(
+                ENV_LOCK_TIMEOUT_SECONDS,
+                env.get(ENV_LOCK_TIMEOUT_SECONDS),
+                DEFAULT_LOCK_TIMEOUT_SECONDS,
+            ),
+            statement_timeout_seconds=_positive_int(
+                ENV_STATEMENT_TIMEOUT_SECONDS,
+                env.get(ENV_STATEMENT_TIMEOUT_SECONDS),
+                DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+            ),
         )

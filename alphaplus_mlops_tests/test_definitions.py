@@ -47,4 +47,4 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "rollback_job",
     }
     assert [s["name"] for s in listed["schedules"]] == ["model_age_schedule"]
-    assert [s["name"] for s in listed["sensors"]] == ["run_mirror_sensor"]
+    assert sorted(s["name"] for s in listed["sensors"]) == ["run_mirror_sensor", "training_reaper"]

@@ -20,12 +20,22 @@ import click
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.families import family_names
-from alphaplus_mlops.settings import Settings, SettingsError
+from alphaplus_mlops.settings import (
+    ENV_DAGSTER_PG_URL,
+    ENV_DATABASE_URL,
+    Settings,
+    SettingsError,
+)
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.db import Database, connect, redact, resolve_database_url
 from alphaplus_mlops.store.embedded import EmbeddedDatabaseError, stop_embedded
-from alphaplus_mlops.store.migrations import MigrationError, migrate
+from alphaplus_mlops.store.migrations import (
+    MigrationError,
+    migrate,
+    migrate_as_owner,
+    prepare_schema,
+)
 from alphaplus_mlops.store.migrations import status as migration_status
 from alphaplus_mlops.store.promotion import PromotionRefused, serving_at
 from alphaplus_mlops.store.promotion import promote as promote_version
@@ -50,7 +60,7 @@ def _database_url(settings: Settings) -> str:
 def _migrated_url(settings: Settings) -> str:
     url = _database_url(settings)
     try:
-        migrate(url)
+        prepare_schema(url, settings.migration_database_url)
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from exc
     return url
@@ -101,10 +111,17 @@ def db_stop() -> None:
 
 @db.command("migrate")
 def db_migrate() -> None:
-    """Apply pending migrations from sql/, in order, each once."""
-    url = _database_url(_settings())
+    """Apply pending migrations from sql/, in order, each once.
+
+    With ALPHAPLUS_MIGRATION_DATABASE_URL they are applied as that role, which then grants
+    the runtime role (ALPHAPLUS_DATABASE_URL's user) data access only."""
+    settings = _settings()
+    url = _database_url(settings)
     try:
-        applied = migrate(url)
+        if settings.migration_database_url:
+            applied = migrate_as_owner(settings.migration_database_url, url)
+        else:
+            applied = migrate(url)
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from exc
     if applied:
@@ -129,9 +146,16 @@ def db_status() -> None:
 
 
 @db.command("url")
-def db_url() -> None:
-    """Print the database URL in use (starting the embedded server if needed)."""
-    click.echo(_database_url(_settings()))
+@click.option(
+    "--show-password",
+    is_flag=True,
+    help="Print the URL as it is, password included (for a script's own use).",
+)
+def db_url(show_password: bool) -> None:
+    """Print the database URL in use (starting the embedded server if needed), with any
+    password masked unless --show-password."""
+    url = _database_url(_settings())
+    click.echo(url if show_password else redact(url))
 
 
 # data -------------------------------------------------------------------------------------
@@ -194,7 +218,12 @@ def env() -> None:
 
     settings = _settings()
     for key, value in prepare_dagster(settings, _migrated_url(settings)).items():
-        click.echo(f"export {key}={shlex.quote(value)}")
+        if key == ENV_DAGSTER_PG_URL and redact(value) != value:
+            # The URL holds a secret: print a shell expression that rebuilds it from
+            # ALPHAPLUS_DATABASE_URL when eval'd, never the secret itself.
+            click.echo(f'export {key}="postgresql+psycopg2://${{{ENV_DATABASE_URL}#*://}}"')
+        else:
+            click.echo(f"export {key}={shlex.quote(value)}")
 
 
 @main.command("dev", context_settings={"ignore_unknown_options": True})

@@ -20,6 +20,7 @@ from alphaplus_mlops.defs.resources import (
 )
 from alphaplus_mlops.defs.schedules import model_age_schedule
 from alphaplus_mlops.defs.sensors import run_mirror_sensor
+from alphaplus_mlops.defs.upkeep import build_training_reaper
 from alphaplus_mlops.settings import Settings
 
 
@@ -49,6 +50,6 @@ def build_definitions(
         asset_checks=quality_gate_checks,
         jobs=[ingest_market_bars_job, train_model_job, rollback_job, artifact_scan_job],
         schedules=[model_age_schedule, artifact_scan_schedule],
-        sensors=[run_mirror_sensor],
+        sensors=[run_mirror_sensor, build_training_reaper(settings)],
         resources=resources or build_resources(settings),
     )

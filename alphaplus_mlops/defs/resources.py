@@ -9,15 +9,16 @@ from alphaplus_mlops.settings import ENV_DATABASE_URL, Settings
 from alphaplus_mlops.store.artifacts import ArtifactStore, LocalArtifactStore
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
 from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
-from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops.store.migrations import prepare_schema
 
 
 class PostgresResource(dg.ConfigurableResource):
     """The project's PostgreSQL: ``database_url`` when given, else the embedded server.
 
     On first use in a run it applies pending migrations (idempotent, under an advisory
-    lock), so a run never meets a schema older than its code. ``db`` lends pooled
-    connections until the step ends.
+    lock), so a run never meets a schema older than its code; with a separate migration
+    role (ALPHAPLUS_MIGRATION_DATABASE_URL) it only checks that none is pending. ``db``
+    lends pooled connections until the step ends.
     """
 
     database_url: str | None = None
@@ -30,7 +31,7 @@ class PostgresResource(dg.ConfigurableResource):
         settings = Settings(database_url=self.database_url or None, home=Path(self.home))
         url = resolve_database_url(settings)
         if self.migrate_on_start:
-            applied = migrate(url)
+            applied = prepare_schema(url, Settings.from_env().migration_database_url)
             if applied and context.log is not None:
                 context.log.info(f"applied migrations: {[m.filename for m in applied]}")
         self._db = Database(url)

@@ -7,6 +7,7 @@ its progress, CPU seconds and peak RSS, and how the row is closed.
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +19,11 @@ import psycopg
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.families.base import Progress
+from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.run_mirror import mirror_run
 from alphaplus_mlops.store.training_jobs import (
+    beat_training_heartbeat,
     finish_training_job,
     start_training_job,
     update_training_progress,
@@ -174,6 +177,35 @@ class ResourceUsage:
         return (now.ru_utime - self.cpu_start.ru_utime) + (now.ru_stime - self.cpu_start.ru_stime)
 
 
+class Heartbeat:
+    """Beats the row's heartbeat every ``interval`` seconds from a thread of its own, so
+    that silence means the worker is gone (killed, out of memory), not busy: the boosting
+    libraries release the GIL while they fit, and a slow data load sends no progress.
+    Best-effort like progress: a beat that fails is counted and the next one tries again."""
+
+    def __init__(self, db: Database, job_id: str, interval: float):
+        self.db, self.job_id, self.interval = db, job_id, interval
+        self.beats = self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="training-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                beat_training_heartbeat(self.db, self.job_id, timeout=min(self.interval, 5.0))
+                self.beats += 1
+            except Exception:  # never let a beat end the thread, nor the run
+                self.failed += 1
+
+
 @dataclass(frozen=True)
 class TrainingJob:
     id: str
@@ -217,13 +249,15 @@ def recorded_training_job(
         job_id, TrainingProgress(context, db, job_id, total_iterations), ResourceUsage()
     )
     try:
-        yield job
+        with Heartbeat(db, job_id, Settings.from_env().heartbeat_seconds):
+            yield job
     except Exception as exc:
         _close(db, job, "failed", f"{type(exc).__name__}: {exc}")
         raise
     except BaseException as exc:
         # Termination from Dagster, Ctrl-C, SystemExit: the run was stopped, not broken.
-        # (SIGKILL and out-of-memory kills run no handler at all: the reaper's business.)
+        # (SIGKILL and out-of-memory kills run no handler at all: the heartbeat stops and
+        # the reaper closes the row.)
         _close(db, job, "cancelled", f"interrupted: {type(exc).__name__}: {exc}")
         raise
     _close(db, job, "succeeded")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -41,13 +41,33 @@ def dagster_storage_url(database_url: str) -> str:
     return urlunsplit(("postgresql+psycopg2", *parts[1:]))
 
 
+# Query parameters libpq reads secrets from (`?password=`, a service file's password is
+# not in the URL); every one of them is masked, whatever its case.
+_SECRET_PARAMETERS = {"password", "sslpassword", "passfile"}
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and UI metadata."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit((parts.scheme, netloc, *parts[2:]))
-    return url
+    """The URL with every password masked (in the user part and in the query string), for
+    output, logs and UI metadata; the rest is left exactly as written."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<database URL not shown>"
+    rest, hash_, fragment = rest.partition("#")
+    base, question, query = rest.partition("?")
+    netloc, slash, path = base.partition("/")
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{host}"
+    parameters = []
+    for parameter in query.split("&") if query else []:
+        key, equals, _ = parameter.partition("=")
+        secret = unquote_plus(key).strip().lower() in _SECRET_PARAMETERS
+        parameters.append(f"{key}=***" if secret else parameter)
+    return (
+        f"{scheme}://{netloc}{slash}{path}{question}{'&'.join(parameters)}{hash_}{fragment}"
+    )
 
 
 def with_database(url: str, database: str) -> str:
@@ -56,10 +76,45 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
-def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+def session_settings(
+    lock_timeout: float | None = None, statement_timeout: float | None = None
+) -> dict[str, Any]:
+    """libpq keyword arguments every connection of the project uses: TCP keepalives (a
+    server that vanished is noticed within about a minute, not after hours), a connect
+    timeout, and the session's lock and statement timeouts in seconds (0: none). Unset
+    timeouts come from the environment (ALPHAPLUS_LOCK_TIMEOUT_SECONDS,
+    ALPHAPLUS_STATEMENT_TIMEOUT_SECONDS)."""
+    if lock_timeout is None or statement_timeout is None:
+        settings = Settings.from_env()
+        lock_timeout = settings.lock_timeout_seconds if lock_timeout is None else lock_timeout
+        if statement_timeout is None:
+            statement_timeout = settings.statement_timeout_seconds
+    return {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "options": f"-c lock_timeout={int(lock_timeout * 1000)} "
+        f"-c statement_timeout={int(statement_timeout * 1000)}",
+    }
+
+
+def connect(
+    url: str,
+    *,
+    autocommit: bool = False,
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
+) -> psycopg.Connection:
     """A dedicated connection, for work that must own its session (session-level advisory
     locks, migrations, LISTEN). Everything else borrows from :class:`Database`."""
-    return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
+    return psycopg.connect(
+        url,
+        autocommit=autocommit,
+        row_factory=dict_row,
+        **session_settings(lock_timeout, statement_timeout),
+    )
 
 
 class Database:
@@ -72,10 +127,19 @@ class Database:
     reconnect, not an error), and closes with :meth:`close`; a closed Database refuses use.
     """
 
-    def __init__(self, url: str, *, max_size: int = 4, timeout: float = 15.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_size: int = 4,
+        timeout: float = 15.0,
+        lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
+    ):
         self.url = url
         self._max_size = max_size
         self._timeout = timeout
+        self._session = session_settings(lock_timeout, statement_timeout)
         self._pool: ConnectionPool | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -91,7 +155,11 @@ class Database:
                     max_size=self._max_size,
                     # No server-side prepared statements: a migration that adds a column
                     # would otherwise break the cached plans of `SELECT *` on live pools.
-                    kwargs={"row_factory": dict_row, "prepare_threshold": None},
+                    kwargs={
+                        "row_factory": dict_row,
+                        "prepare_threshold": None,
+                        **self._session,
+                    },
                     check=ConnectionPool.check_connection,
                     timeout=self._timeout,
                     name="alphaplus",
@@ -102,7 +170,7 @@ class Database:
                 except PoolTimeout:
                     pool.close()
                     # The pool hides the cause; one direct attempt names it.
-                    psycopg.connect(self.url, connect_timeout=5).close()
+                    psycopg.connect(self.url, **self._session).close()
                     raise
                 self._pool = pool
             return self._pool

@@ -4,6 +4,11 @@ A session-level advisory lock serializes concurrent runners, so two processes st
 once end with one schema: the second waits, then finds nothing pending. Each applied file's
 SHA-256 is recorded; a file edited after it was applied is refused, because the database
 would no longer match what the repository says it is.
+
+With a separate migration role (ALPHAPLUS_MIGRATION_DATABASE_URL), that role owns the schema
+and :func:`grant_runtime_privileges` gives the runtime role data access only: it cannot
+alter tables, drop the ledger's triggers, or update and delete ledger rows. Runs then check
+that the schema is current instead of migrating it (:func:`ensure_current`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from psycopg import sql
+
 from alphaplus_mlops.store import queries
-from alphaplus_mlops.store.db import connect
+from alphaplus_mlops.store.db import connect, redact
 
 DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # Any constant works; it only has to be the same for every runner.
@@ -94,7 +101,9 @@ def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
     """Apply every pending migration. Returns the ones applied by this call."""
     migrations = discover(sql_dir)
     applied_now: list[Migration] = []
-    with connect(url, autocommit=True) as conn:
+    # A migration may rewrite a big table: no statement timeout; waiting for another
+    # migrator (or a long query holding a table) is bounded, at five minutes.
+    with connect(url, autocommit=True, lock_timeout=300, statement_timeout=0) as conn:
         conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_MIGRATION_LOCK_KEY,))
         try:
             conn.execute(queries.CREATE_SCHEMA_MIGRATIONS)
@@ -121,6 +130,58 @@ def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
         finally:
             conn.execute(queries.RELEASE_ADVISORY_LOCK, (_MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def pending(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
+    return [state.migration for state in status(url, sql_dir) if not state.applied]
+
+
+def ensure_current(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> None:
+    """Refuse to run on a schema older than the code (with a separate migration role,
+    runs may not migrate it themselves)."""
+    waiting = pending(url, sql_dir)
+    if waiting:
+        raise MigrationError(
+            f"{redact(url)} lacks {len(waiting)} migration(s) "
+            f"({', '.join(m.filename for m in waiting)}): run `alphaplus-mlops db migrate`, "
+            "which applies them as the migration role (ALPHAPLUS_MIGRATION_DATABASE_URL)"
+        )
+
+
+def prepare_schema(runtime_url: str, migration_url: str | None) -> list[Migration]:
+    """What a run or a command does before it starts: migrate the schema, or, when a
+    migration role owns it, check that it is current."""
+    if migration_url is None:
+        return migrate(runtime_url)
+    ensure_current(runtime_url)
+    return []
+
+
+def migrate_as_owner(migration_url: str, runtime_url: str) -> list[Migration]:
+    """`db migrate` with a migration role: apply as the owner, then (re)grant the runtime
+    role its data access, which also covers tables the new migrations created."""
+    applied = migrate(migration_url)
+    grant_runtime_privileges(migration_url, runtime_role(runtime_url))
+    return applied
+
+
+def runtime_role(runtime_url: str) -> str:
+    with connect(runtime_url) as conn:
+        return conn.execute(queries.CURRENT_ROLE).fetchone()["role"]
+
+
+def grant_runtime_privileges(migration_url: str, role: str) -> None:
+    """Data access for ``role`` on every table and sequence, nothing more; on the ledger,
+    reading and appending only. Idempotent; run after every migration."""
+    with connect(migration_url) as conn, conn.transaction():
+        owner = conn.execute(queries.CURRENT_ROLE).fetchone()["role"]
+        if owner == role:
+            raise MigrationError(
+                "ALPHAPLUS_MIGRATION_DATABASE_URL and ALPHAPLUS_DATABASE_URL log in as the "
+                f"same role ({role}): the runtime role would own the schema"
+            )
+        for statement in queries.GRANT_RUNTIME_PRIVILEGES:
+            conn.execute(sql.SQL(statement).format(role=sql.Identifier(role)))
 
 
 def status(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[MigrationState]:

@@ -10,7 +10,9 @@ new one, never neither nor both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+
+import psycopg
 
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, ArtifactStore
@@ -31,6 +33,29 @@ ANY_CHAMPION = object()
 
 class PromotionRefused(RuntimeError):
     """A version may not become champion; the message says why."""
+
+
+def _lock_family(conn, family: str) -> None:
+    """The per-family lock, waited for no longer than the session's lock_timeout: a hung
+    holder fails this promotion with a message instead of blocking it forever."""
+    waited = conn.execute(queries.SHOW_LOCK_TIMEOUT).fetchone()["lock_timeout"]
+    try:
+        conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+    except psycopg.errors.LockNotAvailable as exc:
+        raise PromotionRefused(
+            f"another transaction has held the {family} promotion lock for more than "
+            f"{waited} (ALPHAPLUS_LOCK_TIMEOUT_SECONDS): nothing changed; find it with "
+            "pg_stat_activity / pg_locks, end it, and try again"
+        ) from exc
+
+
+def _check_evidence_age(status, family: str, version: int, max_age: timedelta) -> None:
+    oldest = min((g["checked_at"] for g in status.gates if g["checked_at"]), default=None)
+    if oldest is not None and datetime.now(UTC) - oldest > max_age:
+        raise PromotionRefused(
+            f"{family} v{version}'s gate evidence dates from {oldest:%Y-%m-%d %H:%M} UTC, "
+            f"older than {max_age.days} day(s): re-run its gates (retrain) before promoting"
+        )
 
 
 def reject_candidate(
@@ -137,20 +162,24 @@ def promote(
     reason: str,
     evidence: dict | None = None,
     replacing: str | None | object = ANY_CHAMPION,
+    max_evidence_age: timedelta | None = None,
 ) -> LedgerEntry:
     """Make ``version_id`` its family's champion, or raise PromotionRefused saying why.
 
     ``replacing`` is the champion an automated decision compared the candidate with (None:
     there was none). If another version became champion since, the decision is stale and
     the promotion is refused; manual promotions leave it at ANY_CHAMPION.
+    ``max_evidence_age`` refuses gate results older than that (manual promotions).
     """
+    if not reason.strip():
+        raise PromotionRefused("a promotion needs a reason, for the ledger")
     with db.connection() as conn, conn.transaction():
         found = version_in(conn, version_id)
         if found is None:
             raise PromotionRefused(f"no model version {version_id}")
         family = found["family"]
         # The family lock first, as rollback takes it: one order, no deadlock.
-        conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+        _lock_family(conn, family)
         version = version_in(conn, version_id, for_update=True)
         status = gate_status_in(conn, version_id)
         if not status.all_passed:
@@ -160,6 +189,8 @@ def promote(
             )
         if version["status"] in ("rejected", "champion"):
             raise PromotionRefused(f"{family} v{version['version']} is {version['status']}")
+        if max_evidence_age is not None:
+            _check_evidence_age(status, family, version["version"], max_evidence_age)
         verify_artifacts(store, version)
         previous = champion_in(conn, family, for_update=True)
         previous_id = str(previous["id"]) if previous else None
@@ -212,7 +243,7 @@ def rollback(
     if not reason.strip():
         raise PromotionRefused("a rollback needs a reason")
     with db.connection() as conn, conn.transaction():
-        conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+        _lock_family(conn, family)
         current = champion_in(conn, family, for_update=True)
         if to_version is not None:
             target = version_by_number_in(conn, family, to_version)

@@ -2,6 +2,21 @@
 
 # Migrations -------------------------------------------------------------------------------
 
+CURRENT_ROLE = "SELECT current_user AS role"
+
+# The runtime role's privileges when a migration role owns the schema; {role} is an
+# identifier composed with psycopg.sql. Only a table's owner may alter or drop it or its
+# triggers, so the runtime role gets data access to ours; ledger rows can be read and
+# appended, nothing else. It keeps CREATE on the schema for Dagster's own storage tables,
+# which dagster-postgres creates on first use (they are then the runtime role's).
+GRANT_RUNTIME_PRIVILEGES = (
+    "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON model_promotion_ledger FROM {role}",
+    "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {role}",
+)
+
 ACQUIRE_ADVISORY_LOCK = "SELECT pg_advisory_lock(%s)"
 RELEASE_ADVISORY_LOCK = "SELECT pg_advisory_unlock(%s)"
 
@@ -108,29 +123,93 @@ SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 INSERT_TRAINING_JOB = """
 INSERT INTO model_training_jobs
     (family, trigger_type, trigger_id, priority, status, dagster_run_id, requested_by, reason,
-     dataset_id, config, started_at)
+     dataset_id, config, started_at, heartbeat_at)
 VALUES (%s, %s, (SELECT id FROM automated_retraining_triggers WHERE id = %s::uuid), %s,
-        'running', %s, %s, %s, %s, %s, now())
+        'running', %s, %s, %s, %s, %s, now(), now())
 RETURNING id
 """
 
 UPDATE_TRAINING_PROGRESS = """
 UPDATE model_training_jobs
 SET iteration = %s, total_iterations = %s, last_metric_name = %s, last_metric_value = %s,
-    peak_rss_bytes = greatest(coalesce(peak_rss_bytes, 0), %s), progress_updated_at = now()
+    peak_rss_bytes = greatest(coalesce(peak_rss_bytes, 0), %s), progress_updated_at = now(),
+    heartbeat_at = now()
 WHERE id = %s
+"""
+
+TRAINING_HEARTBEAT = """
+UPDATE model_training_jobs SET heartbeat_at = now() WHERE id = %s AND status = 'running'
 """
 
 FINISH_TRAINING_JOB = """
 UPDATE model_training_jobs
 SET status = %s, cpu_seconds = %s, peak_rss_bytes = greatest(coalesce(peak_rss_bytes, 0), %s),
     error = %s, finished_at = now()
-WHERE id = %s
+WHERE id = %s AND status = 'running'
+RETURNING id
+"""
+
+# Running rows the reaper looks at: each with its seconds since the last sign of life.
+SELECT_RUNNING_TRAINING_JOBS = """
+SELECT id, family, dagster_run_id, started_at, heartbeat_at,
+       extract(epoch FROM now() - coalesce(heartbeat_at, started_at, created_at)) AS silent_seconds
+FROM model_training_jobs
+WHERE status = 'running'
+ORDER BY created_at
+"""
+
+# Closes a row the reaper judged dead; a row its worker closed meanwhile is left alone.
+REAP_TRAINING_JOB = """
+UPDATE model_training_jobs SET status = 'failed', error = %s, finished_at = now()
+WHERE id = %s AND status = 'running'
+RETURNING id
 """
 
 # Model versions -------------------------------------------------------------------------------
 
 LOCK_FAMILY_VERSIONS = "SELECT pg_advisory_xact_lock(hashtext('model_versioning:' || %s))"
+
+SHOW_LOCK_TIMEOUT = "SELECT current_setting('lock_timeout') AS lock_timeout"
+
+# Consistency (the reaper and `doctor`) ------------------------------------------------------
+
+# `promote` decisions whose promotion never happened (a crash between the two transactions,
+# or a promotion refused after the decision), older than %s seconds and not yet reconciled.
+SELECT_UNFINISHED_PROMOTIONS = """
+SELECT d.id, d.family, d.model_version_id, d.inputs, d.decided_at, v.version, v.status
+FROM automated_decision_making d
+JOIN model_versioning v ON v.id = d.model_version_id
+WHERE d.decision_type = 'deployment' AND d.outcome = 'promote'
+  AND d.decided_at < now() - make_interval(secs => %s)
+  AND NOT EXISTS (SELECT 1 FROM model_promotion_ledger l
+                  WHERE l.model_version_id = d.model_version_id AND l.action = 'promote')
+  AND NOT EXISTS (SELECT 1 FROM automated_decision_making r
+                  WHERE r.decision_type = 'reconciliation'
+                    AND r.inputs ->> 'decision_id' = d.id::text)
+ORDER BY d.decided_at
+"""
+
+# Per family, the champion by status against the one the latest ledger row installed
+# (none after a 'retire'); only the families where they differ.
+SELECT_CHAMPION_LEDGER_MISMATCH = """
+WITH latest AS (
+    SELECT DISTINCT ON (family) family, seq,
+           CASE WHEN action = 'retire' THEN NULL ELSE model_version_id END AS version_id
+    FROM model_promotion_ledger
+    ORDER BY family, seq DESC
+), champions AS (
+    SELECT family, id FROM model_versioning WHERE status = 'champion'
+)
+SELECT coalesce(l.family, c.family) AS family, l.seq AS ledger_seq,
+       l.version_id AS ledger_version_id, lv.version AS ledger_version,
+       c.id AS champion_version_id, cv.version AS champion_version
+FROM latest l
+FULL JOIN champions c ON c.family = l.family
+LEFT JOIN model_versioning lv ON lv.id = l.version_id
+LEFT JOIN model_versioning cv ON cv.id = c.id
+WHERE l.version_id IS DISTINCT FROM c.id
+ORDER BY 1
+"""
 
 NEXT_MODEL_VERSION = """
 SELECT coalesce(max(version), 0) + 1 AS next FROM model_versioning WHERE family = %s

@@ -65,6 +65,28 @@ def finish_training_job(
     cpu_seconds: float,
     peak_rss: int,
     error: str | None = None,
-) -> None:
+) -> bool:
+    """Close a running row; False when it was closed already (the reaper got there first,
+    and its verdict stands)."""
     with db.connection() as conn:
-        conn.execute(queries.FINISH_TRAINING_JOB, (status, cpu_seconds, peak_rss, error, job_id))
+        closed = conn.execute(
+            queries.FINISH_TRAINING_JOB, (status, cpu_seconds, peak_rss, error, job_id)
+        ).fetchone()
+    return closed is not None
+
+
+def beat_training_heartbeat(db: Database, job_id: str, *, timeout: float | None = None) -> None:
+    with db.connection(timeout=timeout) as conn:
+        conn.execute(queries.TRAINING_HEARTBEAT, (job_id,))
+
+
+def running_training_jobs(db: Database) -> list[dict]:
+    """Every running row with ``silent_seconds``: time since its last heartbeat."""
+    with db.connection() as conn:
+        return conn.execute(queries.SELECT_RUNNING_TRAINING_JOBS).fetchall()
+
+
+def reap_training_job(db: Database, job_id: str, reason: str) -> bool:
+    """Mark a running row failed with ``reason``; False if it had been closed meanwhile."""
+    with db.connection() as conn:
+        return conn.execute(queries.REAP_TRAINING_JOB, (reason, job_id)).fetchone() is not None

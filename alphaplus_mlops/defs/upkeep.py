@@ -1,0 +1,80 @@
+"""The reaper: a sensor that closes what died unattended, on the same code as `doctor`.
+
+Every minute it marks failed the training rows whose worker is gone (heartbeat stale, or
+Dagster run ended) and ends their Dagster runs, so that a killed run gives its training
+slot back; and it reconciles `promote` decisions whose promotion never ran.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.consistency import (
+    ENDED_RUN_STATUSES,
+    Finding,
+    stale_training_jobs,
+    unfinished_promotions,
+)
+
+
+class DagsterRuns:
+    """What the consistency checks need to know and do about Dagster runs."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+
+    def status(self, run_id: str) -> str | None:
+        run = self.instance.get_run_by_id(run_id)
+        return run.status.value if run is not None else None
+
+    def end(self, run_id: str, reason: str) -> None:
+        """Mark a run whose worker is gone as failed and free its pool slots now: the run
+        queue then counts it out of the 3 trainings and starts the next queued run."""
+        run = self.instance.get_run_by_id(run_id)
+        if run is None:
+            return
+        if run.status.value not in ENDED_RUN_STATUSES:
+            self.instance.report_run_failed(run, message=f"alphaplus reaper: {reason}")
+        self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+def reaper_findings(
+    db, store, instance: dg.DagsterInstance, stale_after: float
+) -> list[Finding]:
+    runs = DagsterRuns(instance)
+    return [
+        *stale_training_jobs(db, stale_after=stale_after, run_status=runs.status, end_run=runs.end),
+        *unfinished_promotions(db, store),
+    ]
+
+
+def build_training_reaper(settings: Settings) -> dg.SensorDefinition:
+    stale_after = settings.training_stale_seconds
+
+    @dg.sensor(
+        name="training_reaper",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Marks failed the training rows whose worker is gone (no heartbeat for "
+        f"{stale_after} s, or the Dagster run ended) and ends their runs, freeing their "
+        "training slots; completes or abandons `promote` decisions whose promotion never ran.",
+    )
+    def training_reaper(
+        context: dg.SensorEvaluationContext,
+        postgres: PostgresResource,
+        artifacts: ArtifactStoreResource,
+    ):
+        try:
+            findings = reaper_findings(postgres.db, artifacts.store, context.instance, stale_after)
+            outcomes = [f"{finding.line()} -> {finding.repair()}" for finding in findings]
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            return dg.SkipReason(f"database unavailable, the next tick tries again: {exc}")
+        for outcome in outcomes:
+            context.log.warning(outcome)
+        return dg.SkipReason("; ".join(outcomes) if outcomes else "nothing to reap")
+
+    return training_reaper

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from alphaplus_mlops.defs.resources import PostgresResource
-from alphaplus_mlops.defs.sensors import run_mirror_sensor
+from alphaplus_mlops.defs.sensors import MirrorCursor, run_mirror_sensor
 
 from .conftest import rows
 
@@ -41,7 +41,7 @@ def test_no_runs_mirrors_nothing_and_leaves_the_cursor_at_the_start(mirror):
     url, _, evaluate = mirror
     result, cursor = evaluate()
     assert result is None
-    assert float(cursor) == 0.0
+    assert MirrorCursor.parse(cursor).after == 0.0
     assert mirrored(url) == {}
 
 
@@ -54,7 +54,7 @@ def test_a_finished_run_is_mirrored_with_its_status_and_the_cursor_moves_past_it
     assert row["status"] == "SUCCESS" and row["trigger_type"] == "manual"
     assert row["started_at"] is not None and row["finished_at"] is not None
     record = instance.get_run_record_by_id(run.run_id)
-    assert float(cursor) == record.update_timestamp.timestamp()
+    assert MirrorCursor.parse(cursor).after == record.update_timestamp.timestamp()
 
 
 def test_a_later_tick_with_the_cursor_skips_runs_already_mirrored(mirror):
@@ -66,5 +66,37 @@ def test_a_later_tick_with_the_cursor_skips_runs_already_mirrored(mirror):
     second = dg.materialize([probe], instance=instance)
     result, newer_cursor = evaluate(cursor)
     assert "mirrored 1 run" in result.skip_message
-    assert float(newer_cursor) > float(cursor)
+    assert MirrorCursor.parse(newer_cursor).after > MirrorCursor.parse(cursor).after
     assert set(mirrored(url)) == {first.run_id, second.run_id}
+
+
+def test_runs_updated_while_the_database_is_away_are_mirrored_on_a_later_tick(mirror):
+    url, instance, evaluate = mirror
+    _, cursor = evaluate()
+    during_outage = [dg.materialize([probe], instance=instance).run_id for _ in range(2)]
+    unreachable = PostgresResource(
+        database_url="postgresql://postgres@127.0.0.1:1/postgres",
+        migrate_on_start=False,
+        pool_timeout=1.0,
+    )
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"postgres": unreachable}
+    ) as context:
+        run_mirror_sensor(context)
+        cursor_after_outage = context.cursor
+    assert MirrorCursor.parse(cursor_after_outage) == MirrorCursor.parse(cursor)
+    assert mirrored(url) == {}
+    result, _ = evaluate(cursor_after_outage)
+    assert "mirrored 2 run" in result.skip_message
+    assert set(mirrored(url)) == set(during_outage)
+
+
+def test_the_cursor_passes_only_runs_written_and_keeps_those_sharing_its_instant():
+    cursor = MirrorCursor().past("a", 10.0).past("b", 10.0)
+    assert cursor == MirrorCursor(10.0, ("a", "b"))
+    assert cursor.already_written("a", 10.0) and cursor.already_written("x", 9.0)
+    assert not cursor.already_written("c", 10.0)  # same instant, not yet written
+    assert not cursor.already_written("a", 10.5)  # updated again since
+    assert cursor.past("c", 11.0) == MirrorCursor(11.0, ("c",))
+    assert MirrorCursor.parse(cursor.dumps()) == cursor
+    assert MirrorCursor.parse("12.5") == MirrorCursor(12.5)  # a cursor from before

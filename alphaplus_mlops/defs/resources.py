@@ -24,6 +24,9 @@ class PostgresResource(dg.ConfigurableResource):
     database_url: str | None = None
     home: str = ".alphaplus"
     migrate_on_start: bool = True
+    pool_timeout: float = Field(
+        default=15.0, description="Seconds to wait for a connection before giving up."
+    )
 
     _db: Database | None = PrivateAttr(default=None)
 
@@ -34,7 +37,7 @@ class PostgresResource(dg.ConfigurableResource):
             applied = prepare_schema(url, Settings.from_env().migration_database_url)
             if applied and context.log is not None:
                 context.log.info(f"applied migrations: {[m.filename for m in applied]}")
-        self._db = Database(url)
+        self._db = Database(url, timeout=self.pool_timeout)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._db is not None:

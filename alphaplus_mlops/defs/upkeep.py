@@ -5,8 +5,6 @@ Dagster run ended) and ends their Dagster runs, so that a killed run gives its t
 slot back; and it reconciles `promote` decisions whose promotion never ran.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 import psycopg
 from psycopg_pool import PoolTimeout
@@ -42,9 +40,7 @@ class DagsterRuns:
         self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
-def reaper_findings(
-    db, store, instance: dg.DagsterInstance, stale_after: float
-) -> list[Finding]:
+def reaper_findings(db, store, instance: dg.DagsterInstance, stale_after: float) -> list[Finding]:
     runs = DagsterRuns(instance)
     return [
         *stale_training_jobs(db, stale_after=stale_after, run_status=runs.status, end_run=runs.end),

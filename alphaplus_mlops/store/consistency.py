@@ -120,8 +120,7 @@ def _promotion_reconciler(db: Database, store: ArtifactStore, decision: dict):
                 store,
                 str(decision["model_version_id"]),
                 actor=RECONCILER,
-                reason=f"completing automated decision {decision['id']}, whose promotion "
-                "never ran",
+                reason=f"completing automated decision {decision['id']}, whose promotion never ran",
                 evidence={"decision_id": str(decision["id"])},
                 replacing=judged_against,
             )

@@ -1,15 +1,24 @@
 """Importing bars from files and from the packaged sample into PostgreSQL."""
 
+import hashlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.data.sources import load_packaged_sample, read_bar_file
 from alphaplus_mlops.data.validation import BarValidationError
-from alphaplus_mlops.store.bars import count_bars, load_bars, upsert_bars
+from alphaplus_mlops.store.bars import (
+    BarRestatementRefused,
+    bar_revisions,
+    count_bars,
+    load_bars,
+    upsert_bars,
+)
 
 GOOD_CSV = """Date,Open,High,Low,Close,Adj Close,Volume
 2024-03-01,10.0,11.0,9.5,10.5,10.5,1000
@@ -57,6 +66,15 @@ MALFORMED = {
 }
 
 
+def rows(database, sql: str, params: tuple = ()) -> list[dict]:
+    with database.connection() as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def scalar(database, sql: str) -> int:
+    return next(iter(rows(database, sql)[0].values()))
+
+
 def write(tmp_path: Path, text: str, name: str = "bars.csv") -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -84,14 +102,141 @@ def test_importing_the_same_file_twice_changes_nothing(database, tmp_path):
     pd.testing.assert_frame_equal(stored_first, load_bars(database, ["IDEMP"]))
 
 
-def test_a_corrected_bar_is_updated_in_place(database, tmp_path):
-    upsert_bars(database, read_bar_file(write(tmp_path, GOOD_CSV), "FIX"), source="file")
+def test_a_corrected_bar_is_refused_without_restate_and_nothing_is_written(database, tmp_path):
+    first = write(tmp_path, GOOD_CSV)
+    upsert_bars(database, read_bar_file(first, "FIX"), source="file:v1")
+    imports_before = scalar(database, "SELECT count(*) FROM market_bar_imports")
+    corrected = GOOD_CSV.replace("2024-03-05,11.0,11.2,10.1,10.2", "2024-03-05,11.0,11.3,10.1,10.3")
+    with pytest.raises(BarRestatementRefused) as info:
+        upsert_bars(
+            database, read_bar_file(write(tmp_path, corrected, "v2.csv"), "FIX"), source="file:v2"
+        )
+    assert info.value.problems == [
+        "1 bar(s) already stored with other values: FIX 2024-03-05 00:00:00+00:00: "
+        "high 11.2 -> 11.3, close 10.2 -> 10.3 (stored from file:v1); pass --restate to "
+        "replace them (the old values are kept in market_bar_revisions)"
+    ]
+    assert load_bars(database, ["FIX"])["close"].iloc[-1] == 10.2
+    assert scalar(database, "SELECT count(*) FROM market_bar_imports") == imports_before
+    assert bar_revisions(database, ["FIX"]) == []
+
+
+def test_a_restatement_keeps_old_and_new_values_source_and_time(database, tmp_path):
+    upsert_bars(database, read_bar_file(write(tmp_path, GOOD_CSV), "RST"), source="file:v1")
     corrected = GOOD_CSV.replace("2024-03-05,11.0,11.2,10.1,10.2", "2024-03-05,11.0,11.3,10.1,10.3")
     result = upsert_bars(
-        database, read_bar_file(write(tmp_path, corrected, "v2.csv"), "FIX"), source="file"
+        database,
+        read_bar_file(write(tmp_path, corrected, "v2.csv"), "RST"),
+        source="file:v2",
+        source_sha256="ab" * 32,
+        restate=True,
     )
-    assert (result.inserted, result.updated) == (0, 1)
-    assert load_bars(database, ["FIX"])["close"].iloc[-1] == 10.3
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 2)
+    assert load_bars(database, ["RST"])["close"].iloc[-1] == 10.3
+    (revision,) = bar_revisions(database, ["RST"])
+    assert (revision.symbol, revision.ts) == ("RST", datetime(2024, 3, 5, tzinfo=UTC))
+    assert revision.old == {"open": 11.0, "high": 11.2, "low": 10.1, "close": 10.2, "volume": 900}
+    assert revision.new == {"open": 11.0, "high": 11.3, "low": 10.1, "close": 10.3, "volume": 900}
+    assert (revision.old_source, revision.new_source) == ("file:v1", "file:v2")
+    assert (revision.import_id, revision.source_sha256) == (result.import_id, "ab" * 32)
+    assert revision.old_ingested_at <= revision.revised_at
+    assert abs(revision.revised_at - datetime.now(UTC)) < timedelta(minutes=5)
+
+    again = upsert_bars(
+        database, read_bar_file(tmp_path / "v2.csv", "RST"), source="file:v2", restate=True
+    )
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    assert len(bar_revisions(database, ["RST"])) == 1
+
+
+def test_every_import_is_recorded_with_its_counts(database, tmp_path):
+    result = upsert_bars(
+        database, read_bar_file(write(tmp_path, GOOD_CSV), "REC"), source="file:rec"
+    )
+    (row,) = rows(
+        database,
+        "SELECT source, received, inserted, restated, unchanged FROM market_bar_imports "
+        "WHERE id = %s",
+        (result.import_id,),
+    )
+    assert row == {
+        "source": "file:rec",
+        "received": 3,
+        "inserted": 3,
+        "restated": 0,
+        "unchanged": 0,
+    }
+
+
+def test_the_same_values_from_another_source_are_unchanged_and_keep_the_first_source(
+    database, tmp_path
+):
+    path = write(tmp_path, GOOD_CSV)
+    upsert_bars(database, read_bar_file(path, "TWO"), source="file:first")
+    result = upsert_bars(database, read_bar_file(path, "TWO"), source="file:second")
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 3)
+    sources = rows(database, "SELECT DISTINCT source FROM market_bars WHERE symbol = 'TWO'")
+    assert sources == [{"source": "file:first"}]
+
+
+@pytest.fixture(scope="module")
+def restated_bar(database, tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("restated")
+    upsert_bars(database, read_bar_file(write(folder, GOOD_CSV), "AOL"), source="file:a")
+    changed = GOOD_CSV.replace("10.5,10.5,1000", "10.6,10.6,1000")
+    upsert_bars(
+        database,
+        read_bar_file(write(folder, changed, "b.csv"), "AOL"),
+        source="file:b",
+        restate=True,
+    )
+    return "AOL"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE market_bar_revisions SET new_close = 1",
+        "DELETE FROM market_bar_revisions",
+        "TRUNCATE market_bar_revisions CASCADE",
+        "UPDATE market_bar_imports SET received = received",
+        "DELETE FROM market_bar_imports",
+        "TRUNCATE market_bar_imports CASCADE",
+    ],
+)
+def test_the_import_record_and_the_revisions_are_append_only(restated_bar, database, statement):
+    with database.connection() as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute(statement)
+    assert len(bar_revisions(database, [restated_bar])) == 1
+
+
+def test_cli_refuses_a_restatement_with_exit_code_3_and_restates_with_the_flag(
+    database, database_url, tmp_path
+):
+    env = {"ALPHAPLUS_DATABASE_URL": database_url}
+    runner = CliRunner()
+    first = write(tmp_path, GOOD_CSV)
+    assert (
+        runner.invoke(main, ["data", "import", str(first), "--symbol", "CLR"], env=env).exit_code
+        == 0
+    )
+    changed = write(tmp_path, GOOD_CSV.replace("10.2,10.2,900", "10.3,10.3,900"), "fix.csv")
+    refused = runner.invoke(main, ["data", "import", str(changed), "--symbol", "CLR"], env=env)
+    assert refused.exit_code == 3, refused.output
+    assert "1 bar(s) already stored with other values: CLR 2024-03-05" in refused.output
+    assert f"(stored from file:{first.resolve()})" in refused.output
+    restated = runner.invoke(
+        main, ["data", "import", str(changed), "--symbol", "CLR", "--restate"], env=env
+    )
+    assert restated.exit_code == 0, restated.output
+    assert "3 bars, 0 new, 1 restated, 2 unchanged" in restated.output
+    (revision,) = bar_revisions(database, ["CLR"])
+    assert (revision.old_source, revision.new_source) == (
+        f"file:{first.resolve()}",
+        f"file:{changed.resolve()}",
+    )
+    assert revision.source_sha256 == hashlib.sha256(changed.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
@@ -107,7 +252,7 @@ def test_each_malformed_file_is_rejected_by_name_and_writes_nothing(
         ["data", "import", str(path), "--symbol", "BAD"],
         env={"ALPHAPLUS_DATABASE_URL": database_url},
     )
-    assert result.exit_code != 0
+    assert result.exit_code == 3, result.output
     assert expected in result.output, result.output
     assert count_bars(database) == before
 
@@ -119,8 +264,8 @@ def test_cli_import_reports_counts_and_is_idempotent(database_url, tmp_path):
     first = runner.invoke(main, ["data", "import", str(path), "--symbol", "CLI"], env=env)
     again = runner.invoke(main, ["data", "import", str(path), "--symbol", "CLI"], env=env)
     assert first.exit_code == 0, first.output
-    assert "3 bars, 3 new, 0 updated, 0 unchanged" in first.output
-    assert "3 bars, 0 new, 0 updated, 3 unchanged" in again.output
+    assert "3 bars, 3 new, 0 restated, 0 unchanged" in first.output
+    assert "3 bars, 0 new, 0 restated, 3 unchanged" in again.output
 
 
 def test_column_names_are_case_insensitive_and_time_zones_are_honoured(tmp_path):

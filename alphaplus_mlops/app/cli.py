@@ -169,20 +169,117 @@ def data() -> None:
 @data.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--symbol", help="Instrument name, when the file has no symbol column.")
-def data_import(file: Path, symbol: str | None) -> None:
-    """Validate a CSV or Parquet OHLCV FILE and upsert it on (symbol, timestamp)."""
-    from alphaplus_mlops.data.sources import read_bar_file
-    from alphaplus_mlops.data.validation import BarValidationError
+@click.option(
+    "--date-format",
+    help="strptime format of the timestamps (e.g. %d/%m/%Y), when day-first and month-first "
+    "both read every row. Default: one format inferred from the whole column.",
+)
+@click.option(
+    "--timestamp-unit",
+    type=click.Choice(["s", "ms", "us", "ns"]),
+    help="What numeric timestamps count since 1970; required when they are numbers.",
+)
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of a CSV.")
+@click.option(
+    "--delimiter", help="CSV field delimiter ('tab' for a tab). Default: from the header."
+)
+@click.option(
+    "--decimal",
+    type=click.Choice([".", ","]),
+    help="Decimal mark of a CSV. Default: ',' when the delimiter is not a comma and a number "
+    "holds a comma, else '.'.",
+)
+@click.option("--sort", is_flag=True, help="Accept rows out of time order (they are sorted).")
+@click.option(
+    "--allow-mixed-offsets",
+    is_flag=True,
+    help="Accept several UTC offsets in one file (local exchange time across DST changes).",
+)
+@click.option(
+    "--allow-off-cadence", is_flag=True, help="Accept bars off the symbol's inferred cadence."
+)
+@click.option(
+    "--max-jump",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Largest accepted ratio between consecutive closes (either way) and of high to low.",
+)
+@click.option(
+    "--future-tolerance",
+    default="15min",
+    show_default=True,
+    help="How far past now a timestamp may be (e.g. 15min, 2h, 1d).",
+)
+@click.option(
+    "--restate",
+    is_flag=True,
+    help="Replace stored bars that have other values; their old values are kept as revisions.",
+)
+def data_import(
+    file: Path,
+    symbol: str | None,
+    date_format: str | None,
+    timestamp_unit: str | None,
+    encoding: str,
+    delimiter: str | None,
+    decimal: str | None,
+    sort: bool,
+    allow_mixed_offsets: bool,
+    allow_off_cadence: bool,
+    max_jump: float,
+    future_tolerance: str,
+    restate: bool,
+) -> None:
+    """Validate a CSV or Parquet OHLCV FILE and upsert it on (symbol, timestamp).
+
+    Exit codes: 0 imported; 3 the input was refused (every problem named with its lines,
+    nothing written); 2 a usage error; 1 a crash (e.g. the database is unreachable).
+    """
+    import pandas as pd
+
+    from alphaplus_mlops.data.sources import import_bar_file
+    from alphaplus_mlops.data.validation import BarValidationError, ImportRules
     from alphaplus_mlops.store.bars import upsert_bars
 
+    def refused(exc: Exception) -> click.ClickException:
+        error = click.ClickException(str(exc))
+        error.exit_code = 3
+        return error
+
+    if delimiter is not None:
+        delimiter = "\t" if delimiter.lower() in ("tab", "\\t") else delimiter
+        if len(delimiter) != 1:
+            raise click.BadParameter("one character (or 'tab')", param_hint="--delimiter")
     try:
-        bars = read_bar_file(file, symbol)
-    except (BarValidationError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    with _database(_settings()) as db:
-        result = upsert_bars(db, bars, source=f"file:{file.name}")
+        tolerance = pd.Timedelta(future_tolerance)
+        rules = ImportRules(
+            date_format=date_format,
+            timestamp_unit=timestamp_unit,
+            allow_mixed_offsets=allow_mixed_offsets,
+            allow_unsorted=sort,
+            allow_off_cadence=allow_off_cadence,
+            max_jump=max_jump,
+            future_tolerance=tolerance,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        imported = import_bar_file(
+            file, symbol, rules=rules, encoding=encoding, delimiter=delimiter, decimal=decimal
+        )
+        with _database(_settings()) as db:
+            result = upsert_bars(
+                db,
+                imported.bars,
+                source=imported.source,
+                source_sha256=imported.sha256,
+                restate=restate,
+            )
+    except BarValidationError as exc:
+        raise refused(exc) from exc
     click.echo(
-        f"{file}: {result.received} bars, {result.inserted} new, {result.updated} updated, "
+        f"{file}: {result.received} bars, {result.inserted} new, {result.updated} restated, "
         f"{result.unchanged} unchanged"
     )
 

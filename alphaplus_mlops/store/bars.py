@@ -1,4 +1,5 @@
-"""Reading and writing market bars. Every write is one transaction: all rows or none."""
+"""Reading and writing market bars. Every write is one transaction: all rows or none, and
+every write is a recorded import whose restatements of stored bars keep their old values."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from alphaplus_mlops.data.validation import BAR_COLUMNS, validate_bars
+from alphaplus_mlops.data.validation import BAR_COLUMNS, BarValidationError, validate_bars
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database
 
@@ -17,6 +18,7 @@ class UpsertResult:
     received: int
     inserted: int
     updated: int
+    import_id: str | None = None
 
     @property
     def unchanged(self) -> int:
@@ -32,21 +34,116 @@ class SymbolSummary:
     sources: str
 
 
-def upsert_bars(db: Database, bars: pd.DataFrame, *, source: str) -> UpsertResult:
-    """Validate ``bars`` and upsert them on (symbol, ts).
+@dataclass(frozen=True)
+class BarRevision:
+    symbol: str
+    ts: datetime
+    old: dict[str, float]
+    new: dict[str, float]
+    old_source: str
+    new_source: str
+    old_ingested_at: datetime
+    revised_at: datetime
+    import_id: str
+    source_sha256: str | None
 
-    Validation happens before the connection opens, so rejected input writes nothing;
-    the COPY and the upsert share one transaction, so a failure midway writes nothing too.
+
+class BarRestatementRefused(BarValidationError):
+    """The input would change bars already stored, and restating was not asked for."""
+
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def upsert_bars(
+    db: Database,
+    bars: pd.DataFrame,
+    *,
+    source: str,
+    source_sha256: str | None = None,
+    restate: bool = False,
+) -> UpsertResult:
+    """Validate ``bars`` and upsert them on (symbol, ts), as one recorded import.
+
+    Stored bars with other values are restatements: refused (:class:`BarRestatementRefused`,
+    naming them) unless ``restate``; with it, each one's old and new values go to
+    ``market_bar_revisions`` in the same transaction as the update. The same values again
+    are unchanged, from any source. Validation happens before the connection opens, so
+    rejected input writes nothing; everything else shares one transaction under an advisory
+    lock, so a failure or refusal midway writes nothing either.
     """
     clean = validate_bars(bars)
     with db.connection() as conn, conn.transaction():
+        conn.execute(queries.LOCK_BAR_IMPORTS)
         conn.execute(queries.CREATE_STAGED_BARS)
         with conn.cursor().copy(queries.COPY_STAGED_BARS) as copy:
             for row in clean[list(BAR_COLUMNS)].itertuples(index=False, name=None):
                 copy.write_row((*row, source))
+        restated = conn.execute(queries.SELECT_STAGED_BAR_RESTATEMENTS).fetchall()
+        if restated and not restate:
+            raise BarRestatementRefused([_restatement_message(restated)], source)
+        new = conn.execute(queries.COUNT_STAGED_BARS_NEW).fetchone()["n"]
+        import_id = conn.execute(
+            queries.INSERT_BAR_IMPORT,
+            (
+                source,
+                source_sha256,
+                len(clean),
+                new,
+                len(restated),
+                len(clean) - new - len(restated),
+            ),
+        ).fetchone()["id"]
+        if restated:
+            conn.execute(queries.INSERT_BAR_REVISIONS_FROM_STAGED, (import_id,))
         flags = [r["inserted"] for r in conn.execute(queries.UPSERT_STAGED_BARS).fetchall()]
     inserted = sum(flags)
-    return UpsertResult(received=len(clean), inserted=inserted, updated=len(flags) - inserted)
+    return UpsertResult(
+        received=len(clean),
+        inserted=inserted,
+        updated=len(flags) - inserted,
+        import_id=str(import_id),
+    )
+
+
+def _restatement_message(restated: list[dict]) -> str:
+    shown = []
+    for row in restated[:5]:
+        changes = ", ".join(
+            f"{k} {row[f'old_{k}']:g} -> {row[f'new_{k}']:g}"
+            for k in _OHLCV
+            if row[f"old_{k}"] != row[f"new_{k}"]
+        )
+        shown.append(
+            f"{row['symbol']} {pd.Timestamp(row['ts']).tz_convert('UTC')}: {changes} "
+            f"(stored from {row['old_source']})"
+        )
+    more = f" and {len(restated) - 5} more" if len(restated) > 5 else ""
+    return (
+        f"{len(restated)} bar(s) already stored with other values: {'; '.join(shown)}{more}; "
+        "pass --restate to replace them (the old values are kept in market_bar_revisions)"
+    )
+
+
+def bar_revisions(db: Database, symbols: list[str]) -> list[BarRevision]:
+    """Every recorded restatement of these symbols' bars, oldest first per bar."""
+    with db.connection() as conn:
+        rows = conn.execute(queries.SELECT_BAR_REVISIONS, (symbols,)).fetchall()
+    return [
+        BarRevision(
+            symbol=r["symbol"],
+            ts=r["ts"],
+            old={k: r[f"old_{k}"] for k in _OHLCV},
+            new={k: r[f"new_{k}"] for k in _OHLCV},
+            old_source=r["old_source"],
+            new_source=r["new_source"],
+            old_ingested_at=r["old_ingested_at"],
+            revised_at=r["revised_at"],
+            import_id=str(r["import_id"]),
+            source_sha256=r["source_sha256"],
+        )
+        for r in rows
+    ]
 
 
 def summarize_bars(db: Database) -> list[SymbolSummary]:

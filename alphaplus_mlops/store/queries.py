@@ -52,8 +52,9 @@ COPY_STAGED_BARS = (
     "COPY staged_bars (symbol, ts, open, high, low, close, volume, source) FROM STDIN"
 )
 
-# Only rows whose values differ are rewritten, so loading the same input twice is a no-op;
-# xmax = 0 tells a fresh insert from an update of an existing row.
+# Only rows whose values differ are rewritten, so loading the same input twice is a no-op and
+# the same values from another source keep the bar's first source; xmax = 0 tells a fresh
+# insert from an update of an existing row.
 UPSERT_STAGED_BARS = """
 INSERT INTO market_bars AS b (symbol, ts, open, high, low, close, volume, source)
 SELECT symbol, ts, open, high, low, close, volume, source FROM staged_bars
@@ -61,11 +62,64 @@ ON CONFLICT (symbol, ts) DO UPDATE
     SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
         close = EXCLUDED.close, volume = EXCLUDED.volume, source = EXCLUDED.source,
         ingested_at = now()
-    WHERE (b.open, b.high, b.low, b.close, b.volume, b.source)
+    WHERE (b.open, b.high, b.low, b.close, b.volume)
           IS DISTINCT FROM
-          (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume,
-           EXCLUDED.source)
+          (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close, EXCLUDED.volume)
 RETURNING (xmax = 0) AS inserted
+"""
+
+# Bar imports and restatements (migration 008) ----------------------------------------------
+
+# One import at a time, so the bars classified as new, restated or unchanged are still so
+# when the upsert runs.
+LOCK_BAR_IMPORTS = "SELECT pg_advisory_xact_lock(hashtext('market_bars:import'))"
+
+# Staged bars whose stored bar has other values, with both versions.
+SELECT_STAGED_BAR_RESTATEMENTS = """
+SELECT s.symbol, s.ts,
+       b.open AS old_open, b.high AS old_high, b.low AS old_low, b.close AS old_close,
+       b.volume AS old_volume, b.source AS old_source,
+       s.open AS new_open, s.high AS new_high, s.low AS new_low, s.close AS new_close,
+       s.volume AS new_volume
+FROM staged_bars s
+JOIN market_bars b ON b.symbol = s.symbol AND b.ts = s.ts
+WHERE (b.open, b.high, b.low, b.close, b.volume)
+      IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
+ORDER BY s.symbol, s.ts
+"""
+
+COUNT_STAGED_BARS_NEW = """
+SELECT count(*) AS n FROM staged_bars s
+WHERE NOT EXISTS (SELECT 1 FROM market_bars b WHERE b.symbol = s.symbol AND b.ts = s.ts)
+"""
+
+INSERT_BAR_IMPORT = """
+INSERT INTO market_bar_imports (source, source_sha256, received, inserted, restated, unchanged)
+VALUES (%s, %s, %s, %s, %s, %s)
+RETURNING id
+"""
+
+# Runs before the upsert, while market_bars still holds the old values.
+INSERT_BAR_REVISIONS_FROM_STAGED = """
+INSERT INTO market_bar_revisions
+    (import_id, symbol, ts, old_open, old_high, old_low, old_close, old_volume, old_source,
+     old_ingested_at, new_open, new_high, new_low, new_close, new_volume, new_source)
+SELECT %s, s.symbol, s.ts, b.open, b.high, b.low, b.close, b.volume, b.source, b.ingested_at,
+       s.open, s.high, s.low, s.close, s.volume, s.source
+FROM staged_bars s
+JOIN market_bars b ON b.symbol = s.symbol AND b.ts = s.ts
+WHERE (b.open, b.high, b.low, b.close, b.volume)
+      IS DISTINCT FROM (s.open, s.high, s.low, s.close, s.volume)
+"""
+
+SELECT_BAR_REVISIONS = """
+SELECT r.symbol, r.ts, r.old_open, r.old_high, r.old_low, r.old_close, r.old_volume,
+       r.old_source, r.old_ingested_at, r.new_open, r.new_high, r.new_low, r.new_close,
+       r.new_volume, r.new_source, r.revised_at, r.import_id, i.source_sha256
+FROM market_bar_revisions r
+JOIN market_bar_imports i ON i.id = r.import_id
+WHERE r.symbol = ANY(%s)
+ORDER BY r.symbol, r.ts, r.id
 """
 
 BAR_SUMMARY_BY_SYMBOL = """

@@ -61,6 +61,7 @@ def decide(
     has_champion: bool,
     comparison: dict | None,
     rule: ComparisonRule,
+    no_comparison: str | None = None,
 ) -> Decision:
     """deploy-v2, in order:
 
@@ -74,18 +75,21 @@ def decide(
     6. otherwise → shadow as challenger (no significant difference, or mixed evidence).
 
     ``comparison`` holds ``evidence_bars`` and ``tests``: PairedTest dicts by name.
+    ``no_comparison`` says why there is none when the reason is not the usual lack of
+    unseen bars: a champion whose files are lost takes step 3 too, as an incomparable
+    champion does. The candidate cannot be shown better than a model nobody can read, and
+    replacing the champion unseen would be a decision no evidence supports; the reason
+    names the alert that asks a person to restore the files, roll back or promote.
     """
     if not gates_passed:
         return Decision("reject", [f"quality gates not all passed: {gate_summary}"])
     if not has_champion:
         return Decision("promote", ["first model of its family and every gate passed"])
     if not comparison:
+        why = no_comparison or "no bars unseen by the champion to compare on"
         return Decision(
             "shadow",
-            [
-                "insufficient evidence: no bars unseen by the champion to compare on; "
-                "run as challenger until live outcomes decide"
-            ],
+            [f"insufficient evidence: {why}; run as challenger until live outcomes decide"],
         )
     bars = int(comparison["evidence_bars"])
     if bars < rule.min_bars:

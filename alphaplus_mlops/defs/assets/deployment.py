@@ -45,11 +45,15 @@ def deployment_decision(
     evaluation = evaluation_of(db, candidate, str(champion["id"]) if champion else None)
     comparison = (evaluation.candidate_on_shared or {}).get("paired")
     rule = ComparisonRule.from_gate(load_gates(db).get("champion_comparison"))
-    decision = decide(status.all_passed, status.summary(), champion is not None, comparison, rule)
+    no_comparison = model_evaluation.get("no_comparison") if comparison is None else None
+    decision = decide(
+        status.all_passed, status.summary(), champion is not None, comparison, rule, no_comparison
+    )
     inputs = {
         "gates": {g["gate_name"]: g["passed"] for g in status.gates},
         "champion_version_id": str(champion["id"]) if champion else None,
         "comparison": comparison,
+        "no_comparison": no_comparison,
         "comparison_rule": rule.__dict__,
         "candidate_on_shared": evaluation.candidate_on_shared,
         "champion_on_shared": evaluation.champion_on_shared,

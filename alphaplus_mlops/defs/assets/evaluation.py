@@ -26,6 +26,8 @@ from alphaplus_mlops.modeling.model_files import (
     store_returns,
 )
 from alphaplus_mlops.serving.onnx_model import OnnxModel
+from alphaplus_mlops.store.artifact_audit import report_unreadable_champion
+from alphaplus_mlops.store.artifacts import ArtifactIntegrityError
 from alphaplus_mlops.store.db import Database, json_safe
 from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.performance import comparison_split, prior_trials, record_performance
@@ -83,7 +85,12 @@ def model_evaluation(
     rows = oof.merge(dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"])
     x = rows[dataset.features].to_numpy(dtype=np.float32)
 
-    prior = earlier_trials(db, store, candidate, training_dataset["label_config"])
+    prior, unreadable = earlier_trials(db, store, candidate, training_dataset["label_config"])
+    if unreadable:
+        context.log.warning(
+            f"{len(unreadable)} earlier trials' returns unreadable, left out of the trials' "
+            f"correlation (their Sharpe still counts): {'; '.join(unreadable)}"
+        )
     cost = cost_bps_for(db, config)
     result = evaluate_predictions(rows, rows["proba"].to_numpy(), cost, config.band, prior)
 
@@ -103,7 +110,7 @@ def model_evaluation(
         returns=store_returns(store, result.returns),
     )
 
-    comparison = _compare_with_champion(
+    comparison, no_comparison = _compare_with_champion(
         context, db, store, family, candidate, trained_model, dataset, config, cost
     )
     table = _comparison_table(result, comparison)
@@ -113,6 +120,8 @@ def model_evaluation(
         "net_sharpe": result.business["net_sharpe"],
         "onnx_parity": parity,
         "champion_version_id": comparison["champion_version_id"] if comparison else None,
+        # Why there is no comparison, when the reason is one the decision must state.
+        "no_comparison": no_comparison,
     }
     return dg.Output(
         json_safe(value),
@@ -125,22 +134,29 @@ def model_evaluation(
             "deflated_sharpe": result.business["deflated_sharpe"],
             "n_trials": result.business["n_trials"],
             "n_effective_trials": round(result.business["n_effective_trials"], 2),
+            "unreadable_trial_returns": len(unreadable),
             "onnx_parity": parity,
             "onnx_single_row_p50_us": round(latency["p50"], 1),
             "candidate_vs_champion": dg.MetadataValue.md(table),
             "equity_curve": dg.MetadataValue.md(_equity_plot(result, comparison)),
+            **({"no_comparison": no_comparison} if no_comparison else {}),
         },
     )
 
 
-def earlier_trials(db, store, candidate: dict, label_config: dict) -> PriorTrials:
-    """Every earlier trial's Sharpe; the returns of the latest MAX_CORRELATED_TRIALS."""
+def earlier_trials(db, store, candidate: dict, label_config: dict) -> tuple[PriorTrials, list[str]]:
+    """Every earlier trial's Sharpe; the returns of the latest MAX_CORRELATED_TRIALS whose
+    files can be read, and why the others could not (a lost file costs the correlation
+    estimate one trial, not the evaluation; the periodic artifact scan raises the alert)."""
     trials = prior_trials(db, str(candidate["id"]), label_config)
     kept = [t for t in trials if t["returns_uri"]][:MAX_CORRELATED_TRIALS]
-    return PriorTrials(
-        sharpes=[t["sharpe"] for t in trials],
-        returns=[load_returns(store, t["returns_uri"], t["returns_sha256"]) for t in kept],
-    )
+    returns, unreadable = [], []
+    for trial in kept:
+        try:
+            returns.append(load_returns(store, trial["returns_uri"], trial["returns_sha256"]))
+        except ArtifactIntegrityError as exc:
+            unreadable.append(str(exc))
+    return PriorTrials(sharpes=[t["sharpe"] for t in trials], returns=returns), unreadable
 
 
 def cost_bps_for(db: Database, config: EvaluationConfig) -> float:
@@ -153,28 +169,37 @@ def cost_bps_for(db: Database, config: EvaluationConfig) -> float:
 
 def _compare_with_champion(
     context, db, store, family, candidate, trained_model, dataset, config, cost
-) -> dict | None:
+) -> tuple[dict | None, str | None]:
     """The champion and the candidate's procedure on the bars after the champion's
-    training, which trained_model replayed the procedure on; paired tests between them."""
+    training, which trained_model replayed the procedure on; paired tests between them.
+    Without a comparison: (None, why) when the decision must say why, else (None, None)."""
     planned = trained_model.get("champion_comparison")
     champion = current_champion(db, family.name)
     if champion is None or champion["id"] == candidate["id"]:
         context.log.info("no champion to compare with")
-        return None
+        return None, None
+    # Read first: a champion whose files are lost can neither be compared nor served,
+    # and that is said and alerted on whether or not it would have been comparable.
+    try:
+        model = load_model(store, family, champion)
+        store.verify(champion["onnx_uri"], champion["onnx_sha256"])
+    except ArtifactIntegrityError as exc:
+        why = report_unreadable_champion(db, store, champion, exc)
+        context.log.error(why)
+        return None, why
     if planned is None or planned["champion_version_id"] != str(champion["id"]):
         context.log.warning(
             f"no predictions of the candidate's procedure after champion "
             f"v{champion['version']}'s training: nothing to compare on"
         )
-        return None
+        return None, None
     predicted = load_frame(store, planned["predictions_uri"], planned["predictions_sha256"])
     shared = predicted.merge(
         dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"]
     )
     if evidence_bars(shared) < MIN_TESTABLE_BARS:
         context.log.warning(f"{evidence_bars(shared)} shared bars per symbol: too few to test")
-        return None
-    model = load_model(store, family, champion)
+        return None, None
     x = shared[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
     champion_proba = family.predict_proba(model, x)
     champ = evaluate_predictions(shared, champion_proba, cost, config.band)
@@ -197,7 +222,7 @@ def _compare_with_champion(
         "champion": champ,
         "candidate": cand,
         "paired": paired,
-    }
+    }, None
 
 
 def _comparison_table(result, comparison) -> str:

@@ -30,7 +30,8 @@ from alphaplus_mlops.modeling.model_files import (
     store_frame,
     store_model_files,
 )
-from alphaplus_mlops.store.artifacts import ArtifactStore
+from alphaplus_mlops.store.artifact_audit import report_unreadable_champion
+from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, ArtifactStore
 from alphaplus_mlops.store.bars import all_symbols, load_bars
 from alphaplus_mlops.store.dataset_records import record_dataset
 from alphaplus_mlops.store.db import Database, json_safe
@@ -224,7 +225,9 @@ def trained_model(
         # the first time for at most this many rounds: an upper bound.
         total_iterations=(config.cv_splits + len(blocks) + 1) * rounds * fits_per_window,
     ) as job:
-        parent, parent_id, parent_note = champion_parent(store, family, champion, not_comparable)
+        parent, parent_id, parent_note = champion_parent(
+            db, store, family, champion, not_comparable
+        )
         progress = job.progress
         cv = cross_validate(
             family,
@@ -366,16 +369,22 @@ def comparable_champion(
 
 
 def champion_parent(
-    store: ArtifactStore, family: ModelFamily, champion: dict | None, not_comparable: str | None
+    db: Database,
+    store: ArtifactStore,
+    family: ModelFamily,
+    champion: dict | None,
+    not_comparable: str | None,
 ) -> tuple[Parent | None, str | None, str | None]:
     """For a family that continues from its champion: the comparable champion's model, with
-    its id and a note; otherwise (None, None, why a full retrain)."""
+    its id and a note; otherwise (None, None, why a full retrain). A champion whose files
+    are lost or corrupt is no parent: the retrain goes on in full and an alert is raised."""
     if not family.continues_from_champion:
         return None, None, None
     if champion is None:
         return None, None, f"{not_comparable}: full retrain"
-    parent = Parent(
-        model=load_model(store, family, champion),
-        trained_until=pd.Timestamp(champion["dataset_window_end"]),
-    )
+    try:
+        model = load_model(store, family, champion)
+    except ArtifactIntegrityError as exc:
+        return None, None, f"{report_unreadable_champion(db, store, champion, exc)}: full retrain"
+    parent = Parent(model=model, trained_until=pd.Timestamp(champion["dataset_window_end"]))
     return parent, str(champion["id"]), f"parent v{champion['version']}"

@@ -45,6 +45,10 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "ingest_market_bars",
         "train_model",
         "rollback_job",
+        "artifact_scan",
     }
-    assert [s["name"] for s in listed["schedules"]] == ["model_age_schedule"]
+    assert sorted(s["name"] for s in listed["schedules"]) == [
+        "artifact_scan_schedule",
+        "model_age_schedule",
+    ]
     assert sorted(s["name"] for s in listed["sensors"]) == ["run_mirror_sensor", "training_reaper"]

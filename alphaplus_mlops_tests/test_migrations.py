@@ -76,7 +76,7 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
     }
     enabled = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates WHERE enabled")
     assert "drift" not in enabled
-    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 4
+    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 5
     trigger_types = scalar(
         url,
         "SELECT array_agg(trigger_type ORDER BY trigger_type) FROM automated_retraining_triggers",

@@ -178,7 +178,13 @@ def test_promoting_the_rejected_candidate_in_a_separate_run_or_the_cli_is_refuse
     _, (_, broken) = catboost_runs
     config = {
         "ops": {
-            "champion_model": {"config": {"version": broken["version"], "reason": "let me through"}}
+            "champion_model": {
+                "config": {
+                    "version": broken["version"],
+                    "reason": "let me through",
+                    "replace_champion": True,
+                }
+            }
         }
     }
     separate = (
@@ -207,6 +213,7 @@ def test_promoting_the_rejected_candidate_in_a_separate_run_or_the_cli_is_refuse
             str(broken["version"]),
             "--reason",
             "let me through",
+            "--yes",
         ],
         env=env["cli_env"],
     )
@@ -288,6 +295,20 @@ def test_rollback_restores_the_previous_champion_even_when_the_current_files_are
         ["promote", "--family", "lightgbm", "--version", str(v2["version"]), "--reason", "manual"],
         env=env["cli_env"],
     )
+    assert promoted.exit_code == 2 and "add --yes to replace it" in promoted.output
+    assert champion(env, "lightgbm")["id"] == v1["id"]
+    promoted = CliRunner().invoke(
+        main,
+        ["promote", "--family", "lightgbm", "--version", str(v2["version"]), "--reason", " "],
+        env=env["cli_env"],
+    )
+    assert promoted.exit_code == 2 and "--reason must say why" in promoted.output
+    promoted = CliRunner().invoke(
+        main,
+        ["promote", "--family", "lightgbm", "--version", str(v2["version"]), "--reason", "manual"]
+        + ["--yes"],
+        env=env["cli_env"],
+    )
     assert promoted.exit_code == 0, promoted.output
     assert champion(env, "lightgbm")["id"] == v2["id"]
     env["store"].path_of(v2["native_uri"]).unlink()
@@ -308,7 +329,8 @@ def test_rollback_restores_the_previous_champion_even_when_the_current_files_are
 
     again = CliRunner().invoke(
         main,
-        ["promote", "--family", "lightgbm", "--version", str(v2["version"]), "--reason", "retry"],
+        ["promote", "--family", "lightgbm", "--version", str(v2["version"]), "--reason", "retry"]
+        + ["--yes"],
         env=env["cli_env"],
     )
     assert again.exit_code != 0 and "artifact missing" in again.output

@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -40,7 +41,7 @@ from alphaplus_mlops.store.migrations import status as migration_status
 from alphaplus_mlops.store.promotion import PromotionRefused, serving_at
 from alphaplus_mlops.store.promotion import promote as promote_version
 from alphaplus_mlops.store.promotion import rollback as rollback_family
-from alphaplus_mlops.store.versions import version_by_number
+from alphaplus_mlops.store.versions import current_champion, version_by_number
 
 
 def _settings() -> Settings:
@@ -395,15 +396,32 @@ def retrain(
 @main.command("promote")
 @FAMILY_OPTION
 @click.option("--version", "version", required=True, type=int)
-@click.option("--reason", required=True)
-def promote(family: str, version: int, reason: str) -> None:
-    """Promote VERSION to champion; refused unless every quality gate passed for it."""
+@click.option("--reason", required=True, help="Why, for the ledger (required, not empty).")
+@click.option(
+    "--max-evidence-age-days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Refuse gate results older than this many days.",
+)
+@click.option("--yes", is_flag=True, help="Confirm replacing the current champion.")
+def promote(family: str, version: int, reason: str, max_evidence_age_days: int, yes: bool) -> None:
+    """Promote VERSION to champion by hand; refused unless every quality gate passed for it
+    recently. Replacing a serving champion needs --yes."""
 
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
     settings = _settings()
     with _database(settings) as db:
         target = version_by_number(db, family, version)
         if target is None:
             raise click.ClickException(f"{family} has no version {version}")
+        champion = current_champion(db, family)
+        if champion is not None and champion["id"] != target["id"] and not yes:
+            raise click.UsageError(
+                f"{family} v{champion['version']} is serving: add --yes to replace it by hand "
+                f"with v{version}"
+            )
         try:
             entry = promote_version(
                 db,
@@ -411,6 +429,7 @@ def promote(family: str, version: int, reason: str) -> None:
                 str(target["id"]),
                 actor=_actor(),
                 reason=reason,
+                max_evidence_age=timedelta(days=max_evidence_age_days),
             )
         except PromotionRefused as exc:
             raise click.ClickException(str(exc)) from exc
@@ -480,6 +499,19 @@ def which(family: str, at: str | None) -> None:
         f"{family} v{entry['version']} since {entry['recorded_at'].isoformat(timespec='seconds')}"
         f" ({entry['action']} by {entry['actor']}): {entry['reason']}"
     )
+
+
+@main.command("doctor")
+@click.option("--fix", is_flag=True, help="Repair what can be repaired, then check again.")
+def doctor(fix: bool) -> None:
+    """Run every consistency check now: stale training rows, decisions without their
+    promotion, champion against the ledger, artifact checksums, pending migrations. Each
+    finding is printed with what --fix does; exits 1 while any is unresolved."""
+    from alphaplus_mlops.app.doctor import run_doctor
+
+    unresolved = run_doctor(_settings(), fix=fix, echo=click.echo)
+    if unresolved:
+        sys.exit(1)
 
 
 @main.command("demo")

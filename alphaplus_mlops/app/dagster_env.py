@@ -7,6 +7,8 @@ always the project's PostgreSQL and never a silent SQLite fallback.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -52,20 +54,37 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     once on a fresh database (five `retrain` calls, say) collide. Serialized here.
     """
     env = dagster_environment(settings, database_url)
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+    with _environment(env), connect(database_url, autocommit=True) as conn:
+        conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
+        try:
+            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
+                pass
+        finally:
+            conn.execute(queries.RELEASE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
+    return env
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ for the block (Dagster reads its config from there)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
-        with connect(database_url, autocommit=True) as conn:
-            conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
-            try:
-                with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
-                    pass
-            finally:
-                conn.execute(queries.RELEASE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return env
+
+
+@contextmanager
+def project_instance(settings: Settings, database_url: str) -> Iterator[dg.DagsterInstance]:
+    """The project's Dagster instance (its dagster.yaml, storage in the project's
+    database) for this block, leaving the process environment as it was."""
+    env = prepare_dagster(settings, database_url)
+    with _environment(env):
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    with instance:
+        yield instance

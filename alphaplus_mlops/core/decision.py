@@ -48,10 +48,28 @@ class ComparisonRule:
         )
 
 
-def _fmt_test(name: str, test: dict) -> str:
+def _measured(value: object) -> bool:
+    """A number that came out of a test: JSON turns NaN into null, so both mean 'not
+    measured' (too few rows, a constant series, a failed variance estimate)."""
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _unmeasured(test: dict | None) -> bool:
+    return test is None or not all(
+        _measured(test.get(key)) for key in ("estimate", "p_better", "p_worse")
+    )
+
+
+def _fmt(value: object, spec: str) -> str:
+    return format(value, spec) if _measured(value) else "n/a"
+
+
+def _fmt_test(name: str, test: dict | None) -> str:
+    test = test or {}
     return (
-        f"{name} {test['estimate']:+.4g} (z {test['z']:+.2f}, "
-        f"p_better {test['p_better']:.3f}, p_worse {test['p_worse']:.3f})"
+        f"{name} {_fmt(test.get('estimate'), '+.4g')} (z {_fmt(test.get('z'), '+.2f')}, "
+        f"p_better {_fmt(test.get('p_better'), '.3f')}, "
+        f"p_worse {_fmt(test.get('p_worse'), '.3f')})"
     )
 
 
@@ -74,6 +92,10 @@ def decide(
        (log loss, ROC-AUC) significantly worse → promote;
     6. otherwise → shadow as challenger (no significant difference, or mixed evidence).
 
+    A comparison that ran but could not be measured fails: an unmeasured net-return test
+    (NaN or missing) keeps the champion, and an unmeasured guardrail holds back a
+    promotion as a significantly worse one would.
+
     ``comparison`` holds ``evidence_bars`` and ``tests``: PairedTest dicts by name.
     ``no_comparison`` says why there is none when the reason is not the usual lack of
     unseen bars: a champion whose files are lost takes step 3 too, as an incomparable
@@ -91,6 +113,11 @@ def decide(
             "shadow",
             [f"insufficient evidence: {why}; run as challenger until live outcomes decide"],
         )
+    if not _measured(comparison.get("evidence_bars")):
+        return Decision(
+            "keep_champion",
+            ["comparison unmeasured (no count of shared bars): counted as failed"],
+        )
     bars = int(comparison["evidence_bars"])
     if bars < rule.min_bars:
         return Decision(
@@ -100,22 +127,27 @@ def decide(
                 "needed; run as challenger until live outcomes decide"
             ],
         )
-    tests = comparison["tests"]
-    deciding = tests[DECIDING_TEST]
-    detail = "; ".join(_fmt_test(n, tests[n]) for n in (DECIDING_TEST, *GUARDRAIL_TESTS))
+    tests = comparison.get("tests") or {}
+    deciding = tests.get(DECIDING_TEST)
+    detail = "; ".join(_fmt_test(n, tests.get(n)) for n in (DECIDING_TEST, *GUARDRAIL_TESTS))
     detail += f" on {bars} bars per symbol"
+    if _unmeasured(deciding):
+        return Decision(
+            "keep_champion",
+            [f"{DECIDING_TEST} test unmeasured, counted as failed: {detail}"],
+        )
     if deciding["p_worse"] < rule.alpha_worse:
         return Decision("keep_champion", [f"significantly worse than the champion: {detail}"])
     if deciding["p_better"] < rule.alpha_better:
-        held_back = [
+        unmeasured = [n for n in GUARDRAIL_TESTS if _unmeasured(tests.get(n))]
+        worse = [
             n
             for n in GUARDRAIL_TESTS
-            if math.isfinite(tests[n]["p_worse"]) and tests[n]["p_worse"] < rule.alpha_worse
+            if n not in unmeasured and tests[n]["p_worse"] < rule.alpha_worse
         ]
-        if not held_back:
+        if not worse and not unmeasured:
             return Decision("promote", [f"significantly better than the champion: {detail}"])
-        return Decision(
-            "shadow",
-            [f"better net return but significantly worse {', '.join(held_back)}: {detail}"],
-        )
+        held = [f"significantly worse {', '.join(worse)}"] if worse else []
+        held += [f"unmeasured {', '.join(unmeasured)}"] if unmeasured else []
+        return Decision("shadow", [f"better net return but {' and '.join(held)}: {detail}"])
     return Decision("shadow", [f"no significant difference from the champion: {detail}"])

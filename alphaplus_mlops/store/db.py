@@ -62,12 +62,10 @@ def redact(url: str) -> str:
         netloc = f"{userinfo}@{host}"
     parameters = []
     for parameter in query.split("&") if query else []:
-        key, equals, _ = parameter.partition("=")
+        key = parameter.partition("=")[0]
         secret = unquote_plus(key).strip().lower() in _SECRET_PARAMETERS
         parameters.append(f"{key}=***" if secret else parameter)
-    return (
-        f"{scheme}://{netloc}{slash}{path}{question}{'&'.join(parameters)}{hash_}{fragment}"
-    )
+    return f"{scheme}://{netloc}{slash}{path}{question}{'&'.join(parameters)}{hash_}{fragment}"
 
 
 def with_database(url: str, database: str) -> str:

@@ -1,5 +1,7 @@
 """deployment_decision and champion_model: from gate results to the serving champion."""
 
+from datetime import timedelta
+
 import dagster as dg
 from pydantic import Field
 
@@ -98,8 +100,17 @@ class PromotionConfig(dg.Config):
         description="Promote this version instead of the decision's candidate "
         "(manual promotion). Refused unless every quality gate passed for it.",
     )
-    reason: str = Field(default="", description="Why, for the ledger (manual promotion).")
+    reason: str = Field(
+        default="", description="Why, for the ledger (required for a manual promotion)."
+    )
     actor: str = Field(default="", description="Who, for the ledger; default: the run.")
+    replace_champion: bool = Field(
+        default=False,
+        description="Confirm that a manual promotion replaces the serving champion.",
+    )
+    max_evidence_age_days: int = Field(
+        default=30, description="A manual promotion refuses gate results older than this."
+    )
 
 
 @dg.asset(
@@ -122,13 +133,23 @@ def champion_model(
         target = version_by_number(db, family, config.version)
         if target is None:
             raise dg.Failure(f"{family} has no version {config.version}")
-        reason = config.reason or "manual promotion"
+        if not config.reason.strip():
+            raise dg.Failure("a manual promotion needs a reason (config: reason)")
+        champion = current_champion(db, family)
+        if champion is not None and champion["id"] != target["id"] and not config.replace_champion:
+            raise dg.Failure(
+                f"{family} v{champion['version']} is serving: set replace_champion to replace "
+                f"it by hand with v{config.version}"
+            )
+        reason = config.reason
         replacing = ANY_CHAMPION
+        max_age = timedelta(days=config.max_evidence_age_days)
     elif deployment_decision["outcome"] == "promote":
         target = get_model_version(db, deployment_decision["model_version_id"])
         reason = f"automated decision {deployment_decision['decision_id']}"
         # The decision compared the candidate with this champion; a newer one voids it.
         replacing = deployment_decision.get("champion_version_id")
+        max_age = None  # the gates ran in this very run
     else:
         champion = current_champion(db, family)
         return dg.Output(
@@ -154,6 +175,7 @@ def champion_model(
             reason=reason,
             evidence={"run_id": context.run.run_id},
             replacing=replacing,
+            max_evidence_age=max_age,
         )
     except PromotionRefused as exc:
         raise dg.Failure(str(exc)) from exc

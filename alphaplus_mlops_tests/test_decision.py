@@ -44,6 +44,35 @@ def test_the_deployment_rule(gates, champion, comparison, outcome, says):
     assert says in decision.reasons[0]
 
 
+def _unmeasured(comparison: dict, test: str, value) -> dict:
+    """The comparison as stored: JSON turns a NaN p-value into null."""
+    tests = {**comparison["tests"], test: {**comparison["tests"][test], "p_better": value}}
+    return {**comparison, "tests": tests}
+
+
+@pytest.mark.parametrize("value", [float("nan"), None])
+def test_an_unmeasured_net_return_test_keeps_the_champion(value):
+    decision = decide(True, "summary", True, _unmeasured(_comparison(), "net_return", value), RULE)
+    assert decision.outcome == "keep_champion"
+    assert decision.reasons[0].startswith("net_return test unmeasured, counted as failed")
+    assert "p_better n/a" in decision.reasons[0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), None])
+def test_an_unmeasured_guardrail_holds_back_a_promotion(value):
+    comparison = _unmeasured(_comparison(net=0.01), "roc_auc", value)
+    decision = decide(True, "summary", True, comparison, RULE)
+    assert decision.outcome == "shadow"
+    assert "better net return but unmeasured roc_auc" in decision.reasons[0]
+
+
+def test_a_comparison_without_its_count_of_bars_or_a_test_fails():
+    missing_bars = {**_comparison(net=0.01), "evidence_bars": None}
+    assert decide(True, "s", True, missing_bars, RULE).outcome == "keep_champion"
+    no_tests = {"evidence_bars": 300, "tests": {}}
+    assert decide(True, "s", True, no_tests, RULE).outcome == "keep_champion"
+
+
 def test_the_rule_reads_its_thresholds_from_the_gate_row():
     row = {"threshold": 400, "config": {"alpha_better": 0.01, "alpha_worse": 0.001}}
     assert ComparisonRule.from_gate(row) == ComparisonRule(400, 0.01, 0.001)

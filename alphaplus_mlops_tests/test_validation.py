@@ -471,3 +471,11 @@ def test_a_bad_row_is_reported_once_not_echoed_as_a_jump():
 def test_rules_themselves_are_checked(options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         ImportRules(**options)
+
+
+def test_text_pandas_would_read_as_missing_is_an_unparseable_timestamp():
+    # Found by the importer fuzz: pandas turns "nan" and "NaT" into NaT without complaint.
+    assert rejected(with_ts(["nan", "2024-01-02", "NaT", "2024-01-04"])).problems == [
+        "unparseable timestamp in 2 row(s): row 0 ('nan'); row 2 ('NaT') (the other rows read "
+        "as ISO 8601; one format per file)"
+    ]

@@ -198,7 +198,9 @@ def _read_csv(data: bytes, source: str, *, encoding: str, delimiter: str | None)
             rows.append(fields)
             lines.append(line)
     except csv.Error as exc:
-        raise BarValidationError([f"line {reader.line_num}: {exc}"], source) from exc
+        raise BarValidationError(
+            [f"line {reader.line_num}: {exc} (malformed CSV quoting or field)"], source
+        ) from exc
     if header is None:
         raise BarValidationError(["the file is empty"], source)
     seen = [name for i, name in enumerate(header) if name in header[:i]]

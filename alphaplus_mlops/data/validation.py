@@ -45,11 +45,12 @@ _EARLIEST_EPOCH_BAR = pd.Timestamp("1971-01-01", tz="UTC")
 _UNIT_NANOS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 # Day-first and month-first spellings of the same shape; ISO 8601 is tried before all of them.
+# Dotted dates are day-first by convention (DIN 5008 and its kin): a month-first one needs
+# --date-format %m.%d.%Y.
 _DATE_FORMATS: tuple[tuple[str, str | None], ...] = (
     ("%d/%m/%Y", "day"),
     ("%m/%d/%Y", "month"),
     ("%d.%m.%Y", "day"),
-    ("%m.%d.%Y", "month"),
     ("%d-%m-%Y", "day"),
     ("%m-%d-%Y", "month"),
 )
@@ -427,7 +428,10 @@ def _infer_and_parse(text: pd.Series, row_label: str) -> tuple[pd.Series, list[s
     if len(fitting) == 1:
         return pd.to_datetime(text, format=fitting[0][0], utc=True), []
     if fitting:
-        return _refuse_all(text, [_ambiguity(text, fitting, row_label)])
+        parsed = [pd.to_datetime(text, format=fmt, utc=True) for fmt, _ in fitting]
+        if all(p.equals(parsed[0]) for p in parsed[1:]):
+            return parsed[0], []  # e.g. every row is 01/01, 02/02: both readings agree
+        return _refuse_all(text, [_ambiguity(text, fitting, parsed, row_label)])
     best, best_ts = None, None
     for fmt, _ in _candidates(text):
         ts = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
@@ -460,14 +464,19 @@ def _candidates(text: pd.Series) -> list[tuple[str, str | None]]:
 
 def _fits(text: pd.Series, fmt: str) -> bool:
     try:
-        pd.to_datetime(text, format=fmt, utc=True)
+        parsed = pd.to_datetime(text, format=fmt, utc=True)
     except (ValueError, OverflowError):
         return False
-    return True
+    # pandas reads "nan", "NaT" and "null" as missing instead of failing on them.
+    return not parsed.isna().any()
 
 
-def _ambiguity(text: pd.Series, fitting: list[tuple[str, str | None]], row_label: str) -> str:
-    parsed = [pd.to_datetime(text, format=fmt, utc=True) for fmt, _ in fitting]
+def _ambiguity(
+    text: pd.Series,
+    fitting: list[tuple[str, str | None]],
+    parsed: list[pd.Series],
+    row_label: str,
+) -> str:
     differs = parsed[0] != parsed[1]
     label = text.index[differs][0] if differs.any() else text.index[0]
     readings = " or ".join(

@@ -313,3 +313,64 @@ def test_a_date_only_end_bound_includes_its_whole_last_day():
     end = inclusive_end("2015-09-30")
     assert pd.Timestamp("2015-09-30T16:00:00-05:00") <= end < pd.Timestamp("2015-10-01", tz="UTC")
     assert inclusive_end("2015-09-30T12:00:00+00:00") == pd.Timestamp("2015-09-30 12:00", tz="UTC")
+
+
+def daily_csv(days, close: float = 10.0, suffix: str = "") -> str:
+    lines = [f"{d}{suffix},{close},{close * 1.01:.4f},{close * 0.99:.4f},{close},100" for d in days]
+    return "date,open,high,low,close,volume\n" + "\n".join(lines) + "\n"
+
+
+WEEKDAYS = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2024-03-01", periods=16)]
+
+
+def cli_import(database_url: str, path: Path, *options: str):
+    return CliRunner().invoke(
+        main, ["data", "import", str(path), *options], env={"ALPHAPLUS_DATABASE_URL": database_url}
+    )
+
+
+def test_the_same_days_under_another_offset_do_not_become_a_second_bar_per_day(
+    database, database_url, tmp_path
+):
+    first = write(tmp_path, daily_csv(WEEKDAYS[:8], suffix="T00:00:00+00:00"), "utc.csv")
+    assert cli_import(database_url, first, "--symbol", "SEAM").exit_code == 0
+    again = write(tmp_path, daily_csv(WEEKDAYS[4:12], suffix="T00:00:00-05:00"), "ny.csv")
+    before = count_bars(database)
+    result = cli_import(database_url, again, "--symbol", "SEAM")
+    assert result.exit_code == 3, result.output
+    assert (
+        "SEAM: new bar in a daily slot a stored bar already holds (another time of day or "
+        "offset?) in 4 row(s): 2024-03-07 05:00:00+00:00, 2024-03-08 05:00:00+00:00, "
+        "2024-03-11 05:00:00+00:00, 2024-03-12 05:00:00+00:00"
+    ) in result.output
+    assert count_bars(database) == before
+
+
+def test_a_bar_off_the_stored_cadence_is_refused_unless_allowed(database, database_url, tmp_path):
+    write(tmp_path, daily_csv(WEEKDAYS[:8]), "daily.csv")
+    assert cli_import(database_url, tmp_path / "daily.csv", "--symbol", "SEAMB").exit_code == 0
+    intraday = write(tmp_path, daily_csv([f"{WEEKDAYS[8]} 10:00"]), "intraday.csv")
+    result = cli_import(database_url, intraday, "--symbol", "SEAMB")
+    assert result.exit_code == 3, result.output
+    assert (
+        "SEAMB: new bar off the stored bars' daily cadence in 1 row(s): "
+        "2024-03-13 10:00:00+00:00; pass --allow-off-cadence to accept them"
+    ) in result.output
+    allowed = cli_import(database_url, intraday, "--symbol", "SEAMB", "--allow-off-cadence")
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_prices_jumping_from_the_stored_ones_are_refused_unless_allowed(
+    database, database_url, tmp_path
+):
+    write(tmp_path, daily_csv(WEEKDAYS[:8], close=10.0), "dollars.csv")
+    assert cli_import(database_url, tmp_path / "dollars.csv", "--symbol", "CENTS").exit_code == 0
+    cents = write(tmp_path, daily_csv(WEEKDAYS[8:12], close=1000.0), "cents.csv")
+    result = cli_import(database_url, cents, "--symbol", "CENTS")
+    assert result.exit_code == 3, result.output
+    assert (
+        "CENTS: close moves more than 10x between stored and new bars in 1 place(s): "
+        "2024-03-12 00:00:00+00:00 stored close 10 -> 2024-03-13 00:00:00+00:00 new close 1000; "
+        "pass --max-jump to accept larger moves"
+    ) in result.output
+    assert cli_import(database_url, cents, "--symbol", "CENTS", "--max-jump", "150").exit_code == 0

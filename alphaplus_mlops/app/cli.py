@@ -276,6 +276,7 @@ def data_import(
                 source=imported.source,
                 source_sha256=imported.sha256,
                 restate=restate,
+                rules=rules,
             )
     except BarValidationError as exc:
         raise refused(exc) from exc

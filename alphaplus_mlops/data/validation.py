@@ -527,38 +527,70 @@ def _order_problems(frame: pd.DataFrame, row_label: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """A symbol's cadence: slots of ``unit`` ns shifted by ``anchor`` (a fraction of a slot)."""
+
+    cadence: float
+    unit: int
+    anchor: float
+    name: str
+
+    @property
+    def calendar(self) -> bool:
+        # Weekly and monthly bars follow the calendar, not a fixed grid.
+        return self.cadence >= 28 * _HOUR
+
+    def position(self, nanos: np.ndarray) -> np.ndarray:
+        # Integer remainders first: float division of nanoseconds since 1970 loses the phase.
+        return (nanos // self.unit) + (nanos % self.unit) / self.unit - self.anchor
+
+
+_HOUR = 3_600 * 10**9
+_DAY = 24 * _HOUR
+
+
+def _grid(nanos: np.ndarray) -> _Grid | None:
+    """The cadence of sorted, distinct timestamps (ns), None below MIN_BARS_FOR_CADENCE bars.
+
+    The cadence is the median spacing; daily bars (20 h to 28 h) count as 24 h, so weekends
+    and holidays are whole missing slots. The anchor is the bars' common phase (their
+    circular mean), so a few odd bars do not move the grid.
+    """
+    if len(nanos) < MIN_BARS_FOR_CADENCE:
+        return None
+    cadence = float(np.median(np.diff(nanos)))
+    if cadence >= 28 * _HOUR:
+        return _Grid(cadence, int(cadence), 0.0, _duration(pd.Timedelta(cadence)))
+    unit = _DAY if cadence >= 20 * _HOUR else max(int(cadence), 1)
+    phase = (nanos % unit) / unit
+    anchor = float(np.angle(np.exp(2j * np.pi * phase).mean()) / (2 * np.pi))
+    return _Grid(cadence, unit, anchor, "daily" if unit == _DAY else _duration(pd.Timedelta(unit)))
+
+
 def _cadence_problems(symbol: str, group: pd.DataFrame, row_label: str) -> list[str]:
     """Bars off the symbol's grid, or two bars in one slot of it.
 
-    The cadence is the median spacing of the symbol's bars. Up to a day (daily bars count as
-    24 h, so weekends and holidays are whole missing slots), every bar must lie within
-    CADENCE_TOLERANCE of a grid anchored at the bars' common phase (their circular mean), and
-    no two bars may share a slot. Coarser cadences (weekly, monthly) follow the calendar, not a
-    fixed grid: there only spacing under half the cadence is refused.
+    Up to a day, every bar must lie within CADENCE_TOLERANCE of the grid (see :func:`_grid`)
+    and no two bars may share a slot. For calendar cadences (weekly, monthly) only spacing
+    under half the cadence is refused.
     """
-    if len(group) < MIN_BARS_FOR_CADENCE:
-        return []
     nanos = group["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    cadence = float(np.median(np.diff(nanos)))
-    day = 86_400 * 10**9
+    grid = _grid(nanos)
+    if grid is None:
+        return []
     labels = group.index
     shown = group[["ts"]]
-    if cadence >= 28 * 3_600 * 10**9:
-        close = np.concatenate([[False], np.diff(nanos) < cadence / 2])
+    if grid.calendar:
+        close = np.concatenate([[False], np.diff(nanos) < grid.cadence / 2])
         if not close.any():
             return []
         return [
-            f"{symbol}: bars closer than half its cadence ({_duration(pd.Timedelta(cadence))}) "
+            f"{symbol}: bars closer than half its cadence ({grid.name}) "
             f"in {close.sum()} row(s): {_rows(labels[close], row_label, shown)}; "
             "pass --allow-off-cadence to accept them"
         ]
-    unit = day if cadence >= 20 * 3_600 * 10**9 else cadence
-    name = "daily" if unit == day else f"{_duration(pd.Timedelta(unit))}"
-    # Integer remainders first: float division of nanoseconds since 1970 would lose the phase.
-    phase = (nanos % int(unit)) / unit
-    angle = np.angle(np.exp(2j * np.pi * phase).mean())
-    anchor = angle / (2 * np.pi)
-    position = (nanos // int(unit)) + phase - anchor
+    position = grid.position(nanos)
     slot = np.round(position)
     off = np.abs(position - slot) > CADENCE_TOLERANCE
     shared = np.zeros(len(slot), dtype=bool)
@@ -566,15 +598,107 @@ def _cadence_problems(symbol: str, group: pd.DataFrame, row_label: str) -> list[
     problems = []
     if off.any():
         problems.append(
-            f"{symbol}: bar off its {name} cadence in {off.sum()} row(s): "
+            f"{symbol}: bar off its {grid.name} cadence in {off.sum()} row(s): "
             f"{_rows(labels[off], row_label, shown)}; pass --allow-off-cadence to accept them"
         )
     if shared.any():
         problems.append(
-            f"{symbol}: more than one bar in one {name} slot in {shared.sum()} row(s): "
+            f"{symbol}: more than one bar in one {grid.name} slot in {shared.sum()} row(s): "
             f"{_rows(labels[shared], row_label, shown)}"
         )
     return problems
+
+
+def stored_neighbour_problems(
+    new: pd.DataFrame, stored: pd.DataFrame, rules: ImportRules
+) -> list[str]:
+    """The import rules across the seam between clean input bars and the bars already stored.
+
+    A file consistent in itself can still sit off the grid of the stored bars (the same days
+    stamped under another offset become a second bar per day) or jump from them (prices in
+    cents after prices in dollars). The stored bars of a symbol define its grid; ``stored``
+    holds those around and between the new ones (not the ones the input restates). Bars are
+    named by symbol and time.
+    """
+    problems: list[str] = []
+    if stored.empty:
+        return problems
+    for symbol, fresh in new.groupby("symbol", sort=True):
+        old = stored[stored["symbol"] == symbol].sort_values("ts")
+        if old.empty:
+            continue
+        if not rules.allow_off_cadence:
+            problems.extend(_seam_cadence(str(symbol), fresh.sort_values("ts"), old))
+        problems.extend(_seam_jumps(str(symbol), fresh, old, rules.max_jump))
+    return problems
+
+
+def _nanos(ts: pd.Series) -> np.ndarray:
+    return ts.to_numpy(dtype="datetime64[ns]").astype("int64")
+
+
+def _stamps(ts: pd.Series) -> str:
+    shown = ", ".join(str(t) for t in ts.iloc[:_EXAMPLES])
+    more = len(ts) - min(len(ts), _EXAMPLES)
+    return shown + (f" and {more} more" if more else "")
+
+
+def _seam_cadence(symbol: str, fresh: pd.DataFrame, old: pd.DataFrame) -> list[str]:
+    old_nanos = _nanos(old["ts"])
+    grid = _grid(old_nanos)
+    if grid is None:
+        return []
+    nanos = _nanos(fresh["ts"])
+    hint = "pass --allow-off-cadence to accept them"
+    if grid.calendar:
+        gaps = np.abs(nanos[:, None] - old_nanos[None, :]).min(axis=1)
+        close = gaps < grid.cadence / 2
+        if not close.any():
+            return []
+        return [
+            f"{symbol}: new bar closer than half the stored bars' cadence ({grid.name}) to a "
+            f"stored bar in {close.sum()} row(s): {_stamps(fresh['ts'][close])}; {hint}"
+        ]
+    position = grid.position(nanos)
+    slot = np.round(position)
+    off = np.abs(position - slot) > CADENCE_TOLERANCE
+    old_slots = np.round(grid.position(old_nanos))
+    taken = ~off & np.isin(slot, old_slots)
+    problems = []
+    if off.any():
+        problems.append(
+            f"{symbol}: new bar off the stored bars' {grid.name} cadence in {off.sum()} "
+            f"row(s): {_stamps(fresh['ts'][off])}; {hint}"
+        )
+    if taken.any():
+        problems.append(
+            f"{symbol}: new bar in a {grid.name} slot a stored bar already holds (another "
+            f"time of day or offset?) in {taken.sum()} row(s): {_stamps(fresh['ts'][taken])}"
+        )
+    return problems
+
+
+def _seam_jumps(symbol: str, fresh: pd.DataFrame, old: pd.DataFrame, max_jump: float) -> list[str]:
+    both = pd.concat(
+        [fresh[["ts", "close"]].assign(new=True), old[["ts", "close"]].assign(new=False)],
+        ignore_index=True,
+    ).sort_values("ts", kind="stable")
+    ratio = both["close"] / both["close"].shift()
+    crosses = both["new"] != both["new"].shift()
+    jumps = ((ratio > max_jump) | (ratio < 1 / max_jump)) & crosses
+    if not jumps.any():
+        return []
+    previous = both.shift()
+    shown = "; ".join(
+        f"{previous.at[i, 'ts']} {'new' if previous.at[i, 'new'] else 'stored'} close "
+        f"{previous.at[i, 'close']:g} -> {both.at[i, 'ts']} "
+        f"{'new' if both.at[i, 'new'] else 'stored'} close {both.at[i, 'close']:g}"
+        for i in both.index[jumps][:_EXAMPLES]
+    )
+    return [
+        f"{symbol}: close moves more than {max_jump:g}x between stored and new bars in "
+        f"{jumps.sum()} place(s): {shown}; pass --max-jump to accept larger moves"
+    ]
 
 
 def _jump_problems(ordered: pd.DataFrame, max_jump: float, row_label: str) -> list[str]:

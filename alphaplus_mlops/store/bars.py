@@ -8,7 +8,13 @@ from datetime import datetime
 
 import pandas as pd
 
-from alphaplus_mlops.data.validation import BAR_COLUMNS, BarValidationError, validate_bars
+from alphaplus_mlops.data.validation import (
+    BAR_COLUMNS,
+    BarValidationError,
+    ImportRules,
+    stored_neighbour_problems,
+    validate_bars,
+)
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database
 
@@ -53,6 +59,8 @@ class BarRestatementRefused(BarValidationError):
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+# Stored bars read on each side of an import's span: enough for a median spacing.
+_CONTEXT_BARS = 50
 
 
 def upsert_bars(
@@ -62,13 +70,16 @@ def upsert_bars(
     source: str,
     source_sha256: str | None = None,
     restate: bool = False,
+    rules: ImportRules | None = None,
 ) -> UpsertResult:
     """Validate ``bars`` and upsert them on (symbol, ts), as one recorded import.
 
     Stored bars with other values are restatements: refused (:class:`BarRestatementRefused`,
     naming them) unless ``restate``; with it, each one's old and new values go to
     ``market_bar_revisions`` in the same transaction as the update. The same values again
-    are unchanged, from any source. Validation happens before the connection opens, so
+    are unchanged, from any source. With ``rules`` (bars from outside), the new bars must also
+    fit the cadence of the stored bars around them and not jump from them. Validation happens
+    before the connection opens, so
     rejected input writes nothing; everything else shares one transaction under an advisory
     lock, so a failure or refusal midway writes nothing either.
     """
@@ -79,6 +90,15 @@ def upsert_bars(
         with conn.cursor().copy(queries.COPY_STAGED_BARS) as copy:
             for row in clean[list(BAR_COLUMNS)].itertuples(index=False, name=None):
                 copy.write_row((*row, source))
+        if rules is not None:
+            stored = conn.execute(
+                queries.SELECT_STORED_BARS_AROUND_STAGED, {"n": _CONTEXT_BARS}
+            ).fetchall()
+            stored_frame = pd.DataFrame(stored, columns=list(BAR_COLUMNS))
+            stored_frame["ts"] = pd.to_datetime(stored_frame["ts"], utc=True)
+            problems = stored_neighbour_problems(clean, stored_frame, rules)
+            if problems:
+                raise BarValidationError(problems, source)
         restated = conn.execute(queries.SELECT_STAGED_BAR_RESTATEMENTS).fetchall()
         if restated and not restate:
             raise BarRestatementRefused([_restatement_message(restated)], source)

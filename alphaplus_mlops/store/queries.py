@@ -88,6 +88,28 @@ WHERE (b.open, b.high, b.low, b.close, b.volume)
 ORDER BY s.symbol, s.ts
 """
 
+# The stored bars that give staged ones their context: per symbol, the %(n)s before and after
+# the staged span and every one inside it that the input does not restate.
+SELECT_STORED_BARS_AROUND_STAGED = """
+WITH spans AS (
+    SELECT symbol, min(ts) AS first_ts, max(ts) AS last_ts FROM staged_bars GROUP BY symbol
+)
+SELECT b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume
+FROM spans s
+CROSS JOIN LATERAL (
+    (SELECT symbol, ts, open, high, low, close, volume FROM market_bars
+     WHERE symbol = s.symbol AND ts < s.first_ts ORDER BY ts DESC LIMIT %(n)s)
+    UNION ALL
+    (SELECT symbol, ts, open, high, low, close, volume FROM market_bars
+     WHERE symbol = s.symbol AND ts > s.last_ts ORDER BY ts LIMIT %(n)s)
+    UNION ALL
+    (SELECT m.symbol, m.ts, m.open, m.high, m.low, m.close, m.volume FROM market_bars m
+     WHERE m.symbol = s.symbol AND m.ts BETWEEN s.first_ts AND s.last_ts
+       AND NOT EXISTS (SELECT 1 FROM staged_bars x WHERE x.symbol = m.symbol AND x.ts = m.ts))
+) b
+ORDER BY b.symbol, b.ts
+"""
+
 COUNT_STAGED_BARS_NEW = """
 SELECT count(*) AS n FROM staged_bars s
 WHERE NOT EXISTS (SELECT 1 FROM market_bars b WHERE b.symbol = s.symbol AND b.ts = s.ts)

@@ -4,7 +4,11 @@
 -- running, whatever the fit is doing; a running row whose heartbeat has stopped belongs to
 -- a worker that was killed (SIGKILL, out of memory, a lost machine), and the reaper
 -- closes it. Rows still running when this migration applies start from their last sign.
-ALTER TABLE model_training_jobs ADD COLUMN heartbeat_at timestamptz;
+-- The worker's host and process id say which process to look at (or to stop).
+ALTER TABLE model_training_jobs
+    ADD COLUMN heartbeat_at timestamptz,
+    ADD COLUMN worker_host text,
+    ADD COLUMN worker_pid integer;
 UPDATE model_training_jobs
 SET heartbeat_at = coalesce(progress_updated_at, started_at, created_at)
 WHERE status = 'running';

@@ -7,6 +7,7 @@ slot back; and it reconciles `promote` decisions whose promotion never ran.
 
 import dagster as dg
 import psycopg
+from dagster._core.events import JobFailureData, RunFailureReason
 from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
@@ -36,7 +37,15 @@ class DagsterRuns:
         if run is None:
             return
         if run.status.value not in ENDED_RUN_STATUSES:
-            self.instance.report_run_failed(run, message=f"alphaplus reaper: {reason}")
+            # A worker that vanished is an unexpected termination, not a failed step: run
+            # retries (dagster.yaml) may run it once more, as they would after a crash.
+            self.instance.report_run_failed(
+                run,
+                message=f"alphaplus reaper: {reason}",
+                job_failure_data=JobFailureData(
+                    error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION
+                ),
+            )
         self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
@@ -53,7 +62,9 @@ def build_training_reaper(settings: Settings) -> dg.SensorDefinition:
 
     @dg.sensor(
         name="training_reaper",
-        minimum_interval_seconds=60,
+        # A fifth of the limit, at most a minute: a dead worker's slot is free again within
+        # 1.2 times the limit.
+        minimum_interval_seconds=max(1, min(60, stale_after // 5)),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Marks failed the training rows whose worker is gone (no heartbeat for "
         f"{stale_after} s, or the Dagster run ended) and ends their runs, freeing their "

@@ -49,8 +49,8 @@ def stale_training_jobs(
 ) -> list[Finding]:
     """Running rows whose Dagster run has ended, or whose heartbeat stopped more than
     ``stale_after`` seconds ago (the worker was killed). The repair marks the row failed
-    with the reason and ends a run Dagster still counts as in progress, which frees its
-    training slot."""
+    with the reason and ends a run Dagster still counts as in progress (its training slot
+    is free again) and frees the run's pool slots."""
     findings = []
     for job in running_training_jobs(db):
         run_id = job["dagster_run_id"]
@@ -68,7 +68,8 @@ def stale_training_jobs(
         findings.append(
             Finding(
                 "stale_training_job",
-                f"training job {job['id']} ({job['family']}, run {run_id})",
+                f"training job {job['id']} ({job['family']}, run {run_id}, worker "
+                f"{job['worker_host']}:{job['worker_pid']})",
                 reason.removeprefix("reaped: "),
                 "mark the row failed with this reason"
                 + ("" if status in ENDED_RUN_STATUSES else " and end its Dagster run"),
@@ -82,8 +83,8 @@ def _reaper(db, job_id, run_id, status, reason, end_run) -> Callable[[], str]:
     def repair() -> str:
         if not reap_training_job(db, job_id, reason):
             return "already closed by its worker"
-        if run_id and status not in ENDED_RUN_STATUSES:
-            end_run(run_id, reason)
+        if run_id:
+            end_run(run_id, reason)  # fails it if Dagster still counts it, frees its slots
         return "marked failed"
 
     return repair

@@ -14,6 +14,7 @@ GRANT_RUNTIME_PRIVILEGES = (
     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
     "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
     "REVOKE UPDATE, DELETE, TRUNCATE ON model_promotion_ledger FROM {role}",
+    "REVOKE UPDATE, DELETE, TRUNCATE ON market_bar_imports, market_bar_revisions FROM {role}",
     "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {role}",
 )
 
@@ -199,9 +200,9 @@ SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 INSERT_TRAINING_JOB = """
 INSERT INTO model_training_jobs
     (family, trigger_type, trigger_id, priority, status, dagster_run_id, requested_by, reason,
-     dataset_id, config, started_at, heartbeat_at)
+     dataset_id, config, started_at, heartbeat_at, worker_host, worker_pid)
 VALUES (%s, %s, (SELECT id FROM automated_retraining_triggers WHERE id = %s::uuid), %s,
-        'running', %s, %s, %s, %s, %s, now(), now())
+        'running', %s, %s, %s, %s, %s, now(), now(), %s, %s)
 RETURNING id
 """
 
@@ -227,7 +228,7 @@ RETURNING id
 
 # Running rows the reaper looks at: each with its seconds since the last sign of life.
 SELECT_RUNNING_TRAINING_JOBS = """
-SELECT id, family, dagster_run_id, started_at, heartbeat_at,
+SELECT id, family, dagster_run_id, started_at, heartbeat_at, worker_host, worker_pid,
        extract(epoch FROM now() - coalesce(heartbeat_at, started_at, created_at)) AS silent_seconds
 FROM model_training_jobs
 WHERE status = 'running'

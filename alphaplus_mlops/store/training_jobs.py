@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database, jsonb
@@ -21,6 +23,7 @@ def start_training_job(
     dataset_id: str,
     config: dict,
 ) -> str:
+    """Open a running row, recording this process as its worker (host and pid)."""
     with db.connection() as conn:
         row = conn.execute(
             queries.INSERT_TRAINING_JOB,
@@ -34,6 +37,8 @@ def start_training_job(
                 reason,
                 dataset_id,
                 jsonb(config),
+                socket.gethostname(),
+                os.getpid(),
             ),
         ).fetchone()
     return str(row["id"])

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from alphaplus_mlops.store.db import Database, with_database
+from alphaplus_mlops.store.db import Database, dagster_storage_url, with_database
 from alphaplus_mlops.store.embedded import start_embedded, stop_embedded
 from alphaplus_mlops.store.migrations import migrate
 
@@ -96,3 +100,47 @@ def database(database_url: str) -> Iterator[Database]:
     """The session's migrated database, with a connection pool, as the store takes it."""
     with Database(database_url) as db:
         yield db
+
+
+def dagster_deployment(url: str, folder: Path, **settings: str) -> tuple[dict, Path]:
+    """The environment and DAGSTER_HOME of a deployment on ``url``: the project's own
+    dagster.yaml and workspace.yaml (edit the copies to vary them), storage in ``folder``,
+    and ``settings`` as further environment variables."""
+    home = folder / "dagster_home"
+    home.mkdir()
+    for name in ("dagster.yaml", "workspace.yaml"):
+        shutil.copy(REPO_ROOT / name, home / name)
+    env = {
+        **os.environ,
+        "ALPHAPLUS_DATABASE_URL": url,
+        "ALPHAPLUS_HOME": str(folder / "alphaplus"),
+        "DAGSTER_HOME": str(home),
+        "ALPHAPLUS_DAGSTER_PG_URL": dagster_storage_url(url),
+        "ALPHAPLUS_DAGSTER_STORAGE": str(folder / "storage"),
+        **settings,
+    }
+    return env, home
+
+
+@contextmanager
+def dagster_daemon(env: dict, home: Path) -> Iterator[subprocess.Popen]:
+    """A real `dagster-daemon run` (queue, sensors, retries, run monitoring) for the block;
+    stopped with its code server and run workers at the end."""
+    daemon = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("dagster-daemon")),
+            "run",
+            "-w",
+            str(home / "workspace.yaml"),
+        ],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield daemon
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)

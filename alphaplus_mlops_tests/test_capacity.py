@@ -5,9 +5,6 @@ submitting queued runs, and a Dagster daemon dequeuing them into run worker proc
 """
 
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,10 +14,10 @@ import pytest
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import Database, dagster_storage_url
+from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.migrations import migrate
 
-from .conftest import REPO_ROOT, rows
+from .conftest import dagster_daemon, dagster_deployment, rows
 
 SYMBOLS = ["CAPA", "CAPB"]
 REQUESTS = [("catboost", 9), ("xgboost", 8), ("lightgbm", 7), ("catboost", 2), ("xgboost", 1)]
@@ -48,18 +45,7 @@ def deployment_env(create_database, tmp_path):
     bars = simulate_market(SYMBOLS, seed=4, config=SimulationConfig(n_bars=500)).bars
     with Database(url) as db:
         upsert_bars(db, bars, source="test")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    for name in ("dagster.yaml", "workspace.yaml"):
-        shutil.copy(REPO_ROOT / name, home / name)
-    env = {
-        **os.environ,
-        "ALPHAPLUS_DATABASE_URL": url,
-        "ALPHAPLUS_HOME": str(tmp_path / "alphaplus"),
-        "DAGSTER_HOME": str(home),
-        "ALPHAPLUS_DAGSTER_PG_URL": dagster_storage_url(url),
-        "ALPHAPLUS_DAGSTER_STORAGE": str(tmp_path / "storage"),
-    }
+    env, home = dagster_deployment(url, tmp_path)
     return url, env, home
 
 
@@ -101,20 +87,7 @@ def test_five_queued_retrains_never_run_more_than_three_at_once(deployment_env):
         assert "queued train_model run" in out
 
     # Every request is queued before the daemon starts, so the queue order is observable.
-    daemon = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster-daemon")),
-            "run",
-            "-w",
-            str(home / "workspace.yaml"),
-        ],
-        env=env,
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with dagster_daemon(env, home):
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
             statuses = [
@@ -126,9 +99,6 @@ def test_five_queued_retrains_never_run_more_than_three_at_once(deployment_env):
             time.sleep(2)
         else:
             pytest.fail(f"runs did not finish in time: {statuses}")
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
 
     jobs = rows(
         url,

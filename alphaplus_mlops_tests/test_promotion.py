@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import psycopg
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from alphaplus_mlops.app.cli import main
@@ -26,7 +25,7 @@ from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
 from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.versions import champion_since, version_trained_in_run
 
-from .conftest import REPO_ROOT, STRONG_SIGNAL, execute, rows
+from .conftest import STRONG_SIGNAL, execute, rows
 
 SYMBOLS = ["PRA", "PRB", "PRC"]
 # Early stopping off: a test that alters one version's files needs versions whose rounds, and so
@@ -36,6 +35,16 @@ FAST = {"n_estimators": 60, "cv_splits": 3, "early_stopping_rounds": 0}
 
 @pytest.fixture(scope="module")
 def env(create_database, tmp_path_factory):
+    yield from promotion_world(create_database, tmp_path_factory)
+
+
+@pytest.fixture
+def own_env(create_database, tmp_path_factory):
+    """A world of its own, for a test whose expectations depend on the whole history."""
+    yield from promotion_world(create_database, tmp_path_factory)
+
+
+def promotion_world(create_database, tmp_path_factory):
     url = create_database()
     migrate(url)
     db = Database(url)
@@ -463,34 +472,46 @@ def test_status_shows_champion_challenger_training_decision_and_gates(env):
     assert "last decision" in result.output and "pass " in result.output
 
 
-def test_run_retries_never_rerun_a_run_that_a_gate_failed():
-    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    assert config["run_retries"]["retry_on_asset_or_op_failure"] is False
+def test_a_second_rollback_does_not_bring_back_the_model_that_was_pulled(own_env):
+    _, first = train(own_env, "lightgbm")  # the family's first model: promoted
+    _, pulled = train(own_env, "lightgbm", rounds=70)
+    promotion.promote(own_env["db"], own_env["store"], str(pulled["id"]), actor="t", reason="try")
+    rollback = ["rollback", "--family", "lightgbm", "--reason", "live losses"]
+    assert CliRunner().invoke(main, rollback, env=own_env["cli_env"]).exit_code == 0
+    assert champion(own_env, "lightgbm")["id"] == first["id"]
 
-
-def test_a_second_rollback_does_not_bring_back_the_model_that_was_pulled(env):
-    # lightgbm: v1 promoted, v2 promoted by hand, then rolled back to v1 (tests above).
-    result = CliRunner().invoke(
-        main, ["rollback", "--family", "lightgbm", "--reason", "again"], env=env["cli_env"]
-    )
-    assert result.exit_code != 0
-    assert "no earlier champion to roll back to" in result.output
+    again = CliRunner().invoke(main, rollback, env=own_env["cli_env"])
+    assert again.exit_code != 0
+    assert "no earlier champion to roll back to" in again.output
+    assert champion(own_env, "lightgbm")["id"] == first["id"]
 
 
 def test_an_automated_promotion_is_refused_when_the_champion_changed_after_the_decision(env):
-    current = champion(env, "catboost")
+    judged_against = champion(env, "catboost")
     _, candidate = train(env, "catboost", rounds=90)
-    stale = str(candidate["id"])  # any id that is not the current champion
+    # Between the candidate's decision and its promotion, someone promotes another version.
+    _, newer = train(env, "catboost", rounds=95)
+    promotion.promote(env["db"], env["store"], str(newer["id"]), actor="test", reason="hotfix")
     with pytest.raises(promotion.PromotionRefused, match="decide again"):
         promotion.promote(
             env["db"],
             env["store"],
             str(candidate["id"]),
             actor="test",
-            reason="stale decision",
-            replacing=stale,
+            reason="the decision's promotion",
+            replacing=str(judged_against["id"]),
         )
-    assert champion(env, "catboost")["id"] == current["id"]
+    assert champion(env, "catboost")["id"] == newer["id"]
+    # Judged against the champion in office, the same call goes through.
+    promotion.promote(
+        env["db"],
+        env["store"],
+        str(candidate["id"]),
+        actor="test",
+        reason="decided again",
+        replacing=str(newer["id"]),
+    )
+    assert champion(env, "catboost")["id"] == candidate["id"]
 
 
 def test_each_run_reads_the_hand_off_its_own_run_wrote(env):

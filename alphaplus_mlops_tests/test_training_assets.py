@@ -53,7 +53,7 @@ def env(create_database, tmp_path_factory):
 
 def run(env, family, config=None, tags=None, raise_on_error=False):
     """Train one family. Quality gates may reject these small models: that is a later
-    stage's concern (test_gates.py); here the training and evaluation steps are judged."""
+    stage's concern (test_promotion.py); here the training and evaluation steps are judged."""
     job = env["defs"].resolve_job_def("train_model")
     return job.execute_in_process(
         partition_key=family,

@@ -486,7 +486,9 @@ def test_a_second_rollback_does_not_bring_back_the_model_that_was_pulled(own_env
     assert champion(own_env, "lightgbm")["id"] == first["id"]
 
 
-def test_an_automated_promotion_is_refused_when_the_champion_changed_after_the_decision(env):
+def test_an_automated_promotion_is_refused_when_the_champion_changed_after_the_decision(
+    env, catboost_runs
+):
     judged_against = champion(env, "catboost")
     _, candidate = train(env, "catboost", rounds=90)
     # Between the candidate's decision and its promotion, someone promotes another version.

@@ -6,6 +6,7 @@ leaves (a decision whose promotion never ran, a champion changed outside the led
 runs the real steps up to that point and makes the change a crash or an operator would.
 """
 
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -271,6 +272,12 @@ def running_job(env, instance, status: dg.DagsterRunStatus) -> tuple[str, str]:
     return job_id, run_id
 
 
+def exited_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def job_row(env, job_id):
     return rows(env["url"], "SELECT * FROM model_training_jobs WHERE id = %s", (job_id,))[0]
 
@@ -279,11 +286,13 @@ def test_the_reaper_fails_a_silent_row_and_ends_its_run_and_spares_a_live_one(en
     instance, tick = reaper
     dead_job, dead_run = running_job(env, instance, dg.DagsterRunStatus.STARTED)
     live_job, live_run = running_job(env, instance, dg.DagsterRunStatus.STARTED)
-    # The dead worker's last beat was two minutes ago; the live one beats on.
+    # The dead worker's last beat was two minutes ago and its process is gone (a process
+    # that has exited stands in for it); the live one beats on.
     execute(
         env["url"],
-        "UPDATE model_training_jobs SET heartbeat_at = now() - interval '2 minutes' WHERE id = %s",
-        (dead_job,),
+        "UPDATE model_training_jobs SET heartbeat_at = now() - interval '2 minutes', "
+        "worker_pid = %s WHERE id = %s",
+        (exited_pid(), dead_job),
     )
     message = tick()
     assert f"run {dead_run}" in message and "-> marked failed" in message
@@ -294,6 +303,22 @@ def test_the_reaper_fails_a_silent_row_and_ends_its_run_and_spares_a_live_one(en
     assert job_row(env, live_job)["status"] == "running"
     assert instance.get_run_by_id(live_run).status == dg.DagsterRunStatus.STARTED
     assert tick() == "nothing to reap"
+
+
+def test_a_silent_row_whose_worker_still_runs_here_is_spared(env, reaper):
+    """Beats lost in a database outage do not make a live training dead: this test's own
+    process is the row's worker."""
+    instance, tick = reaper
+    job, run = running_job(env, instance, dg.DagsterRunStatus.STARTED)
+    execute(
+        env["url"],
+        "UPDATE model_training_jobs SET heartbeat_at = now() - interval '2 minutes' WHERE id = %s",
+        (job,),
+    )
+    assert tick() == "nothing to reap"
+    assert job_row(env, job)["status"] == "running"
+    assert instance.get_run_by_id(run).status == dg.DagsterRunStatus.STARTED
+    execute(env["url"], "UPDATE model_training_jobs SET status = 'failed' WHERE id = %s", (job,))
 
 
 def test_the_reaper_closes_a_row_whose_run_ended_however_fresh_its_heartbeat(env, reaper):

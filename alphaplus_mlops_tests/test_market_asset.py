@@ -66,6 +66,24 @@ def test_market_bars_materializes_into_postgres_with_useful_metadata(create_data
     assert (meta["rows_added"].value, meta["rows_updated"].value) == (0, 0)
 
 
+def test_a_new_seed_for_stored_symbols_is_refused_unless_restated_on_the_record(
+    create_database,
+):
+    url = create_database()
+    simulated = {"sources": ["simulator"], "sim_symbols": ["RSA"], "sim_bars": 60}
+    assert materialize_bars(url, {"ops": {"market_bars": {"config": {**simulated, "sim_seed": 1}}}})
+    reseeded = {**simulated, "sim_seed": 2}
+    with pytest.raises(dg.Failure, match="restate: true"):
+        materialize_bars(url, {"ops": {"market_bars": {"config": reseeded}}})
+    assert rows(url, "SELECT count(*) AS n FROM market_bar_revisions")[0]["n"] == 0
+    restated = materialize_bars(
+        url, {"ops": {"market_bars": {"config": {**reseeded, "restate": True}}}}
+    )
+    meta = restated.asset_materializations_for_node("market_bars")[0].metadata
+    assert meta["rows_updated"].value == 60
+    assert rows(url, "SELECT count(*) AS n FROM market_bar_revisions")[0]["n"] == 60
+
+
 def test_an_unknown_source_fails_the_run_with_its_name(database_url):
     config = {"ops": {"market_bars": {"config": {"sources": ["bloomberg"]}}}}
     with pytest.raises(dg.Failure, match="bloomberg"):

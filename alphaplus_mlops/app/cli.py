@@ -508,9 +508,14 @@ def doctor(fix: bool) -> None:
     """Run every consistency check now: stale training rows, decisions without their
     promotion, champion against the ledger, artifact checksums, pending migrations. Each
     finding is printed with what --fix does; exits 1 while any is unresolved."""
+    import psycopg
+
     from alphaplus_mlops.app.doctor import run_doctor
 
-    unresolved = run_doctor(_settings(), fix=fix, echo=click.echo)
+    try:
+        unresolved = run_doctor(_settings(), fix=fix, echo=click.echo)
+    except (MigrationError, EmbeddedDatabaseError, psycopg.OperationalError) as exc:
+        raise click.ClickException(str(exc)) from exc
     if unresolved:
         sys.exit(1)
 

@@ -54,7 +54,8 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     once on a fresh database (five `retrain` calls, say) collide. Serialized here.
     """
     env = dagster_environment(settings, database_url)
-    with _environment(env), connect(database_url, autocommit=True) as conn:
+    # Processes queue here on a fresh database: wait minutes, not the default 15 s.
+    with _environment(env), connect(database_url, autocommit=True, lock_timeout=300) as conn:
         conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
         try:
             with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):

@@ -31,7 +31,7 @@ from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import summarize_bars
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
 from alphaplus_mlops.store.gate_results import gate_status
-from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops.store.migrations import prepare_schema
 from alphaplus_mlops.store.promotion import ledger, rollback
 from alphaplus_mlops.store.versions import champion_since, family_status, version_trained_in_run
 
@@ -63,7 +63,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
     url = resolve_database_url(settings)
     where = "external server" if settings.database_url else f"embedded, {settings.home}"
     echo(f"database: {redact(url)} ({where})")
-    for migration in migrate(url):
+    for migration in prepare_schema(url, settings.migration_database_url):
         echo(f"applied migration {migration.filename}")
     os.environ.update(prepare_dagster(settings, url))
     with Database(url) as db, dg.DagsterInstance.get() as instance:

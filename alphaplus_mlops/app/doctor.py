@@ -12,7 +12,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from alphaplus_mlops.app.dagster_env import project_instance
-from alphaplus_mlops.defs.upkeep import DagsterRuns
+from alphaplus_mlops.defs.upkeep import DagsterRuns, worker_alive
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifact_audit import audit_artifacts, raise_artifact_alerts
 from alphaplus_mlops.store.artifacts import ArtifactStore, LocalArtifactStore
@@ -81,6 +81,7 @@ def consistency_findings(
             stale_after=settings.training_stale_seconds,
             run_status=runs.status,
             end_run=runs.end,
+            worker_alive=worker_alive,
         ),
         *unfinished_promotions(db, store),
         *champion_ledger_mismatches(db),

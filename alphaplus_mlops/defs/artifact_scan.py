@@ -59,6 +59,8 @@ def artifact_scan_job():
     cron_schedule="30 5 * * *",
     job=artifact_scan_job,
     execution_timezone="UTC",
+    # On by default: a lost champion file must not wait for someone to remember the scan.
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily (05:30 UTC, before the model-age retrains): the artifact scan.",
 )
 def artifact_scan_schedule(context: dg.ScheduleEvaluationContext):

@@ -1,11 +1,15 @@
 """The reaper: a sensor that closes what died unattended, on the same code as `doctor`.
 
-Every minute it marks failed the training rows whose worker is gone (heartbeat stale, or
+Every few seconds (a fifth of ALPHAPLUS_TRAINING_STALE_SECONDS, at most a minute) it marks
+failed the training rows whose worker is gone (heartbeat stale, or
 Dagster run ended) and ends their Dagster runs, so that a killed run gives its training
 slot back; and it reconciles `promote` decisions whose promotion never ran.
 """
 
+import socket
+
 import dagster as dg
+import psutil
 import psycopg
 from dagster._core.events import JobFailureData, RunFailureReason
 from psycopg_pool import PoolTimeout
@@ -49,10 +53,28 @@ class DagsterRuns:
         self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
+def worker_alive(job: dict) -> bool:
+    """Whether the row's worker process still runs: only knowable on its own host, and
+    only if the process with that pid is not a newer one that reused the number."""
+    if job["worker_host"] != socket.gethostname() or not job["worker_pid"]:
+        return False
+    try:
+        process = psutil.Process(job["worker_pid"])
+        return process.create_time() <= job["started_at"].timestamp() + 1
+    except psutil.Error:
+        return False
+
+
 def reaper_findings(db, store, instance: dg.DagsterInstance, stale_after: float) -> list[Finding]:
     runs = DagsterRuns(instance)
     return [
-        *stale_training_jobs(db, stale_after=stale_after, run_status=runs.status, end_run=runs.end),
+        *stale_training_jobs(
+            db,
+            stale_after=stale_after,
+            run_status=runs.status,
+            end_run=runs.end,
+            worker_alive=worker_alive,
+        ),
         *unfinished_promotions(db, store),
     ]
 

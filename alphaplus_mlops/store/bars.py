@@ -85,6 +85,7 @@ def upsert_bars(
     """
     clean = validate_bars(bars)
     with db.connection() as conn, conn.transaction():
+        conn.execute(queries.EXTEND_LOCK_TIMEOUT_FOR_IMPORT)
         conn.execute(queries.LOCK_BAR_IMPORTS)
         conn.execute(queries.CREATE_STAGED_BARS)
         with conn.cursor().copy(queries.COPY_STAGED_BARS) as copy:

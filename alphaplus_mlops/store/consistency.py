@@ -46,9 +46,12 @@ def stale_training_jobs(
     stale_after: float,
     run_status: Callable[[str], str | None],
     end_run: Callable[[str, str], None],
+    worker_alive: Callable[[dict], bool] = lambda job: False,
 ) -> list[Finding]:
     """Running rows whose Dagster run has ended, or whose heartbeat stopped more than
-    ``stale_after`` seconds ago (the worker was killed). The repair marks the row failed
+    ``stale_after`` seconds ago (the worker was killed). A silent row whose worker process
+    is seen alive (``worker_alive``: it runs on this host) is left alone: its beats were
+    lost, say in a database outage, and resume. The repair marks the row failed
     with the reason and ends a run Dagster still counts as in progress (its training slot
     is free again) and frees the run's pool slots."""
     findings = []
@@ -58,7 +61,7 @@ def stale_training_jobs(
         silent = float(job["silent_seconds"])
         if status in ENDED_RUN_STATUSES:
             reason = f"reaped: its Dagster run ended ({status}) without closing the row"
-        elif silent > stale_after:
+        elif silent > stale_after and not worker_alive(job):
             reason = (
                 f"reaped: no heartbeat for {silent:.0f} s (limit {stale_after:.0f} s); the run "
                 "worker is gone (killed, out of memory, or its machine lost)"

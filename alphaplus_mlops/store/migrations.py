@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from alphaplus_mlops.store import queries
@@ -122,6 +123,12 @@ def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
                             queries.RECORD_MIGRATION,
                             (migration.version, migration.name, migration.checksum),
                         )
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise MigrationError(
+                        f"{migration.filename} is pending and this role may not change the "
+                        f"schema ({exc}): apply it as the owner, `alphaplus-mlops db migrate` "
+                        "with ALPHAPLUS_MIGRATION_DATABASE_URL set"
+                    ) from exc
                 except Exception as exc:
                     raise MigrationError(
                         f"{migration.filename} failed and was rolled back: {exc}"

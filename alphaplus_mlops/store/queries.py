@@ -75,6 +75,10 @@ RETURNING (xmax = 0) AS inserted
 # when the upsert runs.
 LOCK_BAR_IMPORTS = "SELECT pg_advisory_xact_lock(hashtext('market_bars:import'))"
 
+# Imports wait for each other (a large file may take minutes), longer than the session's
+# lock_timeout allows for a hung lock holder.
+EXTEND_LOCK_TIMEOUT_FOR_IMPORT = "SET LOCAL lock_timeout = '300s'"
+
 # Staged bars whose stored bar has other values, with both versions.
 SELECT_STAGED_BAR_RESTATEMENTS = """
 SELECT s.symbol, s.ts,

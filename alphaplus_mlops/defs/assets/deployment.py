@@ -109,7 +109,7 @@ class PromotionConfig(dg.Config):
         description="Confirm that a manual promotion replaces the serving champion.",
     )
     max_evidence_age_days: int = Field(
-        default=30, description="A manual promotion refuses gate results older than this."
+        default=30, ge=1, description="A manual promotion refuses gate results older than this."
     )
 
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.data.sources import PACKAGED_SAMPLES, inclusive_end, load_packaged_sample
 from alphaplus_mlops.defs.resources import MarketDataResource, PostgresResource
-from alphaplus_mlops.store.bars import summarize_bars, upsert_bars
+from alphaplus_mlops.store.bars import BarRestatementRefused, summarize_bars, upsert_bars
 
 
 class MarketBarsConfig(dg.Config):
@@ -31,6 +31,12 @@ class MarketBarsConfig(dg.Config):
     as_of: str | None = Field(
         default=None,
         description="Replay: load only bars up to this date (ISO), as if it were today.",
+    )
+    restate: bool = Field(
+        default=False,
+        description="Replace stored bars whose values differ (a simulator seed changed, a "
+        "vendor restated history); each change is recorded in market_bar_revisions. "
+        "Without it such a load is refused and nothing is written.",
     )
 
 
@@ -72,7 +78,10 @@ def market_bars(
 
     received = inserted = updated = 0
     for source, bars in loaded:
-        result = upsert_bars(postgres.db, bars, source=source)
+        try:
+            result = upsert_bars(postgres.db, bars, source=source, restate=config.restate)
+        except BarRestatementRefused as exc:
+            raise dg.Failure(f"{exc}\nSet restate: true to replace them, on the record.") from exc
         context.log.info(
             f"{source}: {result.received} bars, {result.inserted} new, {result.updated} updated"
         )

@@ -19,7 +19,12 @@ from alphaplus_mlops.settings import Settings, SettingsError
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.bars import upsert_bars
 from alphaplus_mlops.store.db import Database, connect, redact, with_database
-from alphaplus_mlops.store.migrations import MigrationError, migrate, migrate_as_owner
+from alphaplus_mlops.store.migrations import (
+    MigrationError,
+    migrate,
+    migrate_as_owner,
+    prepare_schema,
+)
 from alphaplus_mlops.store.promotion import PromotionRefused, promote, rollback
 
 from .conftest import STRONG_SIGNAL, rows
@@ -228,6 +233,14 @@ def test_runs_refuse_a_stale_schema_under_a_migration_role_instead_of_migrating(
     assert "applied 001_core_schema.sql" in result.output
     resource.setup_for_execution(dg.build_init_resource_context())  # current now: no error
     resource.teardown_after_execution(dg.build_init_resource_context())
+
+
+def test_without_the_owner_url_the_runtime_role_runs_on_a_current_schema_only(runtime_role):
+    owner_url, runtime_url, _ = runtime_role
+    with pytest.raises(MigrationError, match="(?s)may not make .* `alphaplus-mlops db migrate`"):
+        prepare_schema(runtime_url, None)  # nothing applied yet: it may not create tables
+    migrate_as_owner(owner_url, runtime_url)
+    assert prepare_schema(runtime_url, None) == []
 
 
 def test_one_role_for_both_urls_is_refused(database_url):

@@ -107,7 +107,10 @@ def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
     with connect(url, autocommit=True, lock_timeout=300, statement_timeout=0) as conn:
         conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_MIGRATION_LOCK_KEY,))
         try:
-            conn.execute(queries.CREATE_SCHEMA_MIGRATIONS)
+            try:
+                conn.execute(queries.CREATE_SCHEMA_MIGRATIONS)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise MigrationError(_not_the_owner("the migration table", exc)) from exc
             applied = {
                 row["version"]: row for row in conn.execute(queries.SELECT_APPLIED_MIGRATIONS)
             }
@@ -124,11 +127,7 @@ def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
                             (migration.version, migration.name, migration.checksum),
                         )
                 except psycopg.errors.InsufficientPrivilege as exc:
-                    raise MigrationError(
-                        f"{migration.filename} is pending and this role may not change the "
-                        f"schema ({exc}): apply it as the owner, `alphaplus-mlops db migrate` "
-                        "with ALPHAPLUS_MIGRATION_DATABASE_URL set"
-                    ) from exc
+                    raise MigrationError(_not_the_owner(migration.filename, exc)) from exc
                 except Exception as exc:
                     raise MigrationError(
                         f"{migration.filename} failed and was rolled back: {exc}"
@@ -137,6 +136,14 @@ def migrate(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
         finally:
             conn.execute(queries.RELEASE_ADVISORY_LOCK, (_MIGRATION_LOCK_KEY,))
     return applied_now
+
+
+def _not_the_owner(what: str, exc: Exception) -> str:
+    return (
+        f"{what} needs a schema change this role may not make ({exc}): apply pending "
+        "migrations as the owner, `alphaplus-mlops db migrate` with "
+        "ALPHAPLUS_MIGRATION_DATABASE_URL set"
+    )
 
 
 def pending(url: str, sql_dir: Path = DEFAULT_SQL_DIR) -> list[Migration]:
@@ -159,7 +166,8 @@ def prepare_schema(runtime_url: str, migration_url: str | None) -> list[Migratio
     """What a run or a command does before it starts: migrate the schema, or, when a
     migration role owns it, check that it is current."""
     if migration_url is None:
-        return migrate(runtime_url)
+        # A current schema needs no DDL at all: a runtime role without the owner's URL runs.
+        return migrate(runtime_url) if pending(runtime_url) else []
     ensure_current(runtime_url)
     return []
 

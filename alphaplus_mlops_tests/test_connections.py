@@ -53,7 +53,7 @@ def with_secret(url: str, secret: str = SECRET) -> str:
         ("postgresql://h/db?PASSWORD=pw", "postgresql://h/db?PASSWORD=***"),
         ("postgresql://h/db?pass%77ord=pw", "postgresql://h/db?pass%77ord=***"),
         ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
-        ("postgresql://u:@/db?host=/tmp/x", "postgresql://u:***@/db?host=/tmp/x"),
+        ("postgresql://u:@/db?host=/tmp/x&password=", "postgresql://u:@/db?host=/tmp/x&password="),
         ("postgresql:///db?host=/tmp/x", "postgresql:///db?host=/tmp/x"),
         ("not a url at all", "<database URL not shown>"),
     ],

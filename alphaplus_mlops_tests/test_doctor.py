@@ -71,15 +71,13 @@ def champion(env, family):
     return found[0] if found else None
 
 
-@pytest.fixture(scope="module")
-def decided_not_promoted(env):
-    """The first lightgbm model, decided `promote`, its run stopped before the promotion:
-    what a crash between the two transactions leaves behind."""
+def train_up_to_the_decision(env, family: str) -> dict:
+    """A real run of train_model that stops after the decision, as a crash there would."""
     result = (
         env["defs"]
         .resolve_job_def("train_model")
         .execute_in_process(
-            partition_key="lightgbm",
+            partition_key=family,
             run_config={
                 "ops": {
                     "training_dataset": {"config": {"symbols": SYMBOLS}},
@@ -90,7 +88,15 @@ def decided_not_promoted(env):
             asset_selection=UP_TO_THE_DECISION,
         )
     )
-    version = version_trained_in_run(Database(env["url"]), result.run_id)
+    with Database(env["url"]) as db:
+        return version_trained_in_run(db, result.run_id)
+
+
+@pytest.fixture(scope="module")
+def decided_not_promoted(env):
+    """The first lightgbm model, decided `promote`, its run stopped before the promotion:
+    what a crash between the two transactions leaves behind."""
+    version = train_up_to_the_decision(env, "lightgbm")
     (decision,) = rows(
         env["url"],
         "SELECT * FROM automated_decision_making WHERE model_version_id = %s",
@@ -141,22 +147,7 @@ def test_a_promote_decision_without_its_promotion_is_reported_then_completed(
 
 def test_a_promotion_that_no_longer_holds_is_recorded_abandoned(env, decided_not_promoted):
     """A decision judged against a champion that has since been replaced is stale."""
-    result = (
-        env["defs"]
-        .resolve_job_def("train_model")
-        .execute_in_process(
-            partition_key="catboost",
-            run_config={
-                "ops": {
-                    "training_dataset": {"config": {"symbols": SYMBOLS}},
-                    "trained_model": {"config": FAST},
-                }
-            },
-            instance=dg.DagsterInstance.ephemeral(),
-            asset_selection=UP_TO_THE_DECISION,
-        )
-    )
-    version = version_trained_in_run(Database(env["url"]), result.run_id)
+    version = train_up_to_the_decision(env, "catboost")
     execute(
         env["url"],
         "UPDATE automated_decision_making SET decided_at = decided_at - interval '1 hour', "

@@ -568,6 +568,14 @@ def _grid(nanos: np.ndarray) -> _Grid | None:
     return _Grid(cadence, unit, anchor, "daily" if unit == _DAY else _duration(pd.Timedelta(unit)))
 
 
+def _grid_slots(grid, nanos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each bar's nearest slot on the grid, and whether it lies off that slot by more than
+    the cadence tolerance."""
+    position = grid.position(nanos)
+    slot = np.round(position)
+    return slot, np.abs(position - slot) > CADENCE_TOLERANCE
+
+
 def _cadence_problems(symbol: str, group: pd.DataFrame, row_label: str) -> list[str]:
     """Bars off the symbol's grid, or two bars in one slot of it.
 
@@ -590,9 +598,7 @@ def _cadence_problems(symbol: str, group: pd.DataFrame, row_label: str) -> list[
             f"in {close.sum()} row(s): {_rows(labels[close], row_label, shown)}; "
             "pass --allow-off-cadence to accept them"
         ]
-    position = grid.position(nanos)
-    slot = np.round(position)
-    off = np.abs(position - slot) > CADENCE_TOLERANCE
+    slot, off = _grid_slots(grid, nanos)
     shared = np.zeros(len(slot), dtype=bool)
     shared[~off] = pd.Series(slot[~off]).duplicated(keep=False).to_numpy()
     problems = []
@@ -659,9 +665,7 @@ def _seam_cadence(symbol: str, fresh: pd.DataFrame, old: pd.DataFrame) -> list[s
             f"{symbol}: new bar closer than half the stored bars' cadence ({grid.name}) to a "
             f"stored bar in {close.sum()} row(s): {_stamps(fresh['ts'][close])}; {hint}"
         ]
-    position = grid.position(nanos)
-    slot = np.round(position)
-    off = np.abs(position - slot) > CADENCE_TOLERANCE
+    slot, off = _grid_slots(grid, nanos)
     old_slots = np.round(grid.position(old_nanos))
     taken = ~off & np.isin(slot, old_slots)
     problems = []

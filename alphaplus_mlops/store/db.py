@@ -57,13 +57,14 @@ def redact(url: str) -> str:
     netloc, slash, path = base.partition("/")
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            userinfo = userinfo.split(":", 1)[0] + ":***"
+        user, colon, password = userinfo.partition(":")
+        if password:  # `user:@` (the embedded server's form) holds no secret
+            userinfo = f"{user}:***"
         netloc = f"{userinfo}@{host}"
     parameters = []
     for parameter in query.split("&") if query else []:
-        key = parameter.partition("=")[0]
-        secret = unquote_plus(key).strip().lower() in _SECRET_PARAMETERS
+        key, _, value = parameter.partition("=")
+        secret = value and unquote_plus(key).strip().lower() in _SECRET_PARAMETERS
         parameters.append(f"{key}=***" if secret else parameter)
     return f"{scheme}://{netloc}{slash}{path}{question}{'&'.join(parameters)}{hash_}{fragment}"
 

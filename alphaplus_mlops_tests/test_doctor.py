@@ -163,6 +163,46 @@ def test_a_promotion_that_no_longer_holds_is_recorded_abandoned(env, decided_not
     assert row["status"] == "not_promoted"
 
 
+def test_the_next_run_of_the_family_completes_a_promotion_left_undone(env):
+    undone = train_up_to_the_decision(env, "xgboost")
+    execute(
+        env["url"],
+        "UPDATE automated_decision_making SET decided_at = decided_at - interval '1 hour' "
+        "WHERE model_version_id = %s",
+        (undone["id"],),
+    )
+    result = (
+        env["defs"]
+        .resolve_job_def("train_model")
+        .execute_in_process(
+            partition_key="xgboost",
+            run_config={
+                "ops": {
+                    "training_dataset": {"config": {"symbols": SYMBOLS}},
+                    "trained_model": {"config": {**FAST, "n_estimators": 40}},
+                }
+            },
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    )
+    (entry,) = rows(
+        env["url"],
+        "SELECT * FROM model_promotion_ledger WHERE model_version_id = %s",
+        (undone["id"],),
+    )
+    assert entry["actor"] == "reconciler"
+    with Database(env["url"]) as db:
+        newer = version_trained_in_run(db, result.run_id)
+    (decision,) = rows(
+        env["url"],
+        "SELECT inputs FROM automated_decision_making WHERE model_version_id = %s",
+        (newer["id"],),
+    )
+    # The new candidate was judged against the champion the reconciliation installed.
+    assert decision["inputs"]["champion_version_id"] == str(undone["id"])
+
+
 def test_a_champion_changed_outside_the_ledger_is_restored_from_it(env, decided_not_promoted):
     version, _ = decided_not_promoted
     execute(

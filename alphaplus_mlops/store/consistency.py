@@ -94,7 +94,11 @@ def _reaper(db, job_id, run_id, status, reason, end_run) -> Callable[[], str]:
 
 
 def unfinished_promotions(
-    db: Database, store: ArtifactStore, *, older_than: float = PROMOTION_GRACE_SECONDS
+    db: Database,
+    store: ArtifactStore,
+    *,
+    older_than: float = PROMOTION_GRACE_SECONDS,
+    family: str | None = None,
 ) -> list[Finding]:
     """`promote` decisions with no promotion in the ledger. The repair completes the
     promotion if it still holds (gates passed, files intact, the champion it was judged
@@ -112,6 +116,7 @@ def unfinished_promotions(
             _promotion_reconciler(db, store, d),
         )
         for d in decisions
+        if family is None or d["family"] == family
     ]
 
 

@@ -33,6 +33,7 @@ from alphaplus_mlops.modeling.model_files import (
 from alphaplus_mlops.store.artifact_audit import report_unreadable_champion
 from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, ArtifactStore
 from alphaplus_mlops.store.bars import all_symbols, load_bars
+from alphaplus_mlops.store.consistency import unfinished_promotions
 from alphaplus_mlops.store.dataset_records import record_dataset
 from alphaplus_mlops.store.db import Database, json_safe
 from alphaplus_mlops.store.gate_results import load_gates
@@ -75,6 +76,12 @@ def training_dataset(
     postgres: PostgresResource,
     artifacts: ArtifactStoreResource,
 ) -> dg.Output[dict]:
+    # A promotion a crash left undone is settled before this run judges a new candidate
+    # against the family's champion (the reaper does the same every few seconds).
+    for finding in unfinished_promotions(
+        postgres.db, artifacts.store, family=context.partition_key
+    ):
+        context.log.warning(f"{finding.line()} -> {finding.repair()}")
     try:
         label_config = LabelConfig(
             method=config.label_method,

@@ -7,6 +7,7 @@ the CLI and the Dagster resources agree on one list.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +60,25 @@ def _positive_int(name: str, value: str | None, default: int) -> int:
     return number
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 def _postgres_url(name: str, value: str | None) -> str | None:
+    """The URL, checked without ever quoting it: any part of it may be a password."""
     if not value:
         return None
-    if not value.startswith(("postgresql://", "postgres://")):
-        # Only the scheme: the rest may hold a password.
+    scheme = _SCHEME.match(value)
+    if scheme is None:
+        raise SettingsError(f"{name} must be a postgresql:// URL, got something else")
+    if scheme.group(1) not in ("postgresql", "postgres"):
         raise SettingsError(
-            f"{name} must be a postgresql:// URL, got a value starting "
-            f"with {value.split(':', 1)[0]!r}"
+            f"{name} must be a postgresql:// URL, got the scheme {scheme.group(1)!r}"
+        )
+    if _BAD_PERCENT.search(value):
+        raise SettingsError(
+            f"{name} has a '%' that does not start a percent-encoded byte (%XX): encode a "
+            "literal % in a password as %25"
         )
     return value
 

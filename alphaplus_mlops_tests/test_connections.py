@@ -18,7 +18,7 @@ from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.settings import Settings, SettingsError
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import Database, connect, redact, with_database
+from alphaplus_mlops.store.db import Database, connect, redact, session_settings, with_database
 from alphaplus_mlops.store.migrations import (
     MigrationError,
     migrate,
@@ -53,6 +53,10 @@ def with_secret(url: str, secret: str = SECRET) -> str:
         ("postgresql://h/db?PASSWORD=pw", "postgresql://h/db?PASSWORD=***"),
         ("postgresql://h/db?pass%77ord=pw", "postgresql://h/db?pass%77ord=***"),
         ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:p#ss@h:1/db", "postgresql://u:***@h:1/db"),
+        ("postgresql://u:p?ss@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:pw@h?password=pw", "postgresql://u:***@h?password=***"),
+        ("postgresql://h/db?password=a#b&x=1", "postgresql://h/db?password=***&x=1"),
         ("postgresql://u:@/db?host=/tmp/x&password=", "postgresql://u:@/db?host=/tmp/x&password="),
         ("postgresql:///db?host=/tmp/x", "postgresql:///db?host=/tmp/x"),
         ("not a url at all", "<database URL not shown>"),
@@ -97,6 +101,27 @@ def test_a_run_with_a_secret_url_writes_it_to_no_log_or_metadata(database_url, t
     assert result.success
     logged = " ".join(str(record) for record in instance.all_logs(result.run_id))
     assert "database" in logged and SECRET not in logged
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("host=db user=app password=Sup3r-s3cret", "got something else"),
+        ("mysql://app:Sup3r-s3cret@db/x", "got the scheme 'mysql'"),
+        ("postgresql://app:Sup3r-s3cr%zzet@db/x", "encode a literal % in a password as %25"),
+    ],
+)
+def test_a_bad_database_url_is_refused_without_being_quoted(value, says):
+    for name in ("ALPHAPLUS_DATABASE_URL", "ALPHAPLUS_MIGRATION_DATABASE_URL"):
+        env = {"ALPHAPLUS_DATABASE_URL": "postgresql://h/db", name: value}
+        with pytest.raises(SettingsError, match=says) as refused:
+            Settings.from_env(env)
+        assert SECRET not in str(refused.value) and "s3cr" not in str(refused.value)
+
+
+def test_session_settings_keep_the_urls_own_options():
+    options = session_settings(1, 2, "postgresql://h/db?options=-csearch_path%3Dfoo")["options"]
+    assert options == "-csearch_path=foo -c lock_timeout=1000 -c statement_timeout=2000"
 
 
 def test_settings_refuse_a_stale_limit_shorter_than_two_heartbeats():

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -20,8 +21,10 @@ from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.defs.upkeep import build_training_reaper
 from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import upsert_bars
+from alphaplus_mlops.store.consistency import unfinished_promotions
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.training_jobs import start_training_job
@@ -123,6 +126,20 @@ def test_a_promote_decision_without_its_promotion_is_reported_then_completed(
     assert f"[unfinished_promotion] decision {decision['id']}" in found.output
     assert "--fix would: complete the promotion if the decision still holds" in found.output
     assert champion(env, "lightgbm") is None  # reporting changes nothing
+
+    # While a hung transaction holds the family lock, nothing is judged: the decision is
+    # left for the next attempt, not abandoned.
+    with psycopg.connect(env["url"]) as holder, Database(env["url"], lock_timeout=1) as db:
+        holder.execute(queries.LOCK_FAMILY_VERSIONS, ("lightgbm",))
+        (waiting,) = unfinished_promotions(db, env["store"], family="lightgbm")
+        assert waiting.repair().startswith("left for the next attempt: another transaction")
+    assert (
+        rows(
+            env["url"],
+            "SELECT id FROM automated_decision_making WHERE decision_type = 'reconciliation'",
+        )
+        == []
+    )
 
     fixed = doctor(env, "--fix")
     assert fixed.exit_code == 0, fixed.output

@@ -6,7 +6,7 @@ import pytest
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.defs.sensors import MirrorCursor, run_mirror_sensor
 
-from .conftest import rows
+from .conftest import execute, rows
 
 
 @dg.asset
@@ -100,3 +100,35 @@ def test_the_cursor_passes_only_runs_written_and_keeps_those_sharing_its_instant
     assert cursor.past("c", 11.0) == MirrorCursor(11.0, ("c",))
     assert MirrorCursor.parse(cursor.dumps()) == cursor
     assert MirrorCursor.parse("12.5") == MirrorCursor(12.5)  # a cursor from before
+
+
+def test_a_run_created_earlier_but_updated_later_is_not_passed_while_another_fails(mirror):
+    """The cursor is an update time: runs are read in update order, so a run that cannot
+    be written holds back the runs updated after it, whatever their creation order."""
+    url, instance, evaluate = mirror
+    _, cursor = evaluate()
+    earlier = instance.create_run_for_job(
+        dg.define_asset_job("probe_job", [probe]).resolve(
+            asset_graph=dg.Definitions(assets=[probe]).resolve_asset_graph()
+        )
+    )
+    blocked = dg.materialize([probe], instance=instance).run_id
+    instance.report_run_failed(instance.get_run_by_id(earlier.run_id))  # updated last
+    execute(
+        url,
+        "CREATE FUNCTION refuse_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF NEW.dagster_run_id = '{blocked}' THEN RAISE EXCEPTION 'refused'; END IF; "
+        "RETURN NEW; END $$",
+    )
+    execute(
+        url,
+        "CREATE TRIGGER refuse_run BEFORE INSERT OR UPDATE ON ml_pipeline_orchestration "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_run()",
+    )
+    _, cursor = evaluate(cursor)
+    assert mirrored(url) == {}  # the run updated after the refused one waits too
+    assert MirrorCursor.parse(cursor).failing_run == blocked
+    execute(url, "DROP TRIGGER refuse_run ON ml_pipeline_orchestration")
+    result, _ = evaluate(cursor)
+    assert set(mirrored(url)) == {earlier.run_id, blocked}
+    assert mirrored(url)[earlier.run_id]["status"] == "FAILURE"

@@ -238,6 +238,7 @@ def data_import(
     nothing written); 2 a usage error; 1 a crash (e.g. the database is unreachable).
     """
     import pandas as pd
+    import psycopg
 
     from alphaplus_mlops.data.sources import import_bar_file
     from alphaplus_mlops.data.validation import BarValidationError, ImportRules
@@ -280,6 +281,11 @@ def data_import(
             )
     except BarValidationError as exc:
         raise refused(exc) from exc
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+        raise click.ClickException(
+            f"the import did not finish in time and wrote nothing ({type(exc).__name__}: "
+            f"{exc}); another import may hold the import lock: try again"
+        ) from exc
     click.echo(
         f"{file}: {result.received} bars, {result.inserted} new, {result.updated} restated, "
         f"{result.unchanged} unchanged"
@@ -431,6 +437,9 @@ def promote(family: str, version: int, reason: str, max_evidence_age_days: int, 
                 actor=_actor(),
                 reason=reason,
                 max_evidence_age=timedelta(days=max_evidence_age_days),
+                # Checked again under the family lock: a champion promoted since the
+                # question above was answered is not replaced unconfirmed.
+                replacing=str(champion["id"]) if champion else None,
             )
         except PromotionRefused as exc:
             raise click.ClickException(str(exc)) from exc

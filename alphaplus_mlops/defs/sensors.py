@@ -68,6 +68,9 @@ def run_mirror_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
         for record in context.instance.get_run_records(
             dg.RunsFilter(job_name=None, updated_after=datetime.fromtimestamp(since, UTC)),
             limit=500,
+            # In update order: the cursor is an update time, so a run created earlier but
+            # updated later must come after the runs it moves past.
+            order_by="update_timestamp",
             ascending=True,
         )
         if not cursor.already_written(

@@ -99,11 +99,16 @@ def build_training_reaper(settings: Settings) -> dg.SensorDefinition:
     ):
         try:
             findings = reaper_findings(postgres.db, artifacts.store, context.instance, stale_after)
-            outcomes = [f"{finding.line()} -> {finding.repair()}" for finding in findings]
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            return dg.SkipReason(f"database unavailable, the next tick tries again: {exc}")
-        for outcome in outcomes:
+            return dg.SkipReason(f"checks not run, the next tick tries again: {exc}")
+        outcomes = []
+        for finding in findings:
+            try:
+                outcome = f"{finding.line()} -> {finding.repair()}"
+            except Exception as exc:  # one repair failing must not hide the others'
+                outcome = f"{finding.line()} -> not repaired ({type(exc).__name__}: {exc})"
             context.log.warning(outcome)
+            outcomes.append(outcome)
         return dg.SkipReason("; ".join(outcomes) if outcomes else "nothing to reap")
 
     return training_reaper

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.db import Database, jsonb
-from alphaplus_mlops.store.promotion import PromotionRefused, promote
+from alphaplus_mlops.store.promotion import (
+    FamilyLockTimeout,
+    PromotionRefused,
+    lock_family,
+    promote,
+)
 from alphaplus_mlops.store.training_jobs import reap_training_job, running_training_jobs
 from alphaplus_mlops.store.versions import set_status_if_candidate_in, set_status_in
 
@@ -22,6 +28,10 @@ ENDED_RUN_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 #: A `promote` decision younger than this may still have its promotion step running.
 PROMOTION_GRACE_SECONDS = 300
+
+#: A decision is completed on gate evidence no older than this; an older one is abandoned
+#: (a months-old decision found after an upgrade must not promote on its own).
+RECONCILE_MAX_EVIDENCE_AGE = timedelta(days=2)
 
 RECONCILER = "reconciler"
 
@@ -132,8 +142,13 @@ def _promotion_reconciler(db: Database, store: ArtifactStore, decision: dict):
                 reason=f"completing automated decision {decision['id']}, whose promotion never ran",
                 evidence={"decision_id": str(decision["id"])},
                 replacing=judged_against,
+                max_evidence_age=RECONCILE_MAX_EVIDENCE_AGE,
             )
+        except FamilyLockTimeout as exc:
+            return f"left for the next attempt: {exc}"  # nothing was judged
         except PromotionRefused as exc:
+            if _promoted_since(db, decision):
+                return "completed meanwhile by another reconciler"
             _record_reconciliation(db, decision, "promotion_abandoned", str(exc))
             return f"abandoned: {exc}"
         _record_reconciliation(
@@ -142,6 +157,14 @@ def _promotion_reconciler(db: Database, store: ArtifactStore, decision: dict):
         return f"promoted (ledger #{entry.seq})"
 
     return repair
+
+
+def _promoted_since(db: Database, decision: dict) -> bool:
+    """Whether the decision was settled after all: the reaper, a training run and
+    `doctor --fix` may reach the same decision at once, and the family lock orders them."""
+    with db.connection() as conn:
+        found = conn.execute(queries.SELECT_UNFINISHED_PROMOTION, (decision["id"],)).fetchone()
+    return found is None
 
 
 def _record_reconciliation(
@@ -197,7 +220,10 @@ def _champion_restorer(db: Database, mismatch: dict):
     def repair() -> str:
         family = mismatch["family"]
         with db.connection() as conn, conn.transaction():
-            conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
+            lock_family(conn, family)
+            again = conn.execute(queries.SELECT_CHAMPION_LEDGER_MISMATCH).fetchall()
+            if [r for r in again if r["family"] == family] != [mismatch]:
+                return "changed since it was found: run doctor again"  # a promotion came
             if mismatch["champion_version_id"] is not None:
                 set_status_in(conn, mismatch["champion_version_id"], "retired")
             if mismatch["ledger_version_id"] is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -48,25 +49,28 @@ _SECRET_PARAMETERS = {"password", "sslpassword", "passfile"}
 
 def redact(url: str) -> str:
     """The URL with every password masked (in the user part and in the query string), for
-    output, logs and UI metadata; the rest is left exactly as written."""
+    output, logs and UI metadata; the rest is left exactly as written.
+
+    The user part is everything after ``://`` up to the last ``@`` before any ``/`` (libpq
+    stops at the first ``@``; the last covers a password holding an unencoded ``@`` too), so
+    a password holding ``?``, ``#`` or ``@`` is masked whole."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "<database URL not shown>"
-    rest, hash_, fragment = rest.partition("#")
+    cut = rest[: rest.find("/") if "/" in rest else len(rest)].rfind("@")
+    userinfo = ""
+    if cut >= 0:
+        user, _, password = rest[:cut].partition(":")
+        # `user:@` (the embedded server's form) holds no secret.
+        userinfo = f"{user}:***@" if password else rest[: cut + 1]
+        rest = rest[cut + 1 :]
     base, question, query = rest.partition("?")
-    netloc, slash, path = base.partition("/")
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user, colon, password = userinfo.partition(":")
-        if password:  # `user:@` (the embedded server's form) holds no secret
-            userinfo = f"{user}:***"
-        netloc = f"{userinfo}@{host}"
     parameters = []
     for parameter in query.split("&") if query else []:
         key, _, value = parameter.partition("=")
         secret = value and unquote_plus(key).strip().lower() in _SECRET_PARAMETERS
         parameters.append(f"{key}=***" if secret else parameter)
-    return f"{scheme}://{netloc}{slash}{path}{question}{'&'.join(parameters)}{hash_}{fragment}"
+    return f"{scheme}://{userinfo}{base}{question}{'&'.join(parameters)}"
 
 
 def with_database(url: str, database: str) -> str:
@@ -76,7 +80,9 @@ def with_database(url: str, database: str) -> str:
 
 
 def session_settings(
-    lock_timeout: float | None = None, statement_timeout: float | None = None
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
+    url: str | None = None,
 ) -> dict[str, Any]:
     """libpq keyword arguments every connection of the project uses: TCP keepalives (a
     server that vanished is noticed within about a minute, not after hours), a connect
@@ -94,8 +100,18 @@ def session_settings(
         "keepalives_idle": 30,
         "keepalives_interval": 10,
         "keepalives_count": 3,
-        "options": f"-c lock_timeout={int(lock_timeout * 1000)} "
-        f"-c statement_timeout={int(statement_timeout * 1000)}",
+        # Appended to the URL's own `options` (a search_path, a proxy's endpoint), which a
+        # keyword argument would otherwise replace.
+        "options": " ".join(
+            filter(
+                None,
+                [
+                    conninfo_to_dict(url).get("options") if url else None,
+                    f"-c lock_timeout={int(lock_timeout * 1000)}",
+                    f"-c statement_timeout={int(statement_timeout * 1000)}",
+                ],
+            )
+        ),
     }
 
 
@@ -112,7 +128,7 @@ def connect(
         url,
         autocommit=autocommit,
         row_factory=dict_row,
-        **session_settings(lock_timeout, statement_timeout),
+        **session_settings(lock_timeout, statement_timeout, url),
     )
 
 
@@ -138,7 +154,7 @@ class Database:
         self.url = url
         self._max_size = max_size
         self._timeout = timeout
-        self._session = session_settings(lock_timeout, statement_timeout)
+        self._session = session_settings(lock_timeout, statement_timeout, url)
         self._pool: ConnectionPool | None = None
         self._closed = False
         self._lock = threading.Lock()

@@ -35,14 +35,19 @@ class PromotionRefused(RuntimeError):
     """A version may not become champion; the message says why."""
 
 
-def _lock_family(conn, family: str) -> None:
+class FamilyLockTimeout(PromotionRefused):
+    """The family's lock was held longer than the lock timeout: nothing was judged, so the
+    same call may succeed later."""
+
+
+def lock_family(conn, family: str) -> None:
     """The per-family lock, waited for no longer than the session's lock_timeout: a hung
     holder fails this promotion with a message instead of blocking it forever."""
     waited = conn.execute(queries.SHOW_LOCK_TIMEOUT).fetchone()["lock_timeout"]
     try:
         conn.execute(queries.LOCK_FAMILY_VERSIONS, (family,))
     except psycopg.errors.LockNotAvailable as exc:
-        raise PromotionRefused(
+        raise FamilyLockTimeout(
             f"another transaction has held the {family} promotion lock for more than "
             f"{waited} (ALPHAPLUS_LOCK_TIMEOUT_SECONDS): nothing changed; find it with "
             "pg_stat_activity / pg_locks, end it, and try again"
@@ -179,7 +184,7 @@ def promote(
             raise PromotionRefused(f"no model version {version_id}")
         family = found["family"]
         # The family lock first, as rollback takes it: one order, no deadlock.
-        _lock_family(conn, family)
+        lock_family(conn, family)
         version = version_in(conn, version_id, for_update=True)
         status = gate_status_in(conn, version_id)
         if not status.all_passed:
@@ -243,7 +248,7 @@ def rollback(
     if not reason.strip():
         raise PromotionRefused("a rollback needs a reason")
     with db.connection() as conn, conn.transaction():
-        _lock_family(conn, family)
+        lock_family(conn, family)
         current = champion_in(conn, family, for_update=True)
         if to_version is not None:
             target = version_by_number_in(conn, family, to_version)

@@ -270,6 +270,17 @@ WHERE d.decision_type = 'deployment' AND d.outcome = 'promote'
 ORDER BY d.decided_at
 """
 
+# The same decision, if it is still waiting for its promotion (any age).
+SELECT_UNFINISHED_PROMOTION = """
+SELECT d.id FROM automated_decision_making d
+WHERE d.id = %s
+  AND NOT EXISTS (SELECT 1 FROM model_promotion_ledger l
+                  WHERE l.model_version_id = d.model_version_id AND l.action = 'promote')
+  AND NOT EXISTS (SELECT 1 FROM automated_decision_making r
+                  WHERE r.decision_type = 'reconciliation'
+                    AND r.inputs ->> 'decision_id' = d.id::text)
+"""
+
 # Per family, the champion by status against the one the latest ledger row installed
 # (none after a 'retire'); only the families where they differ.
 SELECT_CHAMPION_LEDGER_MISMATCH = """

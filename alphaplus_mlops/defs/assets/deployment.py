@@ -11,7 +11,6 @@ from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResour
 from alphaplus_mlops.store.gate_results import gate_status, load_gates
 from alphaplus_mlops.store.performance import evaluation_of
 from alphaplus_mlops.store.promotion import (
-    ANY_CHAMPION,
     PromotionRefused,
     promote,
     record_decision,
@@ -142,7 +141,9 @@ def champion_model(
                 f"it by hand with v{config.version}"
             )
         reason = config.reason
-        replacing = ANY_CHAMPION
+        # Checked again under the family lock: no unconfirmed replacement of a champion
+        # promoted meanwhile.
+        replacing = str(champion["id"]) if champion else None
         max_age = timedelta(days=config.max_evidence_age_days)
     elif deployment_decision["outcome"] == "promote":
         target = get_model_version(db, deployment_decision["model_version_id"])

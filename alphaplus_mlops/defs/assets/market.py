@@ -36,7 +36,8 @@ class MarketBarsConfig(dg.Config):
         default=False,
         description="Replace stored bars whose values differ (a simulator seed changed, a "
         "vendor restated history); each change is recorded in market_bar_revisions. "
-        "Without it such a load is refused and nothing is written.",
+        "Without it the source with such bars is refused and writes nothing (each source "
+        "is its own import: one loaded before it stays).",
     )
 
 

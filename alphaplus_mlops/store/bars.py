@@ -204,3 +204,9 @@ def load_recent_bars(db: Database, symbols: list[str], per_symbol: int) -> pd.Da
 def all_symbols(db: Database) -> list[str]:
     with db.connection() as conn:
         return [r["symbol"] for r in conn.execute(queries.SELECT_ALL_SYMBOLS)]
+
+
+def known_symbols(db: Database, symbols: list[str]) -> set[str]:
+    """Those of ``symbols`` that have at least one stored bar."""
+    with db.connection() as conn:
+        return {r["symbol"] for r in conn.execute(queries.SELECT_KNOWN_SYMBOLS, (symbols,))}

@@ -199,6 +199,12 @@ SELECT_DATASET_BY_HASH = "SELECT * FROM training_data_management WHERE content_h
 
 SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 
+# Which of the given symbols have any bar: one index probe per symbol, not a scan of the table.
+SELECT_KNOWN_SYMBOLS = """
+SELECT s.symbol FROM unnest(%s::text[]) AS s(symbol)
+WHERE EXISTS (SELECT 1 FROM market_bars b WHERE b.symbol = s.symbol)
+"""
+
 # Training jobs ---------------------------------------------------------------------------------
 
 INSERT_TRAINING_JOB = """

@@ -461,6 +461,29 @@ WHERE l.family = %s AND l.recorded_at <= %s AND l.action IN ('promote', 'rollbac
 ORDER BY l.seq DESC LIMIT 1
 """
 
+# Serving: what should answer, per family and role (serving/service.py) ----------------------
+# champion by status; the latest challenger; the champion the family's latest promotion or
+# rollback replaced, while that ledger row is younger than the probation window (seconds).
+_SERVED_COLUMNS = """v.id, v.family, v.version, v.status, v.feature_names, v.onnx_uri,
+       v.onnx_sha256"""
+
+SELECT_SERVING_DESIRED = f"""
+SELECT 'champion' AS role, NULL::timestamptz AS since, {_SERVED_COLUMNS}
+FROM model_versioning v WHERE v.status = 'champion'
+UNION ALL
+(SELECT DISTINCT ON (v.family) 'challenger', NULL::timestamptz, {_SERVED_COLUMNS}
+ FROM model_versioning v WHERE v.status = 'challenger'
+ ORDER BY v.family, v.version DESC)
+UNION ALL
+SELECT 'previous', latest.recorded_at, {_SERVED_COLUMNS}
+FROM (SELECT DISTINCT ON (l.family) l.family, l.previous_version_id, l.recorded_at
+      FROM model_promotion_ledger l WHERE l.action IN ('promote', 'rollback')
+      ORDER BY l.family, l.seq DESC) latest
+JOIN model_versioning v ON v.id = latest.previous_version_id
+WHERE latest.recorded_at > clock_timestamp() - make_interval(secs => %s)
+  AND v.status <> 'champion'
+"""
+
 SELECT_CHAMPION_SINCE = """
 SELECT v.id, v.version, v.created_at,
        (SELECT max(recorded_at) FROM model_promotion_ledger l

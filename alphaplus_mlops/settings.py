@@ -24,6 +24,7 @@ ENV_HEARTBEAT_SECONDS = "ALPHAPLUS_HEARTBEAT_SECONDS"
 ENV_TRAINING_STALE_SECONDS = "ALPHAPLUS_TRAINING_STALE_SECONDS"
 ENV_LOCK_TIMEOUT_SECONDS = "ALPHAPLUS_LOCK_TIMEOUT_SECONDS"
 ENV_STATEMENT_TIMEOUT_SECONDS = "ALPHAPLUS_STATEMENT_TIMEOUT_SECONDS"
+ENV_PREDICTION_SPOOL_DIR = "ALPHAPLUS_PREDICTION_SPOOL_DIR"
 
 DEFAULT_MARKET_SOURCES = ("sample", "simulator")
 DEFAULT_SIM_SYMBOLS = ("SIM1",)
@@ -99,6 +100,8 @@ class Settings:
     training_stale_seconds: int = DEFAULT_TRAINING_STALE_SECONDS
     lock_timeout_seconds: int = DEFAULT_LOCK_TIMEOUT_SECONDS
     statement_timeout_seconds: int = DEFAULT_STATEMENT_TIMEOUT_SECONDS
+    # Where the prediction log spools while the database is unreachable (None: home/spool).
+    prediction_spool_dir_override: Path | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -115,6 +118,10 @@ class Settings:
     @property
     def dagster_storage_dir(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def prediction_spool_dir(self) -> Path:
+        return self.prediction_spool_dir_override or self.home / "spool"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -167,5 +174,10 @@ class Settings:
                 ENV_STATEMENT_TIMEOUT_SECONDS,
                 env.get(ENV_STATEMENT_TIMEOUT_SECONDS),
                 DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+            ),
+            prediction_spool_dir_override=(
+                Path(env[ENV_PREDICTION_SPOOL_DIR]).expanduser().resolve()
+                if env.get(ENV_PREDICTION_SPOOL_DIR)
+                else None
             ),
         )

@@ -607,3 +607,32 @@ SELECT * FROM (
 WHERE uri IS NOT NULL
 ORDER BY coalesce(role = 'champion', false) DESC, record_table, family, version, record_id, kind
 """
+
+# Prediction log (migration 012) ----------------------------------------------------------------
+
+CREATE_STAGED_PREDICTIONS = """
+CREATE TEMP TABLE staged_predictions (
+    id uuid, model_version_id uuid, family text, role text, symbol text, bar_ts timestamptz,
+    probability double precision, signal smallint, latency_us double precision,
+    request_id text, predicted_at timestamptz
+) ON COMMIT DROP
+"""
+
+COPY_STAGED_PREDICTIONS = (
+    "COPY staged_predictions (id, model_version_id, family, role, symbol, bar_ts, probability,"
+    " signal, latency_us, request_id, predicted_at) FROM STDIN"
+)
+
+# The id is the service's own: a batch written again (a replay after a lost commit answer)
+# adds nothing. DISTINCT ON: a batch holding the same id twice still inserts it once.
+INSERT_STAGED_PREDICTIONS = """
+INSERT INTO model_predictions
+    (id, model_version_id, family, role, symbol, bar_ts, probability, signal, latency_us,
+     request_id, predicted_at)
+SELECT DISTINCT ON (id) id, model_version_id, family, role, symbol, bar_ts, probability,
+       signal, latency_us, request_id, predicted_at
+FROM staged_predictions
+ON CONFLICT (id) DO NOTHING
+"""
+
+PING = "SELECT 1"

@@ -28,7 +28,7 @@ from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.promotion import promote
 from alphaplus_mlops.store.versions import current_champion, version_trained_in_run
 
-from .conftest import STRONG_SIGNAL, rows
+from .conftest import STRONG_SIGNAL, execute, rows
 
 FAMILY = "lightgbm"
 SYMBOLS = ["SVA", "SVB", "SVC"]
@@ -136,9 +136,22 @@ def test_probation_previous_champion_answers_in_shadow(env):
         ]
         for a in answers:
             np.testing.assert_array_equal(a.probability, env["expected"][a.version_id])
-    # Without probation the replaced champion does not answer.
-    with SignalService(env["db"], env["store"], probation_seconds=0) as service:
+    # Without probation the replaced champion does not answer; a new challenger (a status
+    # change, no ledger row) answers in shadow as soon as it is one, and stops when it is not.
+    with SignalService(env["db"], env["store"], probation_seconds=0, poll_seconds=60) as service:
         assert [a.role for a in service.answer(FAMILY, env["x"])] == ["champion"]
+        wait_for(lambda: service.listening, 5)
+        set_status = "UPDATE model_versioning SET status = %s WHERE id = %s"
+        execute(env["url"], set_status, ("challenger", first["id"]))
+        try:
+            wait_for(lambda: len(service.answer(FAMILY, env["x"])) == 2, 2)
+            (_, shadow) = service.answer(FAMILY, env["x"])
+            assert (shadow.role, shadow.version_id) == ("challenger", str(first["id"]))
+            np.testing.assert_array_equal(shadow.probability, env["expected"][str(first["id"])])
+        finally:
+            execute(env["url"], set_status, ("retired", first["id"]))
+        wait_for(lambda: len(service.answer(FAMILY, env["x"])) == 1, 2)
+        assert service.metrics()["requests"][FAMILY]["challenger"] >= 1
 
 
 def test_answers_under_twenty_promotion_cycles_name_the_version_that_answered(env):

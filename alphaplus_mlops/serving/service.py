@@ -261,6 +261,8 @@ class SignalService:
         swapped. Loads run on a worker thread; requests keep using the old snapshot until
         the swap. Safe to call from any thread (refreshes run one at a time)."""
         with self._refresh_lock:
+            if self._stop.is_set():
+                return False  # closed: the loader is shut down, nothing more is swapped
             self._count("refreshes")
             desired = desired_serving(self.db, self.probation_seconds)
             if self.families is not None:

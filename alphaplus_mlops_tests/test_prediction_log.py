@@ -12,9 +12,11 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alphaplus_mlops.serving.prediction_log import (
@@ -279,6 +281,15 @@ def test_records_are_checked_where_they_are_made():
         )  # fmt: skip
     record = records(["v"], 1)[0]
     assert PredictionRecord.from_json(record.to_json()) == record
+    # What serving has at hand: a uuid from a row, numpy scalars from onnxruntime.
+    version = uuid.uuid4()
+    served = PredictionRecord(
+        model_version_id=version, family=FAMILY, role="champion", symbol="S", bar_ts=BAR,
+        probability=np.float32(0.25), signal=np.int64(-1), latency_us=np.float64(9),
+    )  # fmt: skip
+    assert (served.model_version_id, served.probability, served.signal) == (str(version), 0.25, -1)
+    assert type(served.signal) is int and type(served.probability) is float
+    assert PredictionRecord.from_json(served.to_json()) == served
 
 
 def test_migration_012_keeps_predictions_logged_before_it(empty_database_url, tmp_path):

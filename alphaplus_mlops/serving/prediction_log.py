@@ -33,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import numbers
 import os
 import queue
 import socket
@@ -76,6 +77,18 @@ class PredictionRecord:
     predicted_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
+        # Serving hands over what it has (uuid.UUID from a row, numpy scalars from
+        # onnxruntime); the record holds plain values, so JSON and COPY take them as they are.
+        for name, kind in (("id", str), ("model_version_id", str), ("probability", float)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        if self.request_id is not None:
+            object.__setattr__(self, "request_id", str(self.request_id))
+        if self.latency_us is not None:
+            object.__setattr__(self, "latency_us", float(self.latency_us))
+        signal = self.signal
+        if isinstance(signal, numbers.Real) and not isinstance(signal, bool):
+            if float(signal).is_integer():  # 1.0 or numpy's int64(1), not 0.5
+                object.__setattr__(self, "signal", int(signal))
         # A bad record is the caller's bug: say so where it is made, not in a writer thread.
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
@@ -220,6 +233,7 @@ class PredictionLog:
                 "replayed",
                 "replay_inserted",
                 "rejected",
+                "lost",
                 "db_errors",
             ),
             0,
@@ -259,8 +273,9 @@ class PredictionLog:
     def stats(self) -> dict[str, int | bool]:
         """Counters for /metrics: records queued, written (in committed batches; ``inserted``
         of them new), batches, spooled (of them ``spilled`` by a full queue), replayed from
-        spool files (``replay_inserted`` new), rejected, database errors, the queue depth,
-        the spool files waiting, and whether the database is believed up."""
+        spool files (``replay_inserted`` new), rejected, lost (database and spool both
+        failed), database errors, the queue depth, the spool files waiting, and whether the
+        database is believed up."""
         with self._counts_lock:
             counts: dict[str, int | bool] = dict(self._counts)
         counts["queue_depth"] = self._queue.qsize()
@@ -441,12 +456,23 @@ class PredictionLog:
             return
         data = "".join(record.to_json() + "\n" for record in records).encode()
         with self._spool_lock:
-            handle = self._open_spool()
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            if handle.tell() >= self._max_spool_bytes:
-                self._seal_locked()
+            try:
+                handle = self._open_spool()
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+                if handle.tell() >= self._max_spool_bytes:
+                    self._seal_locked()
+            except OSError:
+                # Neither the database nor the disk takes them: serving goes on, and the
+                # loss is counted and said, never silent. A fresh file is tried next time.
+                _log.exception("prediction log: %d records lost (spool unwritable)", len(records))
+                self._count(lost=len(records))
+                try:
+                    self._seal_locked()
+                except OSError:
+                    self._spool_handle = self._spool_path = None
+                return
         self._replay_due = True
         self._count(spooled=len(records))
 

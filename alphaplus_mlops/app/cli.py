@@ -511,6 +511,38 @@ def which(family: str, at: str | None) -> None:
     )
 
 
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve(host: str, port: int) -> None:
+    """Serve signals over HTTP: every family's champion, the challenger and (after a
+    promotion) the previous champion in shadow, swapped in as the ledger moves; every
+    signal logged to model_predictions."""
+    import socket
+
+    import uvicorn
+
+    from alphaplus_mlops.serving.http import create_app
+    from alphaplus_mlops.serving.prediction_log import PredictionLog
+    from alphaplus_mlops.serving.service import SignalService
+
+    # Refuse a taken port before loading anything, with a message instead of a traceback.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from exc
+    settings = _settings()
+    with (
+        _database(settings) as db,
+        SignalService(db, LocalArtifactStore(settings.artifacts_dir)) as service,
+        PredictionLog(db, settings.prediction_spool_dir) as prediction_log,
+    ):
+        served = {f: m.champion.version for f, m in service.models().items() if m.champion}
+        click.echo(f"serving {served or 'no champion yet'} on http://{host}:{port}")
+        uvicorn.run(create_app(service, db, prediction_log), host=host, port=port)
+
+
 @main.command("doctor")
 @click.option("--fix", is_flag=True, help="Repair what can be repaired, then check again.")
 def doctor(fix: bool) -> None:

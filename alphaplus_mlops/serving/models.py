@@ -27,6 +27,8 @@ class ServedModel:
     status: str
     """The version's status when it was loaded (the role is the snapshot's)."""
     feature_names: tuple[str, ...]
+    feature_version: str | None
+    """The feature code version of its dataset: serving computes features only for it."""
     n_features: int
     onnx_sha256: str
     model: OnnxModel
@@ -75,6 +77,7 @@ def load_served_model(store: ArtifactStore, version: dict) -> ServedModel:
         version=int(version["version"]),
         status=version["status"],
         feature_names=names,
+        feature_version=version.get("feature_version"),
         n_features=width,
         onnx_sha256=version["onnx_sha256"],
         model=model,

@@ -1,0 +1,358 @@
+"""The signal service over HTTP (FastAPI): signals, batch scoring, what serves, health and
+Prometheus metrics. Every signal a request gets is logged, champion and shadows alike.
+
+Malformed requests get a 4xx that names the problem; only a fault of the service itself
+is a 500. Handlers are plain functions: FastAPI runs them on its thread pool, where the
+database and onnxruntime calls may block.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from alphaplus_mlops.serving.features import (
+    MAX_SYMBOLS,
+    FeatureRequestError,
+    serving_features,
+    validate_rows,
+)
+from alphaplus_mlops.serving.prediction_log import PredictionLog, PredictionRecord
+from alphaplus_mlops.serving.service import FeatureWidthError, NoChampionError, SignalService
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.promotion import serving_at
+
+#: Request bodies larger than this are refused (413) before they are parsed.
+DEFAULT_MAX_BODY_BYTES = 1_000_000
+
+
+class SignalsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    family: str | None = Field(default=None, description="One family; default: every one.")
+    symbols: list[str] = Field(min_length=1, max_length=MAX_SYMBOLS)
+    as_of: datetime | None = Field(
+        default=None, description="Signal for the last bar at or before this time."
+    )
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    family: str
+    rows: list = Field(description="Feature rows in the champion's feature order.")
+
+
+class _ServiceError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class HttpCounters:
+    """Requests and their seconds, per path and status, for /metrics."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.count: dict[tuple[str, int], int] = defaultdict(int)
+        self.seconds: dict[tuple[str, int], float] = defaultdict(float)
+
+    def add(self, path: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.count[path, status] += 1
+            self.seconds[path, status] += seconds
+
+    def snapshot(self) -> list[tuple[str, int, int, float]]:
+        with self._lock:
+            return [(p, s, n, self.seconds[p, s]) for (p, s), n in sorted(self.count.items())]
+
+
+class BodyLimit:
+    """Refuses a request body over ``limit`` bytes with 413, whether or not it declares its
+    length, before the application reads it whole."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"error": f"request body over {self.limit} bytes"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(
+    service: SignalService,
+    db: Database,
+    prediction_log: PredictionLog | None,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    app = FastAPI(title="alphaplus-mlops signals", version="1")
+    counters = HttpCounters()
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        counters.add(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(_ServiceError)
+    def service_error(request: Request, exc: _ServiceError):
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return JSONResponse({"error": "; ".join(problems)}, status_code=422)
+
+    def family_models(family: str):
+        served = service.models().get(family)
+        if served is None or served.champion is None:
+            known = sorted(f for f, m in service.models().items() if m.champion is not None)
+            raise _ServiceError(404, f"no champion serves family {family!r}; serving: {known}")
+        return served
+
+    @app.post("/v1/signals")
+    def signals(body: SignalsRequest) -> list[dict]:
+        families = (
+            [body.family]
+            if body.family
+            else sorted(f for f, m in service.models().items() if m.champion is not None)
+        )
+        if not families:
+            raise _ServiceError(503, "no family has a champion yet")
+        request_id = str(uuid.uuid4())
+        out: list[dict] = []
+        records: list[PredictionRecord] = []
+        for family in families:
+            champion = family_models(family).champion
+            try:
+                features = serving_features(
+                    db,
+                    body.symbols,
+                    body.as_of,
+                    feature_names=list(champion.feature_names),
+                    feature_version=champion.feature_version or "",
+                )
+                answers = service.answer(family, features.x, {"request_id": request_id})
+            except FeatureRequestError as exc:
+                raise _ServiceError(422, str(exc)) from exc
+            except NoChampionError as exc:
+                raise _ServiceError(404, str(exc)) from exc
+            for answer in answers:
+                for i, symbol in enumerate(features.symbols):
+                    bar_ts = features.bar_ts[i].to_pydatetime()
+                    probability = float(answer.probability[i])
+                    signal = int(answer.signal[i])
+                    out.append(
+                        {
+                            "family": family,
+                            "version": answer.version,
+                            "role": answer.role,
+                            "symbol": symbol,
+                            "bar_ts": bar_ts.isoformat(),
+                            "probability": probability,
+                            "signal": signal,
+                        }
+                    )
+                    records.append(
+                        PredictionRecord(
+                            model_version_id=answer.version_id,
+                            family=family,
+                            role=answer.role,
+                            symbol=symbol,
+                            bar_ts=bar_ts,
+                            probability=probability,
+                            signal=signal,
+                            latency_us=answer.latency_us / len(features.symbols),
+                            request_id=request_id,
+                        )
+                    )
+        if prediction_log is not None:
+            prediction_log.log(records)
+        return out
+
+    @app.post("/v1/predict")
+    def predict(body: PredictRequest) -> dict:
+        """Raw feature rows scored by the champion and the shadows (not logged: the rows
+        name no symbol or bar)."""
+        champion = family_models(body.family).champion
+        try:
+            x = validate_rows(body.rows, champion.n_features)
+            answers = service.answer(body.family, x)
+        except (FeatureRequestError, FeatureWidthError) as exc:
+            raise _ServiceError(422, str(exc)) from exc
+        except NoChampionError as exc:
+            raise _ServiceError(404, str(exc)) from exc
+        return {
+            "family": body.family,
+            "rows": int(x.shape[0]),
+            "answers": [
+                {
+                    "version": a.version,
+                    "role": a.role,
+                    "probability": np.asarray(a.probability, dtype=float).tolist(),
+                    "signal": np.asarray(a.signal, dtype=int).tolist(),
+                }
+                for a in answers
+            ],
+        }
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        """What serves now per family and role, and since when and why (the ledger)."""
+        now = datetime.now(UTC)
+        out = {}
+        for family, served in sorted(service.models().items()):
+            entry = serving_at(db, family, now)
+            out[family] = {
+                role: {
+                    "version": model.version,
+                    "version_id": model.id,
+                    "loaded_at": model.loaded_at.isoformat(),
+                }
+                for role, model in served.served()
+            }
+            if entry is not None:
+                out[family]["champion_since"] = {
+                    "at": entry["recorded_at"].isoformat(),
+                    "action": entry["action"],
+                    "actor": entry["actor"],
+                    "reason": entry["reason"],
+                }
+        return out
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        log_stats = prediction_log.stats() if prediction_log is not None else {}
+        return {
+            "status": "ok",
+            "families": sorted(f for f, m in service.models().items() if m.champion),
+            "listening": service.listening,
+            "prediction_log_database_up": log_stats.get("database_up"),
+        }
+
+    @app.get("/metrics")
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(
+            prometheus_text(service, prediction_log, counters),
+            media_type="text/plain; version=0.0.4",
+        )
+
+    return BodyLimit(app, max_body_bytes)
+
+
+def prometheus_text(
+    service: SignalService, prediction_log: PredictionLog | None, counters: HttpCounters
+) -> str:
+    """The Prometheus text exposition of the service's, the log's and HTTP's counters."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]):
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+    served = service.metrics()
+    metric(
+        "alphaplus_answers_total",
+        "counter",
+        "Model answers given, per family and role.",
+        [
+            (f'{{family="{f}",role="{r}"}}', n)
+            for f, roles in sorted(served["requests"].items())
+            for r, n in sorted(roles.items())
+        ],
+    )
+    metric(
+        "alphaplus_answer_latency_microseconds_sum",
+        "counter",
+        "Model time spent answering, per family and role.",
+        [
+            (f'{{family="{f}",role="{r}"}}', us)
+            for f, roles in sorted(served["latency_us_sum"].items())
+            for r, us in sorted(roles.items())
+        ],
+    )
+    for name in ("swaps", "load_failures", "refreshes", "notifications"):
+        metric(f"alphaplus_model_{name}_total", "counter", f"Model {name}.", [("", served[name])])
+    http = counters.snapshot()
+    metric(
+        "alphaplus_http_requests_total",
+        "counter",
+        "HTTP requests, per path and status.",
+        [(f'{{path="{p}",status="{s}"}}', n) for p, s, n, _ in http],
+    )
+    metric(
+        "alphaplus_http_request_seconds_sum",
+        "counter",
+        "Seconds spent on HTTP requests, per path and status.",
+        [(f'{{path="{p}",status="{s}"}}', sec) for p, s, _, sec in http],
+    )
+    if prediction_log is not None:
+        stats = prediction_log.stats()
+        metric(
+            "alphaplus_prediction_log_queue_depth",
+            "gauge",
+            "Predictions waiting to be written.",
+            [("", stats["queue_depth"])],
+        )
+        for name in ("written", "spooled", "replayed", "lost", "rejected"):
+            metric(
+                f"alphaplus_prediction_log_{name}_total",
+                "counter",
+                f"Predictions {name}.",
+                [("", stats[name])],
+            )
+    return "\n".join(lines) + "\n"

@@ -313,6 +313,62 @@ def _print_bar_summary(summary) -> None:
         )
 
 
+# market -----------------------------------------------------------------------------------
+
+
+@main.group()
+def market() -> None:
+    """The market clock: move the replayed market forward."""
+
+
+@market.command("advance")
+@click.option("--to", "to", default=None, help="Reveal every bar up to this date (ISO).")
+@click.option("--bars", "n_bars", default=None, type=click.IntRange(min=1), help="Bars to add.")
+def market_advance(to: str | None, n_bars: int | None) -> None:
+    """Reveal the next bars of the simulator (ALPHAPLUS_SIM_SYMBOLS, _SEED, _BARS) after
+    each symbol's last stored bar into market_bars. Re-running with the same target adds
+    nothing. Exit codes: 0 advanced; 1 nothing left, --to behind the stored end, or stored
+    bars from another seed; 2 a usage error."""
+    import pandas as pd
+
+    from alphaplus_mlops.app.market_clock import advance_simulated_market
+    from alphaplus_mlops.data.replay import ReplayRefused
+    from alphaplus_mlops.data.sources import inclusive_end
+    from alphaplus_mlops.data.validation import BarValidationError
+
+    if (to is None) == (n_bars is None):
+        raise click.UsageError("give exactly one of --to DATE and --bars N")
+    try:
+        until = inclusive_end(to) if to is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not a date: {to!r}", param_hint="--to") from exc
+    settings = _settings()
+    with _database(settings) as db:
+        try:
+            done = advance_simulated_market(
+                db,
+                symbols=settings.sim_symbols,
+                seed=settings.sim_seed,
+                total_bars=settings.sim_bars,
+                n_bars=n_bars,
+                to=until,
+            )
+        except (ReplayRefused, BarValidationError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    def day(ts: pd.Timestamp | None) -> str:
+        return str(ts.date()) if ts is not None else "-"
+
+    click.echo(f"{'symbol':<10} {'added':>6}  {'from':<10}  {'new last':<10}  source ends")
+    for s in done.step.symbols:
+        click.echo(
+            f"{s.symbol:<10} {s.added:>6}  {day(s.stored_last):<10}  {day(s.new_last):<10}"
+            f"  {day(s.source_last)}"
+        )
+    r = done.result
+    click.echo(f"{done.source}: {r.received} bars, {r.inserted} new, {r.unchanged} already stored")
+
+
 # Dagster ----------------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "model_evaluation",
         "deployment_decision",
         "champion_model",
+        "live_signals",
     }
     assert {c["key"] for c in listed["asset_checks"]} == {
         "training_dataset:data_quality",
@@ -51,4 +52,8 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "artifact_scan_schedule",
         "model_age_schedule",
     ]
-    assert sorted(s["name"] for s in listed["sensors"]) == ["run_mirror_sensor", "training_reaper"]
+    assert sorted(s["name"] for s in listed["sensors"]) == [
+        "live_signals_sensor",
+        "run_mirror_sensor",
+        "training_reaper",
+    ]

@@ -7,6 +7,7 @@ import dagster as dg
 from alphaplus_mlops.defs.artifact_scan import artifact_scan_job, artifact_scan_schedule
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
+from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.checks import quality_gate_checks
@@ -46,10 +47,11 @@ def build_definitions(
             model_evaluation,
             deployment_decision,
             champion_model,
+            live_signals,
         ],
         asset_checks=quality_gate_checks,
         jobs=[ingest_market_bars_job, train_model_job, rollback_job, artifact_scan_job],
         schedules=[model_age_schedule, artifact_scan_schedule],
-        sensors=[run_mirror_sensor, build_training_reaper(settings)],
+        sensors=[run_mirror_sensor, build_training_reaper(settings), live_signals_sensor],
         resources=resources or build_resources(settings),
     )

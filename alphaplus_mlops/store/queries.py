@@ -610,6 +610,28 @@ WHERE uri IS NOT NULL
 ORDER BY coalesce(role = 'champion', false) DESC, record_table, family, version, record_id, kind
 """
 
+# Live signals (defs/assets/live.py) ------------------------------------------------------------
+
+# Where a family's scoring left off, per symbol: one walk down predictions_symbol_ts_idx from
+# the symbol's newest bar, not a scan of the family's log.
+SELECT_LAST_SCORED_BARS = """
+SELECT s.symbol,
+       (SELECT max(p.bar_ts) FROM model_predictions p
+        WHERE p.symbol = s.symbol AND p.family = %s AND p.role = 'champion') AS last_ts
+FROM unnest(%s::text[]) AS s(symbol)
+"""
+
+SELECT_VERSION_DATASET_SYMBOLS = """
+SELECT d.symbols FROM model_versioning v
+JOIN training_data_management d ON d.id = v.dataset_id
+WHERE v.id = %s
+"""
+
+# The newest import that added bars: the live_signals sensor's cursor.
+SELECT_LATEST_BAR_ARRIVAL = """
+SELECT max(imported_at) AS at FROM market_bar_imports WHERE inserted > 0
+"""
+
 # Prediction log (migration 012) ----------------------------------------------------------------
 
 CREATE_STAGED_PREDICTIONS = """

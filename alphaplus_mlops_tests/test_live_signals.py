@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
-from alphaplus_mlops.defs.assets.live import live_signals
+from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.serving.features import serving_features
 from alphaplus_mlops.serving.onnx_model import OnnxModel
@@ -182,3 +182,24 @@ def test_a_family_without_a_champion_is_skipped_with_a_message(live):
     meta = metadata(result)
     assert meta["skipped"] == "no xgboost champion: nothing to score until one is promoted"
     assert meta["bars_scored"] == 0
+
+
+def test_the_sensor_asks_for_a_run_per_champion_family_once_per_arrival(live):
+    sensor = live_signals_sensor
+    with dg.build_sensor_context(cursor=None, resources=live["resources"]) as context:
+        requests = sensor(context)
+        assert [
+            (r.partition_key, r.run_key.startswith("live_signals:lightgbm:")) for r in requests
+        ] == [("lightgbm", True)]
+        again = sensor(context)
+        assert isinstance(again, dg.SkipReason) and "no new bars" in again.skip_message
+
+
+def test_advance_to_the_end_then_refuses_an_exhausted_source(live):
+    to_end = advance(live, "--to", "2030-01-01")
+    assert to_end.exit_code == 0, to_end.output
+    left = 2 * (SIM_BARS - LOADED - 3)  # after the 3 bars per symbol advanced above
+    assert f"{left} bars, {left} new" in to_end.output
+    exhausted = advance(live, "--bars", "1")
+    assert exhausted.exit_code == 1
+    assert "the replay source has no more bars" in exhausted.output

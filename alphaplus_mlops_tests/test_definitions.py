@@ -35,6 +35,8 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "deployment_decision",
         "champion_model",
         "live_signals",
+        "prediction_outcomes",
+        "live_performance",
     }
     assert {c["key"] for c in listed["asset_checks"]} == {
         "training_dataset:data_quality",

@@ -5,11 +5,37 @@ from __future__ import annotations
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.gate_results import gate_status
+from alphaplus_mlops.store.live import latest_live_window, offline_evaluation
 from alphaplus_mlops.store.versions import family_status, leaderboard, version_by_number
 
 
 def _when(value) -> str:
     return str(value)[:19].replace("T", " ") if value else "-"
+
+
+STATUS_WINDOW = "63b"
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
+def _live_line(db: Database, version: dict, role: str) -> str:
+    """The version's latest live window in a role beside its out-of-fold evaluation."""
+    live = latest_live_window(db, str(version["id"]), role, STATUS_WINDOW)
+    offline = offline_evaluation(db, str(version["id"])) or {}
+    ml, business = offline.get("ml_metrics") or {}, offline.get("business_metrics") or {}
+    head = f"  live {role:<10}v{version['version']} {STATUS_WINDOW}"
+    if not live:
+        return f"{head}: no realized predictions"
+    m = live["metrics"]
+    return (
+        f"{head} ({m['n_bars']} bars): hit {_num(m['hit_rate'])} AUC {_num(m['roc_auc'])} "
+        f"net Sharpe {_num(m['net_sharpe'], '.2f')} max DD {_num(m['max_drawdown'], '.1%')}"
+        f" | offline AUC {_num(ml.get('roc_auc'))} net Sharpe "
+        f"{_num(business.get('net_sharpe'), '.2f')} "
+        f"max DD {_num(business.get('max_drawdown'), '.1%')}"
+    )
 
 
 def status_report(db: Database) -> str:
@@ -23,6 +49,9 @@ def status_report(db: Database) -> str:
         lines.append(
             f"  challenger     {'v' + str(challenger['version']) if challenger else 'none'}"
         )
+        for role, version in (("champion", champion), ("challenger", challenger)):
+            if version:
+                lines.append(_live_line(db, version, role))
         if training:
             lines.append(
                 f"  last training  {training['status']} ({training['trigger_type']}"

@@ -9,6 +9,7 @@ from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_de
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.assets.market import market_bars
+from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.checks import quality_gate_checks
 from alphaplus_mlops.defs.jobs import ingest_market_bars_job, rollback_job, train_model_job
@@ -48,6 +49,8 @@ def build_definitions(
             deployment_decision,
             champion_model,
             live_signals,
+            prediction_outcomes,
+            live_performance,
         ],
         asset_checks=quality_gate_checks,
         jobs=[ingest_market_bars_job, train_model_job, rollback_job, artifact_scan_job],

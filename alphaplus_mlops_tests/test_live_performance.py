@@ -1,0 +1,208 @@
+"""prediction_outcomes and live_performance on a real PostgreSQL: a lightgbm version
+trained by the train_model job, predictions logged for its stored bars, outcomes equal to
+the training dataset's labels, the paper P&L by hand, windows on known data, status."""
+
+import math
+import zlib
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from alphaplus_mlops.app.reporting import status_report
+from alphaplus_mlops.core.backtest import median_bars_per_year
+from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.defs import build_definitions, build_resources
+from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
+from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.modeling.model_files import load_dataset
+from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
+from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.bars import load_bars, upsert_bars
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops.store.versions import version_trained_in_run
+
+from .conftest import STRONG_SIGNAL, rows
+
+SYMBOLS = ["LPA", "LPB", "LPC"]
+LIVE_BARS = 90  # the last bars of each symbol get predictions
+COST = 5 / 1e4  # the business_metrics gate row's default cost_bps
+
+
+@pytest.fixture(scope="module")
+def live(create_database, tmp_path_factory):
+    url = create_database()
+    migrate(url)
+    db = Database(url, max_size=4)
+    config = SimulationConfig(n_bars=700, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
+    upsert_bars(db, simulate_market(SYMBOLS, seed=11, config=config).bars, source="test")
+    settings = Settings(database_url=url, home=tmp_path_factory.mktemp("live"))
+    resources = build_resources(settings, PostgresResource(database_url=url))
+    result = build_definitions(settings, resources).resolve_job_def("train_model")
+    result = result.execute_in_process(
+        partition_key="lightgbm",
+        run_config={
+            "ops": {
+                "training_dataset": {"config": {"symbols": SYMBOLS}},
+                "trained_model": {
+                    "config": {"n_estimators": 20, "cv_splits": 2, "early_stopping_rounds": 0}
+                },
+            }
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    version = version_trained_in_run(db, result.run_id)
+    ref = rows(
+        url, "SELECT * FROM training_data_management WHERE id = %s", (version["dataset_id"],)
+    )
+    dataset = load_dataset(LocalArtifactStore(settings.artifacts_dir), ref[0])
+    yield {"url": url, "db": db, "version": version, "dataset": dataset, "resources": resources}
+    db.close()
+
+
+def probability(symbol: str, ts: pd.Timestamp, role: str) -> float:
+    # Known, varied answers: a deterministic function of the bar.
+    seed = zlib.crc32(f"{symbol}{role}".encode()) % 1000 + ts.dayofyear
+    return float(0.2 + 0.6 * ((seed * 37) % 101) / 100)
+
+
+def records(version: dict, bars: pd.DataFrame, role: str) -> list[PredictionRecord]:
+    out = []
+    for row in bars.itertuples():
+        p = probability(row.symbol, row.ts, role)
+        out.append(
+            PredictionRecord(
+                model_version_id=version["id"],
+                family="lightgbm",
+                role=role,
+                symbol=row.symbol,
+                bar_ts=row.ts.to_pydatetime(),
+                probability=p,
+                signal=1 if p > 0.5 else -1,
+            )
+        )
+    return out
+
+
+def run(asset, live, run_config=None):
+    result = dg.materialize(
+        [asset],
+        partition_key="lightgbm",
+        resources={"postgres": live["resources"]["postgres"]},
+        run_config=run_config,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    return result.asset_materializations_for_node(asset.op.name)[0].metadata
+
+
+def logged(url: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        rows(url, "SELECT * FROM model_predictions ORDER BY role, symbol, bar_ts, predicted_at")
+    )
+    for column in ("bar_ts", "realized_t1"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def test_outcomes_are_the_datasets_labels_and_the_paper_pnl_net_of_costs(live):
+    db, url, version = live["db"], live["url"], live["version"]
+    bars = load_bars(db, SYMBOLS)
+    recent = bars.groupby("symbol").tail(LIVE_BARS)
+    first, second = recent.groupby("symbol").head(50), recent.groupby("symbol").tail(40)
+    # Two batches realized in two runs: the second's first bar pays to change the position
+    # the first batch left. Duplicated answers for some bars count once.
+    write_predictions(
+        db, records(version, first, "champion") + records(version, first, "challenger")
+    )
+    write_predictions(db, records(version, first.head(5), "champion"))
+    meta = run(prediction_outcomes, live)
+    assert meta["realized_champion"].value == 3 * 50 + 5
+    assert meta["realized_challenger"].value == 3 * 50
+    write_predictions(
+        db, records(version, second, "champion") + records(version, second, "challenger")
+    )
+    horizon = live["dataset"].label_config.horizon
+    meta = run(prediction_outcomes, live)
+    assert meta["realized_champion"].value == 3 * (40 - horizon)
+    assert meta["rows_realized"].value == 2 * 3 * (40 - horizon)
+    assert run(prediction_outcomes, live)["rows_realized"].value == 0  # idempotent
+
+    log = logged(url)
+    realized = log[log["realized_at"].notna()]
+    pending = log[log["realized_at"].isna()]
+    # Exactly the last `horizon` bars of each symbol wait for their label interval to end.
+    assert len(pending) == 2 * 3 * horizon
+    assert pending["bar_ts"].min() > realized["bar_ts"].max() - pd.Timedelta(days=10)
+    labels = live["dataset"].frame[["symbol", "ts", "label", "forward_return", "t1"]]
+    joined = realized.merge(labels, left_on=["symbol", "bar_ts"], right_on=["symbol", "ts"])
+    assert len(joined) == len(realized)
+    assert (joined["realized_label"] == joined["label"]).all()
+    assert joined["realized_return"].to_numpy() == pytest.approx(joined["forward_return"], abs=0)
+    assert (joined["realized_t1"] == joined["t1"]).all()
+
+    # Paper P&L by hand: s_t·(C[t+1]/C[t] − 1) − c·|s_t − s_{t−1}|, flat before the first.
+    close = bars.set_index(["symbol", "ts"])["close"]
+    for (role, symbol), series in realized.drop_duplicates(["role", "symbol", "bar_ts"]).groupby(
+        ["role", "symbol"]
+    ):
+        closes = close.loc[symbol]
+        ts = list(closes.index)
+        previous = 0
+        for row in series.itertuples():
+            i = ts.index(row.bar_ts)
+            expected = row.signal * (closes.iloc[i + 1] / closes.iloc[i] - 1)
+            expected -= COST * abs(row.signal - previous)
+            assert row.realized_net_return == pytest.approx(expected, abs=1e-14), (role, i)
+            previous = row.signal
+
+
+def test_live_windows_and_status(live):
+    db, url, version = live["db"], live["url"], live["version"]
+    meta = run(
+        live_performance, live, {"ops": {"live_performance": {"config": {"windows": [21, 63]}}}}
+    )
+    assert meta["series"].value == 2
+    assert "| v1 | champion | 63b |" in meta["live_vs_offline"].value
+    assert meta["live_equity"].value.startswith("![live equity](data:image/png;base64,")
+    stored = rows(
+        url,
+        "SELECT role, window_label, window_start, window_end, n_predictions, metrics "
+        "FROM real_time_model_performance ORDER BY role, window_label",
+    )
+    assert [(r["role"], r["window_label"]) for r in stored] == [
+        ("challenger", "21b"),
+        ("challenger", "63b"),
+        ("champion", "21b"),
+        ("champion", "63b"),
+    ]
+    log = logged(url)
+    champion = log[(log["role"] == "champion") & log["realized_at"].notna()]
+    champion = champion.drop_duplicates(["symbol", "bar_ts"])
+    last = sorted(champion["bar_ts"].unique())[-21:]
+    window = champion[champion["bar_ts"] >= last[0]]
+    row = stored[2]
+    assert (pd.Timestamp(row["window_start"]), pd.Timestamp(row["window_end"])) == (
+        last[0],
+        last[-1],
+    )
+    m = row["metrics"]
+    assert row["n_predictions"] == m["n_predictions"] == 63 and m["n_bars"] == 21
+    net = window.groupby("bar_ts")["realized_net_return"].mean().to_numpy()
+    per_year = median_bars_per_year(load_bars(db, SYMBOLS))
+    assert m["net_sharpe"] == pytest.approx(net.mean() / net.std(ddof=1) * math.sqrt(per_year))
+    held = window.groupby("bar_ts")["signal"].apply(lambda s: (s != 0).any()).to_numpy()
+    assert m["hit_rate"] == pytest.approx((net[held] > 0).mean())
+    y, p = window["realized_label"].to_numpy(), window["probability"].to_numpy()
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert m["complete"] is True
+
+    # A second run over the same realized bars updates its rows instead of adding any.
+    run(live_performance, live, {"ops": {"live_performance": {"config": {"windows": [21, 63]}}}})
+    assert rows(url, "SELECT count(*) AS n FROM real_time_model_performance")[0]["n"] == 4
+
+    report = status_report(db)
+    assert f"live champion  v{version['version']} 63b (63 bars): hit " in report
+    assert "| offline AUC 0." in report

@@ -20,7 +20,7 @@ import pandas as pd
 from alphaplus_mlops.core import features as core_features
 from alphaplus_mlops.serving.features import (
     FeatureRequestError,
-    _checked_feature_names,
+    checked_feature_names,
 )
 
 
@@ -90,7 +90,7 @@ def features_at_bars(
             f"the model was trained on feature version {feature_version!r} but this code "
             f"computes {core_features.FEATURE_VERSION!r}: retrain it on the current features"
         )
-    names = _checked_feature_names(list(feature_names))
+    names = checked_feature_names(list(feature_names))
     computed = core_features.build_features(bars)
     rows = wanted[["symbol", "ts"]].merge(computed, on=["symbol", "ts"], how="left")
     x = np.ascontiguousarray(rows[names].to_numpy(dtype=np.float32))

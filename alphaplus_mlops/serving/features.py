@@ -85,7 +85,7 @@ def serving_features(
             "it, or retrain it on the current features"
         )
     wanted = _checked_symbols(symbols)
-    names = _checked_feature_names(feature_names)
+    names = checked_feature_names(feature_names)
     end = _utc(as_of) if as_of is not None else None
 
     # From each symbol's first stored bar (start None), as build_dataset does: see the module
@@ -157,7 +157,7 @@ def _computed_feature_names() -> frozenset[str]:
     return frozenset(core_features.feature_names())
 
 
-def _checked_feature_names(feature_names: list[str]) -> list[str]:
+def checked_feature_names(feature_names: list[str]) -> list[str]:
     available = _computed_feature_names()
     unknown = [n for n in feature_names if n not in available]
     if unknown:

@@ -16,15 +16,24 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.defs import build_definitions, build_resources
+from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.bars import upsert_bars
 from alphaplus_mlops.store.db import Database, dagster_storage_url, with_database
 from alphaplus_mlops.store.embedded import start_embedded, stop_embedded
 from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops.store.versions import version_trained_in_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,3 +153,64 @@ def dagster_daemon(env: dict, home: Path) -> Iterator[subprocess.Popen]:
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
+
+
+@dataclass
+class SimulatedProject:
+    """A migrated database with simulated bars, and the project's Dagster definitions and
+    artifact store on it, as the tests of trained models need them."""
+
+    url: str
+    db: Database
+    settings: Settings
+    resources: dict
+    defs: dg.Definitions
+    store: LocalArtifactStore
+
+    def train(self, family: str, symbols: list[str], rounds: int, cv_splits: int = 2) -> dict:
+        """One real train_model run (early stopping off); the version it registered."""
+        result = self.defs.resolve_job_def("train_model").execute_in_process(
+            partition_key=family,
+            run_config={
+                "ops": {
+                    "training_dataset": {"config": {"symbols": symbols}},
+                    "trained_model": {
+                        "config": {
+                            "n_estimators": rounds,
+                            "cv_splits": cv_splits,
+                            "early_stopping_rounds": 0,
+                        }
+                    },
+                }
+            },
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        return version_trained_in_run(self.db, result.run_id)
+
+
+def simulated_project(
+    create_database: Callable[[], str],
+    home: Path,
+    symbols: list[str],
+    *,
+    n_bars: int = 1000,
+    seed: int = 8,
+    pool_size: int = 4,
+) -> SimulatedProject:
+    """Bars with the STRONG_SIGNAL planted and a break late (at 95 %), so that a first
+    model passes its gates for certain."""
+    url = create_database()
+    migrate(url)
+    db = Database(url, max_size=pool_size)
+    config = SimulationConfig(n_bars=n_bars, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
+    upsert_bars(db, simulate_market(symbols, seed=seed, config=config).bars, source="test")
+    settings = Settings(database_url=url, home=home)
+    resources = build_resources(settings, PostgresResource(database_url=url))
+    return SimulatedProject(
+        url,
+        db,
+        settings,
+        resources,
+        build_definitions(settings, resources),
+        LocalArtifactStore(settings.artifacts_dir),
+    )

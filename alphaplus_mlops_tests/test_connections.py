@@ -21,13 +21,12 @@ from alphaplus_mlops.store.bars import upsert_bars
 from alphaplus_mlops.store.db import Database, connect, redact, session_settings, with_database
 from alphaplus_mlops.store.migrations import (
     MigrationError,
-    migrate,
     migrate_as_owner,
     prepare_schema,
 )
 from alphaplus_mlops.store.promotion import PromotionRefused, promote, rollback
 
-from .conftest import STRONG_SIGNAL, rows
+from .conftest import rows, simulated_project
 
 SECRET = "Sup3r-s3cret"
 
@@ -139,43 +138,12 @@ def test_settings_refuse_a_stale_limit_shorter_than_two_heartbeats():
 @pytest.fixture(scope="module")
 def champion_world(create_database, tmp_path_factory):
     """One promoted lightgbm model and a second candidate that passed every gate."""
-    url = create_database()
-    migrate(url)
     symbols = ["CNA", "CNB", "CNC"]
-    config = SimulationConfig(n_bars=700, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
-    with Database(url) as db:
-        upsert_bars(db, simulate_market(symbols, seed=5, config=config).bars, source="test")
-    settings = Settings(database_url=url, home=tmp_path_factory.mktemp("connections"))
-    defs = build_definitions(
-        settings, build_resources(settings, PostgresResource(database_url=url))
-    )
-    versions = []
-    for rounds in (30, 40):
-        result = defs.resolve_job_def("train_model").execute_in_process(
-            partition_key="lightgbm",
-            run_config={
-                "ops": {
-                    "training_dataset": {"config": {"symbols": symbols}},
-                    "trained_model": {
-                        "config": {
-                            "n_estimators": rounds,
-                            "cv_splits": 2,
-                            "early_stopping_rounds": 0,
-                        }
-                    },
-                }
-            },
-            instance=dg.DagsterInstance.ephemeral(),
-            raise_on_error=False,
-        )
-        versions.append(
-            rows(
-                url,
-                "SELECT v.* FROM model_versioning v JOIN model_training_jobs j "
-                "ON j.id = v.training_job_id WHERE j.dagster_run_id = %s",
-                (result.run_id,),
-            )[0]
-        )
+    home = tmp_path_factory.mktemp("connections")
+    project = simulated_project(create_database, home, symbols, n_bars=700, seed=5)
+    versions = [project.train("lightgbm", symbols, rounds) for rounds in (30, 40)]
+    project.db.close()
+    url, settings = project.url, project.settings
     return url, settings, versions
 
 

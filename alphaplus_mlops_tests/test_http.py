@@ -9,60 +9,30 @@ the real SignalService and PredictionLog behind FastAPI's TestClient.
 import socket
 import time
 
-import dagster as dg
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from alphaplus_mlops.app.cli import main
-from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
-from alphaplus_mlops.defs import build_definitions, build_resources
-from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.serving.features import serving_features
 from alphaplus_mlops.serving.http import create_app
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 from alphaplus_mlops.serving.prediction_log import PredictionLog
 from alphaplus_mlops.serving.service import SignalService
-from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
-from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import Database
-from alphaplus_mlops.store.migrations import migrate
-from alphaplus_mlops.store.versions import version_trained_in_run
 
-from .conftest import STRONG_SIGNAL, rows
+from .conftest import rows, simulated_project
 
 SYMBOLS = ["HTA", "HTB", "HTC"]
 
 
 @pytest.fixture(scope="module")
 def served(create_database, tmp_path_factory):
-    url = create_database()
-    migrate(url)
-    db = Database(url, max_size=6)
-    config = SimulationConfig(n_bars=1000, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
-    upsert_bars(db, simulate_market(SYMBOLS, seed=8, config=config).bars, source="test")
     home = tmp_path_factory.mktemp("http")
-    settings = Settings(database_url=url, home=home)
-    defs = build_definitions(
-        settings, build_resources(settings, PostgresResource(database_url=url))
-    )
-    result = defs.resolve_job_def("train_model").execute_in_process(
-        partition_key="lightgbm",
-        run_config={
-            "ops": {
-                "training_dataset": {"config": {"symbols": SYMBOLS}},
-                "trained_model": {
-                    "config": {"n_estimators": 40, "cv_splits": 2, "early_stopping_rounds": 0}
-                },
-            }
-        },
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    champion = version_trained_in_run(db, result.run_id)
+    project = simulated_project(create_database, home, SYMBOLS, pool_size=6)
+    url, db, store = project.url, project.db, project.store
+    champion = project.train("lightgbm", SYMBOLS, rounds=40)
     assert champion["status"] == "champion"
-    store = LocalArtifactStore(settings.artifacts_dir)
     with (
         SignalService(db, store, poll_seconds=1) as service,
         PredictionLog(db, home / "spool", flush_seconds=0.05) as prediction_log,

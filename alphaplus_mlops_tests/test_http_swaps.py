@@ -9,29 +9,19 @@ on the ledger), PredictionLog and FastAPI app; promotions and rollbacks through 
 import threading
 import time
 
-import dagster as dg
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
-from alphaplus_mlops.defs import build_definitions, build_resources
-from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.serving.features import serving_features
 from alphaplus_mlops.serving.http import create_app
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 from alphaplus_mlops.serving.prediction_log import PredictionLog
 from alphaplus_mlops.serving.service import SignalService
-from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
-from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.gate_results import gate_status
-from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.promotion import promote
-from alphaplus_mlops.store.versions import version_trained_in_run
 
-from .conftest import STRONG_SIGNAL, rows
+from .conftest import rows, simulated_project
 
 SYMBOLS = ["HSA", "HSB"]
 CYCLES = 20
@@ -39,38 +29,12 @@ CYCLES = 20
 
 @pytest.fixture(scope="module")
 def world(create_database, tmp_path_factory):
-    url = create_database()
-    migrate(url)
-    db = Database(url, max_size=8)
-    config = SimulationConfig(n_bars=1000, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
-    upsert_bars(db, simulate_market(SYMBOLS, seed=8, config=config).bars, source="test")
     home = tmp_path_factory.mktemp("swaps")
-    settings = Settings(database_url=url, home=home)
-    defs = build_definitions(
-        settings, build_resources(settings, PostgresResource(database_url=url))
-    )
-    versions = []
-    for rounds in (40, 60):
-        result = defs.resolve_job_def("train_model").execute_in_process(
-            partition_key="lightgbm",
-            run_config={
-                "ops": {
-                    "training_dataset": {"config": {"symbols": SYMBOLS}},
-                    "trained_model": {
-                        "config": {
-                            "n_estimators": rounds,
-                            "cv_splits": 2,
-                            "early_stopping_rounds": 0,
-                        }
-                    },
-                }
-            },
-            instance=dg.DagsterInstance.ephemeral(),
-        )
-        version = version_trained_in_run(db, result.run_id)
+    project = simulated_project(create_database, home, SYMBOLS, pool_size=8)
+    url, db, store = project.url, project.db, project.store
+    versions = [project.train("lightgbm", SYMBOLS, rounds) for rounds in (40, 60)]
+    for version in versions:
         assert gate_status(db, str(version["id"])).all_passed
-        versions.append(version)
-    store = LocalArtifactStore(settings.artifacts_dir)
     features = serving_features(
         db, SYMBOLS, feature_names=versions[0]["feature_names"], feature_version="features-v1"
     )

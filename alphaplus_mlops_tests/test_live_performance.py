@@ -12,20 +12,13 @@ import pytest
 
 from alphaplus_mlops.app.reporting import status_report
 from alphaplus_mlops.core.backtest import median_bars_per_year
-from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
-from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
-from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.modeling.model_files import load_dataset
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
-from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
-from alphaplus_mlops.store.bars import load_bars, upsert_bars
-from alphaplus_mlops.store.db import Database
-from alphaplus_mlops.store.migrations import migrate
-from alphaplus_mlops.store.versions import version_trained_in_run
+from alphaplus_mlops.store.bars import load_bars
 
-from .conftest import STRONG_SIGNAL, rows
+from .conftest import rows, simulated_project
 
 SYMBOLS = ["LPA", "LPB", "LPC"]
 LIVE_BARS = 90  # the last bars of each symbol get predictions
@@ -34,27 +27,10 @@ COST = 5 / 1e4  # the business_metrics gate row's default cost_bps
 
 @pytest.fixture(scope="module")
 def live(create_database, tmp_path_factory):
-    url = create_database()
-    migrate(url)
-    db = Database(url, max_size=4)
-    config = SimulationConfig(n_bars=700, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
-    upsert_bars(db, simulate_market(SYMBOLS, seed=11, config=config).bars, source="test")
-    settings = Settings(database_url=url, home=tmp_path_factory.mktemp("live"))
-    resources = build_resources(settings, PostgresResource(database_url=url))
-    result = build_definitions(settings, resources).resolve_job_def("train_model")
-    result = result.execute_in_process(
-        partition_key="lightgbm",
-        run_config={
-            "ops": {
-                "training_dataset": {"config": {"symbols": SYMBOLS}},
-                "trained_model": {
-                    "config": {"n_estimators": 20, "cv_splits": 2, "early_stopping_rounds": 0}
-                },
-            }
-        },
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    version = version_trained_in_run(db, result.run_id)
+    home = tmp_path_factory.mktemp("live")
+    project = simulated_project(create_database, home, SYMBOLS, n_bars=700, seed=11)
+    url, db, settings, resources = project.url, project.db, project.settings, project.resources
+    version = project.train("lightgbm", SYMBOLS, rounds=20)
     ref = rows(
         url, "SELECT * FROM training_data_management WHERE id = %s", (version["dataset_id"],)
     )

@@ -15,19 +15,13 @@ from click.testing import CliRunner
 
 from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
-from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
-from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.serving.features import serving_features
 from alphaplus_mlops.serving.onnx_model import OnnxModel
-from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
-from alphaplus_mlops.store.bars import load_bars, upsert_bars
-from alphaplus_mlops.store.db import Database
-from alphaplus_mlops.store.migrations import migrate
-from alphaplus_mlops.store.versions import version_trained_in_run
+from alphaplus_mlops.store.bars import load_bars
 
-from .conftest import STRONG_SIGNAL, execute, rows
+from .conftest import execute, rows, simulated_project
 
 SYMBOLS = ["LSA", "LSB"]
 SEED = 11
@@ -37,30 +31,12 @@ LOADED = 700  # bars stored before the clock moves
 
 @pytest.fixture(scope="module")
 def live(create_database, tmp_path_factory):
-    url = create_database()
-    migrate(url)
-    db = Database(url, max_size=4)
     # A strong planted signal so the first model is promoted for certain; the bars the
     # clock reveals later are the CLI's (default simulator), which is what a desk sees.
-    config = SimulationConfig(n_bars=LOADED, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
-    upsert_bars(db, simulate_market(SYMBOLS, seed=SEED, config=config).bars, source="test")
     home = tmp_path_factory.mktemp("live")
-    settings = Settings(database_url=url, home=home)
-    resources = build_resources(settings, PostgresResource(database_url=url))
-    defs = build_definitions(settings, resources)
-    result = defs.resolve_job_def("train_model").execute_in_process(
-        partition_key="lightgbm",
-        run_config={
-            "ops": {
-                "training_dataset": {"config": {"symbols": SYMBOLS}},
-                "trained_model": {
-                    "config": {"n_estimators": 30, "cv_splits": 2, "early_stopping_rounds": 0}
-                },
-            }
-        },
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    champion = version_trained_in_run(db, result.run_id)
+    project = simulated_project(create_database, home, SYMBOLS, n_bars=LOADED, seed=SEED)
+    url, db, settings, resources = project.url, project.db, project.settings, project.resources
+    champion = project.train("lightgbm", SYMBOLS, rounds=30)
     assert champion["status"] == "champion"
     env = {
         "ALPHAPLUS_DATABASE_URL": url,

@@ -1,13 +1,11 @@
 """The model_evaluation asset: candidate vs champion on the same out-of-sample rows."""
 
-import base64
-import io
-
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
 from alphaplus_mlops.defs.partitions import family_partitions
+from alphaplus_mlops.defs.plots import equity_plot_markdown
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
@@ -263,22 +261,8 @@ def _comparison_table(result, comparison) -> str:
 
 
 def _equity_plot(result, comparison) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3), dpi=80)
     curves = [("candidate (OOF)", result.returns)]
     if comparison:
         curves.append(("champion (shared rows)", comparison["champion"].returns))
-    for label, returns in curves:
-        ax.plot(returns.index.to_numpy(), (1 + returns).cumprod().to_numpy(), label=label)
-    ax.set_ylabel("equity, net of costs")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f"![equity curve](data:image/png;base64,{encoded})"
+    equity = [(label, (1 + returns).cumprod()) for label, returns in curves]
+    return equity_plot_markdown(equity, "equity, net of costs", "equity curve")

@@ -1,9 +1,6 @@
 """The live half's measurements: what logged predictions turned out to be, and how each
 version does live, per role, beside what its offline evaluation promised."""
 
-import base64
-import io
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -15,6 +12,7 @@ from alphaplus_mlops.defs.assets.evaluation import EvaluationConfig, cost_bps_fo
 from alphaplus_mlops.defs.assets.live import live_signals
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.partitions import family_partitions
+from alphaplus_mlops.defs.plots import equity_plot_markdown
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.store.bars import load_bars
 from alphaplus_mlops.store.live import (
@@ -135,19 +133,4 @@ def _table_row(version: int, role: str, w, offline: dict | None) -> str:
 
 
 def _equity_plot(curves: list[tuple[str, pd.Series]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3), dpi=80)
-    for label, equity in curves:
-        ax.plot(equity.index.to_numpy(), equity.to_numpy(), label=label)
-    ax.set_ylabel("live equity, net of costs")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return f"![live equity](data:image/png;base64,{encoded})"
+    return equity_plot_markdown(curves, "live equity, net of costs", "live equity")

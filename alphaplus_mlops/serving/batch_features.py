@@ -17,10 +17,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from alphaplus_mlops.core import features as core_features
 from alphaplus_mlops.serving.features import (
-    FeatureRequestError,
+    check_feature_version,
     checked_feature_names,
+    feature_rows,
 )
 
 
@@ -85,15 +85,8 @@ def features_at_bars(
     """The serving features of each (symbol, ts) in ``wanted``, from ``bars``: every stored
     bar of those symbols from their first one (as serving_features and build_dataset read
     them), so the rows equal serving_features(..., as_of=ts) for each bar."""
-    if feature_version != core_features.FEATURE_VERSION:
-        raise FeatureRequestError(
-            f"the model was trained on feature version {feature_version!r} but this code "
-            f"computes {core_features.FEATURE_VERSION!r}: retrain it on the current features"
-        )
-    names = checked_feature_names(list(feature_names))
-    computed = core_features.build_features(bars)
-    rows = wanted[["symbol", "ts"]].merge(computed, on=["symbol", "ts"], how="left")
-    x = np.ascontiguousarray(rows[names].to_numpy(dtype=np.float32))
+    check_feature_version(feature_version)
+    rows, x = feature_rows(bars, wanted, checked_feature_names(list(feature_names)))
     finite = np.isfinite(x).all(axis=1)
     undefined = tuple(
         f"{s} {pd.Timestamp(t).isoformat()}"

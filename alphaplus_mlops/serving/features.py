@@ -78,12 +78,7 @@ def serving_features(
     other than the code's is refused, since the same names could mean other computations.
     A naive ``as_of`` is taken as UTC, the time zone bars are stored in.
     """
-    if feature_version != core_features.FEATURE_VERSION:
-        raise FeatureRequestError(
-            f"the model was trained on feature version {feature_version!r} but this code "
-            f"computes {core_features.FEATURE_VERSION!r}: serve it from the code that trained "
-            "it, or retrain it on the current features"
-        )
+    check_feature_version(feature_version)
     wanted = _checked_symbols(symbols)
     names = checked_feature_names(feature_names)
     end = _utc(as_of) if as_of is not None else None
@@ -110,13 +105,9 @@ def serving_features(
             f"bars up to the bar served, stored: {detail}"
         )
 
-    # The dataset's own function on the same bars: build_features groups by symbol, sorts by
-    # ts and calls symbol_features per symbol, exactly as build_dataset does.
-    computed = core_features.build_features(bars)
-    last = computed.groupby("symbol", sort=False).tail(1).set_index("symbol").loc[wanted]
-    # The same float64 -> float32 conversion as Dataset.x (to_numpy with dtype).
-    x = np.ascontiguousarray(last[names].to_numpy(dtype=np.float32))
-    bar_ts = tuple(pd.Timestamp(t).tz_convert("UTC") for t in last["ts"])
+    last = bars.sort_values("ts").groupby("symbol").tail(1).set_index("symbol").loc[wanted]
+    rows, x = feature_rows(bars, last.reset_index()[["symbol", "ts"]], names)
+    bar_ts = tuple(pd.Timestamp(t).tz_convert("UTC") for t in rows["ts"])
     undefined = []
     for i, symbol in enumerate(wanted):
         missing = [n for n, v in zip(names, x[i], strict=True) if not np.isfinite(v)]
@@ -133,6 +124,27 @@ def serving_features(
         feature_names=tuple(names),
         feature_version=feature_version,
     )
+
+
+def check_feature_version(feature_version: str | None) -> None:
+    if feature_version != core_features.FEATURE_VERSION:
+        raise FeatureRequestError(
+            f"the model was trained on feature version {feature_version!r} but this code "
+            f"computes {core_features.FEATURE_VERSION!r}: serve it from the code that trained "
+            "it, or retrain it on the current features"
+        )
+
+
+def feature_rows(
+    bars: pd.DataFrame, wanted: pd.DataFrame, names: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature rows of the (symbol, ts) in ``wanted``, in its order, computed over all of
+    ``bars`` by the dataset's own function (build_features groups by symbol, sorts by ts and
+    calls symbol_features, as build_dataset does), and as float32 the way Dataset.x converts
+    them."""
+    computed = core_features.build_features(bars)
+    rows = wanted[["symbol", "ts"]].merge(computed, on=["symbol", "ts"], how="left")
+    return rows, np.ascontiguousarray(rows[names].to_numpy(dtype=np.float32))
 
 
 def _checked_symbols(symbols: object) -> list[str]:

@@ -660,3 +660,102 @@ ON CONFLICT (id) DO NOTHING
 """
 
 PING = "SELECT 1"
+
+# Live outcomes and live performance -------------------------------------------------------
+
+# Every prediction of a series (version, role, symbol) that has an unrealized one, from the
+# last prediction before its first unrealized bar on: that earlier position decides what
+# the first unrealized bar pays to change it. One row per bar (the first answer), as the
+# paper P&L counts one position per bar.
+SELECT_PENDING_SERIES = """
+WITH pending AS (
+    SELECT model_version_id, role, symbol, min(bar_ts) AS first_ts
+    FROM model_predictions
+    WHERE family = %(family)s AND realized_at IS NULL
+    GROUP BY model_version_id, role, symbol
+)
+SELECT DISTINCT ON (p.model_version_id, p.role, p.symbol, p.bar_ts)
+       p.model_version_id::text AS model_version_id, p.role, p.symbol, p.bar_ts, p.signal
+FROM pending s
+JOIN model_predictions p
+  ON p.model_version_id = s.model_version_id AND p.role = s.role AND p.symbol = s.symbol
+ AND p.bar_ts >= coalesce(
+        (SELECT max(q.bar_ts) FROM model_predictions q
+         WHERE q.model_version_id = s.model_version_id AND q.role = s.role
+           AND q.symbol = s.symbol AND q.bar_ts < s.first_ts),
+        s.first_ts)
+ORDER BY p.model_version_id, p.role, p.symbol, p.bar_ts, p.predicted_at
+"""
+
+SELECT_LABEL_CONFIGS = """
+SELECT v.id::text AS model_version_id, d.label_config
+FROM model_versioning v JOIN training_data_management d ON d.id = v.dataset_id
+WHERE v.id = ANY(%s::uuid[])
+"""
+
+CREATE_STAGED_OUTCOMES = """
+CREATE TEMP TABLE staged_outcomes (
+    model_version_id uuid, role text, symbol text, bar_ts timestamptz,
+    realized_return double precision, realized_label smallint, realized_t1 timestamptz,
+    realized_net_return double precision
+) ON COMMIT DROP
+"""
+
+# Every logged answer for the (series, bar) gets the outcome, duplicates included; rows
+# already realized are left as they are, so a second run changes nothing.
+UPDATE_FROM_STAGED_OUTCOMES = """
+UPDATE model_predictions p
+SET realized_return = s.realized_return, realized_label = s.realized_label,
+    realized_t1 = s.realized_t1, realized_net_return = s.realized_net_return,
+    realized_at = now()
+FROM staged_outcomes s
+WHERE p.model_version_id = s.model_version_id AND p.role = s.role
+  AND p.symbol = s.symbol AND p.bar_ts = s.bar_ts AND p.realized_at IS NULL
+RETURNING p.role
+"""
+
+SELECT_REALIZED_SERIES = """
+SELECT DISTINCT model_version_id::text AS model_version_id, role
+FROM model_predictions
+WHERE family = %s AND realized_at IS NOT NULL
+ORDER BY 1, 2
+"""
+
+# The last %(bars)s bars holding realized predictions of a version in a role, one row per
+# symbol and bar (the first answer), through the (version, role, bar_ts) index.
+SELECT_REALIZED_WINDOW = """
+SELECT DISTINCT ON (bar_ts, symbol)
+       bar_ts, symbol, probability, signal, realized_label, realized_net_return
+FROM model_predictions
+WHERE model_version_id = %(version)s AND role = %(role)s AND realized_at IS NOT NULL
+  AND bar_ts >= coalesce((
+        SELECT min(bar_ts) FROM (
+            SELECT DISTINCT bar_ts FROM model_predictions
+            WHERE model_version_id = %(version)s AND role = %(role)s
+              AND realized_at IS NOT NULL
+            ORDER BY bar_ts DESC LIMIT %(bars)s) last_bars),
+        '-infinity')
+ORDER BY bar_ts, symbol, predicted_at
+"""
+
+UPSERT_LIVE_WINDOW = """
+INSERT INTO real_time_model_performance
+    (model_version_id, role, window_label, window_start, window_end, n_predictions, metrics)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (model_version_id, role, window_label, window_end) DO UPDATE
+    SET window_start = EXCLUDED.window_start, n_predictions = EXCLUDED.n_predictions,
+        metrics = EXCLUDED.metrics, recorded_at = now()
+"""
+
+SELECT_LATEST_LIVE_WINDOW = """
+SELECT window_label, window_start, window_end, n_predictions, metrics
+FROM real_time_model_performance
+WHERE model_version_id = %s AND role = %s AND window_label = %s
+ORDER BY window_end DESC, recorded_at DESC
+LIMIT 1
+"""
+
+COPY_STAGED_OUTCOMES = (
+    "COPY staged_outcomes (model_version_id, role, symbol, bar_ts, realized_return,"
+    " realized_label, realized_t1, realized_net_return) FROM STDIN"
+)

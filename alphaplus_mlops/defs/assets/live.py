@@ -21,7 +21,7 @@ from alphaplus_mlops.serving.features import MAX_BATCH_ROWS, FeatureRequestError
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
 from alphaplus_mlops.serving.service import DEFAULT_PROBATION_SECONDS, SignalService
 from alphaplus_mlops.store.bars import all_symbols, load_bars
-from alphaplus_mlops.store.live_scoring import dataset_symbols, last_scored_bars, latest_bar_arrival
+from alphaplus_mlops.store.live import dataset_symbols, last_scored_bars, latest_bar_arrival
 from alphaplus_mlops.store.serving_state import desired_serving
 
 

@@ -24,10 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from alphaplus_mlops.serving.features import (
     MAX_SYMBOLS,
     FeatureRequestError,
+    ServedFeatures,
     serving_features,
     validate_rows,
 )
-from alphaplus_mlops.serving.prediction_log import PredictionLog, PredictionRecord
+from alphaplus_mlops.serving.prediction_log import (
+    PredictionLog,
+    PredictionRecord,
+    records_from_answers,
+)
 from alphaplus_mlops.serving.service import FeatureWidthError, NoChampionError, SignalService
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.promotion import serving_at
@@ -175,16 +180,21 @@ def create_app(
         request_id = str(uuid.uuid4())
         out: list[dict] = []
         records: list[PredictionRecord] = []
+        # Families trained on the same features share one read of the bars and one pass.
+        computed: dict[tuple, ServedFeatures] = {}
         for family in families:
             champion = family_models(family).champion
+            key = (champion.feature_names, champion.feature_version)
             try:
-                features = serving_features(
-                    db,
-                    body.symbols,
-                    body.as_of,
-                    feature_names=list(champion.feature_names),
-                    feature_version=champion.feature_version or "",
-                )
+                if key not in computed:
+                    computed[key] = serving_features(
+                        db,
+                        body.symbols,
+                        body.as_of,
+                        feature_names=list(champion.feature_names),
+                        feature_version=champion.feature_version or "",
+                    )
+                features = computed[key]
                 answers = service.answer(family, features.x, {"request_id": request_id})
             except FeatureRequestError as exc:
                 raise _ServiceError(422, str(exc)) from exc
@@ -192,33 +202,18 @@ def create_app(
                 raise _ServiceError(404, str(exc)) from exc
             for answer in answers:
                 for i, symbol in enumerate(features.symbols):
-                    bar_ts = features.bar_ts[i].to_pydatetime()
-                    probability = float(answer.probability[i])
-                    signal = int(answer.signal[i])
                     out.append(
                         {
                             "family": family,
                             "version": answer.version,
                             "role": answer.role,
                             "symbol": symbol,
-                            "bar_ts": bar_ts.isoformat(),
-                            "probability": probability,
-                            "signal": signal,
+                            "bar_ts": features.bar_ts[i].isoformat(),
+                            "probability": float(answer.probability[i]),
+                            "signal": int(answer.signal[i]),
                         }
                     )
-                    records.append(
-                        PredictionRecord(
-                            model_version_id=answer.version_id,
-                            family=family,
-                            role=answer.role,
-                            symbol=symbol,
-                            bar_ts=bar_ts,
-                            probability=probability,
-                            signal=signal,
-                            latency_us=answer.latency_us / len(features.symbols),
-                            request_id=request_id,
-                        )
-                    )
+            records += records_from_answers(answers, features.symbols, features.bar_ts, request_id)
         if prediction_log is not None:
             prediction_log.log(records)
         return out

@@ -40,11 +40,12 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 from psycopg_pool import PoolTimeout
 
@@ -126,6 +127,31 @@ class PredictionRecord:
             self.request_id,
             self.predicted_at,
         )
+
+
+def records_from_answers(
+    answers: Iterable, symbols: Sequence[str], bar_ts: Sequence, request_id: str
+) -> list[PredictionRecord]:
+    """One record per answer (SignalService.Answer) and row: row i is ``symbols[i]`` at
+    ``bar_ts[i]``. One model call answered all the rows: each gets its share of the time."""
+    records = []
+    for answer in answers:
+        per_row = answer.latency_us / len(symbols)
+        for i, symbol in enumerate(symbols):
+            records.append(
+                PredictionRecord(
+                    model_version_id=answer.version_id,
+                    family=answer.family,
+                    role=answer.role,
+                    symbol=symbol,
+                    bar_ts=pd.Timestamp(bar_ts[i]).to_pydatetime(),
+                    probability=answer.probability[i],
+                    signal=answer.signal[i],
+                    latency_us=per_row,
+                    request_id=request_id,
+                )
+            )
+    return records
 
 
 def write_predictions(

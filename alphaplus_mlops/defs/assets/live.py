@@ -18,7 +18,7 @@ from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.serving.batch_features import due_bars, features_at_bars
 from alphaplus_mlops.serving.features import MAX_BATCH_ROWS, FeatureRequestError
-from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
+from alphaplus_mlops.serving.prediction_log import records_from_answers, write_predictions
 from alphaplus_mlops.serving.service import DEFAULT_PROBATION_SECONDS, SignalService
 from alphaplus_mlops.store.bars import all_symbols, load_bars
 from alphaplus_mlops.store.live import dataset_symbols, last_scored_bars, latest_bar_arrival
@@ -112,24 +112,10 @@ def _answer(service: SignalService, family: str, features, run_id: str) -> list:
     records = []
     for start in range(0, len(features.symbols), MAX_BATCH_ROWS):
         end = start + MAX_BATCH_ROWS
-        x = features.x[start:end]
-        for answer in service.answer(family, x, {"request_id": run_id}):
-            # One call answers the whole chunk: log each row's share, as the HTTP path does.
-            per_row = answer.latency_us / len(x)
-            for i in range(len(x)):
-                records.append(
-                    PredictionRecord(
-                        model_version_id=answer.version_id,
-                        family=family,
-                        role=answer.role,
-                        symbol=features.symbols[start + i],
-                        bar_ts=features.bar_ts[start + i].to_pydatetime(),
-                        probability=answer.probability[i],
-                        signal=answer.signal[i],
-                        latency_us=per_row,
-                        request_id=run_id,
-                    )
-                )
+        answers = service.answer(family, features.x[start:end], {"request_id": run_id})
+        records += records_from_answers(
+            answers, features.symbols[start:end], features.bar_ts[start:end], run_id
+        )
     return records
 
 

@@ -205,6 +205,14 @@ SELECT s.symbol FROM unnest(%s::text[]) AS s(symbol)
 WHERE EXISTS (SELECT 1 FROM market_bars b WHERE b.symbol = s.symbol)
 """
 
+# What identifies a symbol's stored bars for a cache of features computed from them: a new
+# bar changes the count and last time, a restatement the latest ingested_at (the upsert sets
+# it to now() on every changed bar), a deleted bar the count.
+SELECT_BAR_FINGERPRINTS = """
+SELECT symbol, count(*) AS bars, max(ts) AS last_ts, max(ingested_at) AS last_ingested
+FROM market_bars WHERE symbol = ANY(%s) GROUP BY symbol
+"""
+
 # Training jobs ---------------------------------------------------------------------------------
 
 INSERT_TRAINING_JOB = """

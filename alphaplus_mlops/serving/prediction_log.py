@@ -59,6 +59,8 @@ SPOOL_PATTERN = "predictions-*.jsonl"
 # The database may be unreachable (refused, reset, killed mid-transaction, no pooled
 # connection in time); anything else is about the rows themselves.
 TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+CONFLICT_RETRIES = 5
+"""Tries of one write that loses a race with another transaction (deadlock, serialization)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,6 +263,7 @@ class PredictionLog:
                 "rejected",
                 "lost",
                 "db_errors",
+                "conflicts",
             ),
             0,
         )
@@ -300,8 +303,9 @@ class PredictionLog:
         """Counters for /metrics: records queued, written (in committed batches; ``inserted``
         of them new), batches, spooled (of them ``spilled`` by a full queue), replayed from
         spool files (``replay_inserted`` new), rejected, lost (database and spool both
-        failed), database errors, the queue depth, the spool files waiting, and whether the
-        database is believed up."""
+        failed), database errors, writes retried after losing a race to another transaction
+        (conflicts), the queue depth, the spool files waiting, and whether the database is
+        believed up."""
         with self._counts_lock:
             counts: dict[str, int | bool] = dict(self._counts)
         counts["queue_depth"] = self._queue.qsize()
@@ -404,7 +408,7 @@ class PredictionLog:
             self._spool(batch)
             return
         try:
-            inserted = write_predictions(self._db, batch, timeout=self._connect_timeout)
+            inserted = self._write(batch)
         except TRANSIENT_ERRORS as exc:
             self._mark_down(exc)
             self._spool(batch)
@@ -416,10 +420,24 @@ class PredictionLog:
         self._mark_up()
         self._count(written=len(batch), inserted=inserted, batches=1)
 
+    def _write(self, batch: list[PredictionRecord]) -> int:
+        # A deadlock or serialization failure is the database answering, not away: the
+        # transaction lost a race with another one (say a promotion locking the versions
+        # the rows reference) and the same write succeeds when tried again.
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return write_predictions(self._db, batch, timeout=self._connect_timeout)
+            except psycopg.errors.TransactionRollback:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                self._count(conflicts=1)
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def _store_one_by_one(self, batch: list[PredictionRecord]) -> None:
         for index, record in enumerate(batch):
             try:
-                inserted = write_predictions(self._db, [record], timeout=self._connect_timeout)
+                inserted = self._write([record])
             except TRANSIENT_ERRORS as exc:
                 self._mark_down(exc)
                 self._spool(batch[index:])

@@ -344,7 +344,10 @@ SELECT_CHAMPION = _VERSION_WITH_DATASET + "WHERE v.family = %s AND v.status = 'c
 
 SELECT_VERSION_BY_NUMBER = _VERSION_WITH_DATASET + "WHERE v.family = %s AND v.version = %s"
 
-SELECT_VERSION_FOR_UPDATE = _VERSION_WITH_DATASET + "WHERE v.id = %s FOR UPDATE OF v"
+# NO KEY UPDATE: promotions still wait for each other, but not for the prediction log, whose
+# rows reference the versions (a foreign key check takes KEY SHARE, which FOR UPDATE blocks:
+# a promotion and a log write each holding one version and wanting the other deadlocked).
+SELECT_VERSION_FOR_UPDATE = _VERSION_WITH_DATASET + "WHERE v.id = %s FOR NO KEY UPDATE OF v"
 
 # Evaluation -----------------------------------------------------------------------------------
 
@@ -421,7 +424,7 @@ WHERE j.dagster_run_id = %s
 """
 
 SELECT_CHAMPION_FOR_UPDATE = """
-SELECT * FROM model_versioning WHERE family = %s AND status = 'champion' FOR UPDATE
+SELECT * FROM model_versioning WHERE family = %s AND status = 'champion' FOR NO KEY UPDATE
 """
 
 SET_VERSION_STATUS = """

@@ -2,6 +2,7 @@
 against serving_features for the same (symbol, ts), bit for bit; and the refusals."""
 
 import re
+import time
 
 import dagster as dg
 import numpy as np
@@ -19,10 +20,12 @@ from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.modeling.model_files import load_dataset
 from alphaplus_mlops.serving.features import (
     MAX_BATCH_ROWS,
+    FeatureCache,
     FeatureRequestError,
     serving_features,
     validate_rows,
 )
+from alphaplus_mlops.serving.service import SignalService
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import upsert_bars
@@ -143,6 +146,65 @@ def test_refusals_name_the_problem(env):
         serve(env, ["SFA"], feature_names=["ret_1", "ret_999"])
     with pytest.raises(FeatureRequestError, match=r"^no symbols requested$"):
         serve(env, [])
+
+
+def test_a_cache_serves_the_same_rows_until_the_symbols_bars_change(env):
+    db, cache = env["db"], FeatureCache(max_symbols=2)
+    bars = simulate_market(["SFD"], seed=9, config=SimulationConfig(n_bars=160)).bars
+    ts = bars["ts"]
+    upsert_bars(db, bars.iloc[:150], source="test-cache")
+
+    def both(as_of=None):
+        cached, fresh = serve(env, ["SFD"], as_of, cache=cache), serve(env, ["SFD"], as_of)
+        assert np.array_equal(cached.x, fresh.x) and cached.bar_ts == fresh.bar_ts
+        return cached
+
+    first = both()
+    assert first.bar_ts == (ts.iloc[149],) and (cache.hits, cache.misses) == (0, 1)
+    assert np.array_equal(both().x, first.x) and (cache.hits, cache.misses) == (1, 1)
+    assert both(ts.iloc[100].to_pydatetime()).bar_ts == (ts.iloc[100],)
+    assert (cache.hits, cache.misses) == (2, 1)  # a past bar comes from the same history
+
+    upsert_bars(db, bars.iloc[150:151], source="test-cache")  # a new bar
+    newer = both()
+    assert newer.bar_ts == (ts.iloc[150],) and cache.misses == 2
+
+    restated = bars.iloc[[120]].copy()
+    restated[["open", "high", "low", "close"]] *= 1.01
+    upsert_bars(db, restated, source="test-cache", restate=True)  # a past bar restated
+    after = both()
+    assert cache.misses == 3 and after.bar_ts == (ts.iloc[150],)
+    assert not np.array_equal(after.x, newer.x)  # its 63-bar windows reach bar 120
+
+    serve(env, ["SFA", "SFB"], cache=cache)  # bounded: the least recently used goes
+    assert len(cache) == 2 and cache.misses == 5
+    serve(env, ["SFD"], cache=cache)
+    assert cache.misses == 6
+
+
+def test_a_listening_service_tells_the_cache_of_new_bars(env, tmp_path):
+    db, cache = env["db"], FeatureCache()
+    bars = simulate_market(["SFE"], seed=10, config=SimulationConfig(n_bars=120)).bars
+    upsert_bars(db, bars.iloc[:110], source="test-cache")
+
+    def until(condition):
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, "the notification did not arrive"
+            time.sleep(0.02)
+
+    store = LocalArtifactStore(tmp_path)
+    with SignalService(db, store, poll_seconds=60, feature_cache=cache) as service:
+        until(lambda: service.listening and cache.notified)
+        assert serve(env, ["SFE"], cache=cache).bar_ts == (bars["ts"].iloc[109],)
+        assert serve(env, ["SFE"], cache=cache).bar_ts == (bars["ts"].iloc[109],)
+        assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1)
+        upsert_bars(db, bars.iloc[110:111], source="test-cache")
+        until(lambda: len(cache) == 0)  # the commit's NOTIFY dropped the entries
+        newer = serve(env, ["SFE"], cache=cache)
+        assert newer.bar_ts == (bars["ts"].iloc[110],)
+        assert np.array_equal(newer.x, serve(env, ["SFE"]).x)
+    assert not cache.notified  # closed: back to checking fingerprints
 
 
 def test_validate_rows_refusals_name_the_row():

@@ -17,8 +17,9 @@ Measured, in one run:
               ``alphaplus-mlops serve`` (a subprocess: uvicorn, the prediction log on), N
               sequential requests with httpx; p50/p99 in ms. Goal: p99 ≤ 5 ms. Beside it,
               timed in this process on the same database: ``serving_features`` for that one
-              symbol alone and the model's answer, so a request splits into features, model
-              and the rest (HTTP, JSON, logging). The served models have just been promoted,
+              symbol alone (with a warm feature cache, as the server keeps one) and the
+              model's answer, so a request splits into features, model and the rest
+              (HTTP, JSON, logging). The served models have just been promoted,
               so the previous champion answers in shadow too, as after any promotion.
   hot swap    a thread promotes / rolls back the family's champion every second (real
               ``store.promotion.promote`` / ``rollback``; the service LISTENs and swaps)
@@ -58,7 +59,7 @@ from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families import family_names, get_family
-from alphaplus_mlops.serving.features import serving_features
+from alphaplus_mlops.serving.features import FeatureCache, serving_features
 from alphaplus_mlops.serving.service import SignalService
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
@@ -287,6 +288,7 @@ def main() -> None:
 
         with SignalService(db, store, probation_seconds=0, poll_seconds=60) as service:
             features_ns = {}
+            cache = FeatureCache()  # as the server keeps one: warm after the first call
             for family in families:
                 champion = service.models()[family].champion
                 call = lambda c=champion: serving_features(  # noqa: E731
@@ -294,6 +296,7 @@ def main() -> None:
                     [symbols[0]],
                     feature_names=list(c.feature_names),
                     feature_version=c.feature_version,
+                    cache=cache,
                 )
                 timed_ns(call, 5)
                 features_ns[family] = timed_ns(call, max(args.requests // 3, 20))

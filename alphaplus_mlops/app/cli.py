@@ -574,10 +574,12 @@ def serve(host: str, port: int) -> None:
     """Serve signals over HTTP: every family's champion, the challenger and (after a
     promotion) the previous champion in shadow, swapped in as the ledger moves; every
     signal logged to model_predictions."""
+    import gc
     import socket
 
     import uvicorn
 
+    from alphaplus_mlops.serving.features import FeatureCache
     from alphaplus_mlops.serving.http import create_app
     from alphaplus_mlops.serving.prediction_log import PredictionLog
     from alphaplus_mlops.serving.service import SignalService
@@ -591,11 +593,17 @@ def serve(host: str, port: int) -> None:
     settings = _settings()
     with (
         _database(settings) as db,
-        SignalService(db, LocalArtifactStore(settings.artifacts_dir)) as service,
+        SignalService(
+            db, LocalArtifactStore(settings.artifacts_dir), feature_cache=FeatureCache()
+        ) as service,
         PredictionLog(db, settings.prediction_spool_dir) as prediction_log,
     ):
         served = {f: m.champion.version for f, m in service.models().items() if m.champion}
         click.echo(f"serving {served or 'no champion yet'} on http://{host}:{port}")
+        # The libraries loaded so far are long-lived: keep the collector from walking them
+        # again on every full collection, a pause a request would wait for.
+        gc.collect()
+        gc.freeze()
         uvicorn.run(create_app(service, db, prediction_log), host=host, port=port)
 
 

@@ -2,8 +2,9 @@
 Prometheus metrics. Every signal a request gets is logged, champion and shadows alike.
 
 Malformed requests get a 4xx that names the problem; only a fault of the service itself
-is a 500. Handlers are plain functions: FastAPI runs them on its thread pool, where the
-database and onnxruntime calls may block.
+is a 500. Handlers are plain functions, which FastAPI runs on its thread pool where the
+database and onnxruntime calls may block; the one exception is a /v1/signals request that
+the feature cache answers without the database, served on the event loop.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from alphaplus_mlops.serving.features import (
     MAX_SYMBOLS,
+    CacheMiss,
+    FeatureCache,
     FeatureRequestError,
     ServedFeatures,
     serving_features,
@@ -78,6 +82,31 @@ class HttpCounters:
     def snapshot(self) -> list[tuple[str, int, int, float]]:
         with self._lock:
             return [(p, s, n, self.seconds[p, s]) for (p, s), n in sorted(self.count.items())]
+
+
+class CountRequests:
+    """Counts each HTTP request and its seconds by path and status (a plain ASGI wrapper:
+    Starlette's BaseHTTPMiddleware costs about a millisecond a request)."""
+
+    def __init__(self, app, counters: HttpCounters):
+        self.app, self.counters = app, counters
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500  # an exception before the response starts is answered 500
+
+        async def recording_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self.counters.add(scope["path"], status, time.perf_counter() - started)
 
 
 class BodyLimit:
@@ -138,16 +167,12 @@ def create_app(
     prediction_log: PredictionLog | None,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    feature_cache: FeatureCache | None = None,
 ) -> FastAPI:
     app = FastAPI(title="alphaplus-mlops signals", version="1")
     counters = HttpCounters()
-
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        counters.add(request.url.path, response.status_code, time.perf_counter() - started)
-        return response
+    if feature_cache is None:
+        feature_cache = service.feature_cache or FeatureCache()
 
     @app.exception_handler(_ServiceError)
     def service_error(request: Request, exc: _ServiceError):
@@ -168,8 +193,17 @@ def create_app(
             raise _ServiceError(404, f"no champion serves family {family!r}; serving: {known}")
         return served
 
-    @app.post("/v1/signals")
-    def signals(body: SignalsRequest) -> list[dict]:
+    @app.post("/v1/signals", response_model=list[dict])
+    async def signals(body: SignalsRequest) -> JSONResponse:
+        # Served on the event loop when every symbol's features are cached and the cache is
+        # told of bar changes (a fraction of a millisecond: a hop to the thread pool would
+        # cost more than the work); otherwise on the thread pool, where the reads block.
+        try:
+            return answer_signals(body, cached_only=True)
+        except CacheMiss:
+            return await run_in_threadpool(answer_signals, body, cached_only=False)
+
+    def answer_signals(body: SignalsRequest, *, cached_only: bool) -> JSONResponse:
         families = (
             [body.family]
             if body.family
@@ -177,15 +211,13 @@ def create_app(
         )
         if not families:
             raise _ServiceError(503, "no family has a champion yet")
-        request_id = str(uuid.uuid4())
-        out: list[dict] = []
-        records: list[PredictionRecord] = []
-        # Families trained on the same features share one read of the bars and one pass.
+        champions = {family: family_models(family).champion for family in families}
+        # Every family's features before any answer, so that a cache miss leaves nothing
+        # half done; families trained on the same features share one computation.
         computed: dict[tuple, ServedFeatures] = {}
-        for family in families:
-            champion = family_models(family).champion
-            key = (champion.feature_names, champion.feature_version)
-            try:
+        try:
+            for champion in champions.values():
+                key = (champion.feature_names, champion.feature_version)
                 if key not in computed:
                     computed[key] = serving_features(
                         db,
@@ -193,11 +225,18 @@ def create_app(
                         body.as_of,
                         feature_names=list(champion.feature_names),
                         feature_version=champion.feature_version or "",
+                        cache=feature_cache,
+                        cached_only=cached_only,
                     )
-                features = computed[key]
+        except FeatureRequestError as exc:
+            raise _ServiceError(422, str(exc)) from exc
+        request_id = str(uuid.uuid4())
+        out: list[dict] = []
+        records: list[PredictionRecord] = []
+        for family, champion in champions.items():
+            features = computed[champion.feature_names, champion.feature_version]
+            try:
                 answers = service.answer(family, features.x, {"request_id": request_id})
-            except FeatureRequestError as exc:
-                raise _ServiceError(422, str(exc)) from exc
             except NoChampionError as exc:
                 raise _ServiceError(404, str(exc)) from exc
             for answer in answers:
@@ -216,7 +255,8 @@ def create_app(
             records += records_from_answers(answers, features.symbols, features.bar_ts, request_id)
         if prediction_log is not None:
             prediction_log.log(records)
-        return out
+        # A ready response skips FastAPI's validation and re-encoding of the return value.
+        return JSONResponse(out)
 
     @app.post("/v1/predict")
     def predict(body: PredictRequest) -> dict:
@@ -281,15 +321,18 @@ def create_app(
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(
-            prometheus_text(service, prediction_log, counters),
+            prometheus_text(service, prediction_log, counters, feature_cache),
             media_type="text/plain; version=0.0.4",
         )
 
-    return BodyLimit(app, max_body_bytes)
+    return BodyLimit(CountRequests(app, counters), max_body_bytes)
 
 
 def prometheus_text(
-    service: SignalService, prediction_log: PredictionLog | None, counters: HttpCounters
+    service: SignalService,
+    prediction_log: PredictionLog | None,
+    counters: HttpCounters,
+    feature_cache: FeatureCache,
 ) -> str:
     """The Prometheus text exposition of the service's, the log's and HTTP's counters."""
     lines: list[str] = []
@@ -334,6 +377,12 @@ def prometheus_text(
         "counter",
         "Seconds spent on HTTP requests, per path and status.",
         [(f'{{path="{p}",status="{s}"}}', sec) for p, s, _, sec in http],
+    )
+    metric(
+        "alphaplus_feature_cache_symbols_total",
+        "counter",
+        "Symbols whose features came from the cache (hit) or were computed (miss).",
+        [('{result="hit"}', feature_cache.hits), ('{result="miss"}', feature_cache.misses)],
     )
     if prediction_log is not None:
         stats = prediction_log.stats()

@@ -12,7 +12,9 @@ How a change reaches a request:
 * A watcher thread LISTENs on ``alphaplus_serving`` (sql/011 NOTIFYs on ledger rows and
   champion/challenger status changes) and refreshes on each notification; it also polls
   every ``poll_seconds`` anyway, and while its connection is down it only polls and tries
-  to LISTEN again.
+  to LISTEN again. On the same connection it LISTENs on ``alphaplus_bars`` (sql/015) for
+  the feature cache it was given, which relies on those notifications only while the
+  connection is up.
 * A version that cannot be loaded (missing file, failed checksum, a file onnxruntime
   refuses) is never swapped in: the slot keeps what it served, an alert
   ``serving_load_failed`` is raised, the error is kept in ``errors``, and the same version
@@ -34,6 +36,7 @@ from types import MappingProxyType
 import numpy as np
 
 from alphaplus_mlops.core.backtest import positions_from_probability
+from alphaplus_mlops.serving.features import FeatureCache
 from alphaplus_mlops.serving.models import ServedModel, load_served_model
 from alphaplus_mlops.store.alerts import fire_alert
 from alphaplus_mlops.store.artifacts import ArtifactStore
@@ -43,6 +46,7 @@ from alphaplus_mlops.store.serving_state import ROLES, desired_serving
 log = logging.getLogger(__name__)
 
 CHANNEL = "alphaplus_serving"
+BARS_CHANNEL = "alphaplus_bars"
 DEFAULT_PROBATION_SECONDS = 86_400.0
 DEFAULT_POLL_SECONDS = 10.0
 MAX_ERRORS_KEPT = 100
@@ -112,6 +116,7 @@ class SignalService:
     interval while the notification connection is down. ``band``: the flat band of the
     signal rule. ``on_answers(answers, context)``: called after every request with its
     answers (the prediction log plugs in here); its errors are logged, never raised.
+    ``feature_cache``: told of bar changes while the watcher LISTENs (FeatureCache).
 
     Use as a context manager, or call ``start()`` and ``close()``. ``start()`` loads what
     should serve before it returns.
@@ -127,6 +132,7 @@ class SignalService:
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         band: float = 0.0,
         on_answers: Callable[[list[Answer], Mapping], None] | None = None,
+        feature_cache: FeatureCache | None = None,
     ):
         self.db = db
         self.store = store
@@ -135,6 +141,7 @@ class SignalService:
         self.poll_seconds = poll_seconds
         self.band = band
         self.on_answers = on_answers
+        self.feature_cache = feature_cache
         self._models: Mapping[str, FamilyModels] = MappingProxyType({})
         self._swap_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -410,6 +417,9 @@ class SignalService:
                 self._safe_refresh()  # whatever changed while we were not listening
                 next_poll = time.monotonic() + self.poll_seconds
                 continue
+            if any(n.channel == BARS_CHANNEL for n in woke) and self.feature_cache is not None:
+                self.feature_cache.bars_changed()
+            woke = [n for n in woke if n.channel == CHANNEL]
             if woke:
                 self._count("notifications", len(woke))
                 self._safe_refresh()
@@ -422,11 +432,14 @@ class SignalService:
         try:
             conn = connect(self.db.url, autocommit=True)
             conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(f"LISTEN {BARS_CHANNEL}")
         except Exception as exc:
             log.warning("cannot LISTEN %s (%s); polling every %ss", CHANNEL, exc, self.poll_seconds)
             return False
         self._listen_conn = conn
         self.listening = True
+        if self.feature_cache is not None:
+            self.feature_cache.watch_bars(True)
         # Changes made before the LISTEN took effect sent no notification to us.
         self._safe_refresh()
         return True
@@ -434,6 +447,8 @@ class SignalService:
     def _drop_listen(self) -> None:
         conn, self._listen_conn = self._listen_conn, None
         self.listening = False
+        if self.feature_cache is not None:
+            self.feature_cache.watch_bars(False)
         if conn is not None:
             try:
                 conn.close()

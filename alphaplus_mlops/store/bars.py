@@ -206,7 +206,12 @@ def all_symbols(db: Database) -> list[str]:
         return [r["symbol"] for r in conn.execute(queries.SELECT_ALL_SYMBOLS)]
 
 
-def known_symbols(db: Database, symbols: list[str]) -> set[str]:
-    """Those of ``symbols`` that have at least one stored bar."""
+def bar_fingerprints(db: Database, symbols: list[str]) -> dict[str, tuple]:
+    """Per symbol with stored bars: (bar count, last ts, latest ingested_at, latest revision
+    id), which changes whenever a bar of the symbol is added, restated or deleted. Symbols
+    without bars are absent."""
     with db.connection() as conn:
-        return {r["symbol"] for r in conn.execute(queries.SELECT_KNOWN_SYMBOLS, (symbols,))}
+        rows = conn.execute(queries.SELECT_BAR_FINGERPRINTS, (symbols,)).fetchall()
+    return {
+        r["symbol"]: (r["bars"], r["last_ts"], r["last_ingested"], r["last_revision"]) for r in rows
+    }

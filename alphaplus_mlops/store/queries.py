@@ -199,18 +199,19 @@ SELECT_DATASET_BY_HASH = "SELECT * FROM training_data_management WHERE content_h
 
 SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 
-# Which of the given symbols have any bar: one index probe per symbol, not a scan of the table.
-SELECT_KNOWN_SYMBOLS = """
-SELECT s.symbol FROM unnest(%s::text[]) AS s(symbol)
-WHERE EXISTS (SELECT 1 FROM market_bars b WHERE b.symbol = s.symbol)
-"""
-
-# What identifies a symbol's stored bars for a cache of features computed from them: a new
-# bar changes the count and last time, a restatement the latest ingested_at (the upsert sets
-# it to now() on every changed bar), a deleted bar the count.
+# What identifies a symbol's stored bars for a cache of features computed from them: a new or
+# deleted bar changes the count (and a new last bar the last time); a restatement through the
+# store leaves a revision row, whose id is taken under the import lock, so a later restatement
+# always has a larger id; a bar changed by hand in SQL moves the latest ingested_at.
 SELECT_BAR_FINGERPRINTS = """
-SELECT symbol, count(*) AS bars, max(ts) AS last_ts, max(ingested_at) AS last_ingested
-FROM market_bars WHERE symbol = ANY(%s) GROUP BY symbol
+SELECT s.symbol, b.bars, b.last_ts, b.last_ingested,
+       (SELECT max(r.id) FROM market_bar_revisions r WHERE r.symbol = s.symbol) AS last_revision
+FROM unnest(%s::text[]) AS s(symbol)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS bars, max(ts) AS last_ts, max(ingested_at) AS last_ingested
+    FROM market_bars WHERE symbol = s.symbol
+) AS b
+WHERE b.bars > 0
 """
 
 # Training jobs ---------------------------------------------------------------------------------

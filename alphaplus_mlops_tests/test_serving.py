@@ -16,6 +16,7 @@ import pytest
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.serving.models import BATCH_MIN_ROWS, BATCH_PARITY, load_served_model
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 from alphaplus_mlops.serving.service import NoChampionError, SignalService
 from alphaplus_mlops.settings import Settings
@@ -233,3 +234,30 @@ def test_changes_are_picked_up_when_the_notification_connection_is_killed(env):
         promote(env["db"], env["store"], str(second["id"]), actor="test", reason="no listen")
         wait_for(lambda: champion_answer(service, env).version_id == str(second["id"]), 5)
         wait_for(lambda: service.listening, 5)  # and it listens again
+
+
+def test_batches_use_the_fastest_engine_that_agrees_with_the_onnx_file(env):
+    first, _ = env["versions"]
+    served = load_served_model(env["store"], first)
+    timed = served.batch.milliseconds
+    assert set(timed) == {"onnxruntime 1 thread", "onnxruntime all cores", "native"}
+    assert served.batch.name == min(timed, key=timed.__getitem__) and not served.batch.excluded
+    onnx = OnnxModel(env["store"].path_of(first["onnx_uri"]))
+    x = np.random.default_rng(4).normal(size=(BATCH_MIN_ROWS, len(first["feature_names"])))
+    x = x.astype(np.float32)
+    assert np.max(np.abs(served.predict_proba(x) - onnx.predict_proba(x))) <= BATCH_PARITY
+    small = x[: BATCH_MIN_ROWS - 1]  # below the batch size: the one-thread session, exactly
+    np.testing.assert_array_equal(served.predict_proba(small), onnx.predict_proba(small))
+
+
+def test_a_version_whose_native_file_fails_its_checksum_batches_on_onnxruntime(env):
+    first, _ = env["versions"]
+    path = env["store"].path_of(first["native_uri"])
+    good = path.read_bytes()
+    try:
+        path.write_bytes(good[:-10])
+        served = load_served_model(env["store"], first)
+    finally:
+        path.write_bytes(good)
+    assert "checksum" in served.batch.excluded["native"]
+    assert served.batch.name.startswith("onnxruntime") and "native" not in served.batch.milliseconds

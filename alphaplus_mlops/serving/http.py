@@ -296,6 +296,8 @@ def create_app(
                     "version": model.version,
                     "version_id": model.id,
                     "loaded_at": model.loaded_at.isoformat(),
+                    "batch_engine": model.batch.name,
+                    "batch_calibration_ms": model.batch.milliseconds,
                 }
                 for role, model in served.served()
             }

@@ -14,10 +14,15 @@ import onnxruntime as ort
 
 class OnnxModel:
     def __init__(self, path: Path | str | bytes, *, intra_op_threads: int = 1):
+        """``intra_op_threads``: 1 for single rows, 0 for onnxruntime's default (every core)."""
         options = ort.SessionOptions()
         # One thread answers a single row fastest and leaves the cores to the caller.
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        if intra_op_threads != 1:
+            # Idle pool threads would otherwise spin after each batch, taking the cores the
+            # single-row sessions answer on.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         source = path if isinstance(path, bytes) else str(path)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -477,7 +477,7 @@ ORDER BY l.seq DESC LIMIT 1
 # champion by status; the latest challenger; the champion the family's latest promotion or
 # rollback replaced, while that ledger row is younger than the probation window (seconds).
 _SERVED_COLUMNS = """v.id, v.family, v.version, v.status, v.feature_names, v.onnx_uri,
-       v.onnx_sha256,
+       v.onnx_sha256, v.native_uri, v.native_sha256,
        (SELECT d.feature_version FROM training_data_management d WHERE d.id = v.dataset_id)
            AS feature_version"""
 

@@ -17,7 +17,7 @@ Measured, in one run:
               ``alphaplus-mlops serve`` (a subprocess: uvicorn, the prediction log on), N
               sequential requests with httpx; p50/p99 in ms. Goal: p99 ≤ 5 ms. Beside it,
               timed in this process on the same database: ``serving_features`` for that one
-              symbol alone (with a warm feature cache, as the server keeps one) and the
+              symbol alone (a warm feature cache told of bar changes, as the server's) and the
               model's answer, so a request splits into features, model and the rest
               (HTTP, JSON, logging). The served models have just been promoted,
               so the previous champion answers in shadow too, as after any promotion.
@@ -290,9 +290,15 @@ def main() -> None:
         serve_process.wait(timeout=30)
         serve_process = None
 
-        with SignalService(db, store, probation_seconds=0, poll_seconds=60) as service:
+        # As the server: a feature cache told of bar changes by the service's LISTEN.
+        cache = FeatureCache()
+        with SignalService(
+            db, store, probation_seconds=0, poll_seconds=60, feature_cache=cache
+        ) as service:
+            deadline = time.monotonic() + 10
+            while not cache.notified and time.monotonic() < deadline:
+                time.sleep(0.05)
             features_ns = {}
-            cache = FeatureCache()  # as the server keeps one: warm after the first call
             for family in families:
                 champion = service.models()[family].champion
                 call = lambda c=champion: serving_features(  # noqa: E731

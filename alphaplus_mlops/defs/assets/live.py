@@ -1,6 +1,6 @@
 """``live_signals``: every stored bar since the last scored one, answered by the family's
-champion and shadows through the signal service, and logged; and the sensor that runs it
-whenever bars arrive.
+champion and shadows through the signal service, and logged; and the sensor that runs it,
+with the outcomes and live performance downstream of it, whenever bars arrive.
 
 A sensor on the bar imports, not declarative automation on ``market_bars``: bars arrive
 through ``market advance`` and ``data import`` as well as through the asset, and only the
@@ -149,12 +149,23 @@ def _metadata(served, features, due, records, logged: int) -> dict:
     }
 
 
+# The live loop's run: new bars are scored, earlier predictions whose label interval the
+# new bars close get their outcomes, and the live windows are recomputed (by key: the
+# monitoring assets import this module).
+LIVE_LOOP = [
+    live_signals.key,
+    dg.AssetKey("prediction_outcomes"),
+    dg.AssetKey("live_performance"),
+]
+
+
 @dg.sensor(
-    asset_selection=[live_signals],
+    asset_selection=LIVE_LOOP,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs live_signals for every family with a champion when an import adds "
-    "bars to market_bars (the asset, `market advance` or `data import`).",
+    description="When an import adds bars to market_bars (the asset, `market advance` or "
+    "`data import`), runs live_signals, prediction_outcomes and live_performance for every "
+    "family with a champion.",
 )
 def live_signals_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     try:
@@ -171,6 +182,10 @@ def live_signals_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
         return dg.SkipReason("new bars, but no family has a champion to score them")
     # The run key makes each arrival score once per family, however often the tick repeats.
     return [
-        dg.RunRequest(run_key=f"live_signals:{f}:{arrival.isoformat()}", partition_key=f)
+        dg.RunRequest(
+            run_key=f"live_signals:{f}:{arrival.isoformat()}",
+            partition_key=f,
+            asset_selection=LIVE_LOOP,
+        )
         for f in families
     ]

@@ -47,6 +47,7 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
     assert {j["name"] for j in listed["jobs"]} == {
         "ingest_market_bars",
         "train_model",
+        "live_loop",
         "rollback_job",
         "artifact_scan",
     }

@@ -5,11 +5,15 @@ break and one after it:
 1. load market data as of T1 and train every family: gates, decision, promotion;
 2. train a deliberately broken candidate (shuffled labels): the gates block it and the
    champion stays;
-3. load data up to T2, past the break, and retrain every family: each candidate's procedure
-   meets its champion on the bars after the champion's training, paired tests decide;
-4. retrain every family on a rolling window that lies wholly after the break;
-5. roll one family back to its previous champion;
-6. print the leaderboard, the status table and the stored market data.
+3. go live: the market clock reveals the simulator's bars up to T2, past the break, half a
+   year at a time; after each step the live loop scores the new bars with the champions,
+   realizes the outcomes and recomputes the live windows, and the champions' live
+   performance is printed: good before the break, decaying after it;
+4. retrain every family as of T2: each candidate's procedure meets its champion on the
+   bars after the champion's training, paired tests decide;
+5. retrain every family on a rolling window that lies wholly after the break;
+6. roll one family back to its previous champion;
+7. print the leaderboard, the status table and the stored market data.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import dagster as dg
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.app.dagster_env import prepare_dagster
-from alphaplus_mlops.app.reporting import leaderboard_report, status_report
+from alphaplus_mlops.app.market_clock import advance_simulated_market
+from alphaplus_mlops.app.reporting import STATUS_WINDOW, leaderboard_report, status_report
+from alphaplus_mlops.data.sources import inclusive_end
 from alphaplus_mlops.defs import build_definitions
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import Settings
@@ -31,6 +37,7 @@ from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import summarize_bars
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
 from alphaplus_mlops.store.gate_results import gate_status
+from alphaplus_mlops.store.live import latest_live_window
 from alphaplus_mlops.store.migrations import prepare_schema
 from alphaplus_mlops.store.promotion import ledger, rollback
 from alphaplus_mlops.store.versions import champion_since, family_status, version_trained_in_run
@@ -39,6 +46,9 @@ from alphaplus_mlops.store.versions import champion_since, family_status, versio
 SIM_SYMBOLS = [f"SIM{i}" for i in range(1, 21)]
 BREAK = "2015-10-21"  # the simulator's planted break (60 % of 2,520 bars from 2010-01-04)
 FIRST_AS_OF, SECOND_AS_OF = "2014-12-31", "2017-12-29"
+# The market clock's steps from FIRST_AS_OF to SECOND_AS_OF; one lands just before the break.
+LIVE_STEPS = ("2015-06-30", "2015-10-20", "2016-04-29", "2016-10-31", "2017-06-30", SECOND_AS_OF)
+LIVE_WINDOW = STATUS_WINDOW  # the window `status` shows: the last 63 realized bars
 ROLLING_BARS = 500  # the last 500 bars as of SECOND_AS_OF: all after the break
 # Small models: a weak signal is learned by a few shallow trees and lost in many deep ones
 # (bench/gate_calibration.py measures these gates with the same sizes).
@@ -70,6 +80,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
         demo = Demo(settings, db, build_definitions(settings), instance, echo)
         train_first_models(demo)
         sabotage_drill(demo)
+        live_across_the_break(demo)
         retrain_after_the_break(demo)
         rolling_window_retrain(demo)
         rollback_drill(demo)
@@ -94,11 +105,56 @@ def sabotage_drill(demo: Demo) -> None:
     demo.echo(f"  catboost champion unchanged: {'yes' if unchanged else 'NO'}{shown}")
 
 
+def live_across_the_break(demo: Demo) -> None:
+    demo.echo(
+        f"\n3. live: the market clock moves to {SECOND_AS_OF} half a year at a time, across "
+        f"the break of {BREAK} (the momentum signal flips, volatility doubles); after each "
+        "step the live_loop job scores the new bars with the champions, realizes outcomes "
+        f"and recomputes the live windows (champions' last {LIVE_WINDOW} realized bars)"
+    )
+    run_live_loop(demo)  # the champions score the bars they were trained up to
+    for as_of in LIVE_STEPS:
+        advance_simulated_market(
+            demo.db,
+            symbols=SIM_SYMBOLS,
+            seed=demo.settings.sim_seed,
+            total_bars=demo.settings.sim_bars,
+            to=inclusive_end(as_of),
+        )
+        run_live_loop(demo)
+        lines = []
+        for family in family_names():
+            champion = family_status(demo.db, family)["champion"]
+            live = champion and latest_live_window(
+                demo.db, str(champion["id"]), "champion", LIVE_WINDOW
+            )
+            if live:
+                m = live["metrics"]
+                lines.append(
+                    f"{family} v{champion['version']} net Sharpe {m['net_sharpe']:+.2f} "
+                    f"hit {m['hit_rate']:.3f}"
+                )
+        after = "after" if as_of > BREAK else "before"
+        demo.echo(f"  {as_of} ({after} the break): {'; '.join(lines) or 'no outcomes yet'}")
+
+
+def run_live_loop(demo: Demo) -> None:
+    for family in family_names():
+        result = demo.defs.resolve_job_def("live_loop").execute_in_process(
+            partition_key=family,
+            instance=demo.instance,
+            run_config=QUIET,
+            raise_on_error=False,
+            tags={run_tags.REQUESTED_BY: "make demo"},
+        )
+        if not result.success:
+            raise SystemExit(f"the {family} live loop failed: see the UI (run {result.run_id})")
+
+
 def retrain_after_the_break(demo: Demo) -> None:
     demo.echo(
-        f"\n3. as of {SECOND_AS_OF}, past the break of {BREAK} (the momentum signal flips, "
-        "volatility doubles): retrain; each candidate meets its champion on the bars after "
-        "the champion's training"
+        f"\n4. as of {SECOND_AS_OF}, past the break: retrain; each candidate meets its "
+        "champion on the bars after the champion's training"
     )
     load_market_data(demo, SECOND_AS_OF)
     for family in family_names():
@@ -106,7 +162,7 @@ def retrain_after_the_break(demo: Demo) -> None:
 
 
 def rolling_window_retrain(demo: Demo) -> None:
-    demo.echo(f"\n4. every family on a rolling window of the last {ROLLING_BARS} bars")
+    demo.echo(f"\n5. every family on a rolling window of the last {ROLLING_BARS} bars")
     for family in family_names():
         train_family(
             demo, family, SECOND_AS_OF, "make demo: rolling window", window_bars=ROLLING_BARS
@@ -114,7 +170,7 @@ def rolling_window_retrain(demo: Demo) -> None:
 
 
 def rollback_drill(demo: Demo) -> None:
-    demo.echo("\n5. rollback")
+    demo.echo("\n6. rollback")
     store = LocalArtifactStore(demo.settings.artifacts_dir)
     for family in family_names():
         promotions = [e for e in ledger(demo.db, family) if e["action"] == "promote"]

@@ -12,7 +12,12 @@ from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.checks import quality_gate_checks
-from alphaplus_mlops.defs.jobs import ingest_market_bars_job, rollback_job, train_model_job
+from alphaplus_mlops.defs.jobs import (
+    ingest_market_bars_job,
+    live_loop_job,
+    rollback_job,
+    train_model_job,
+)
 from alphaplus_mlops.defs.resources import (
     ArtifactStoreResource,
     MarketDataResource,
@@ -53,7 +58,13 @@ def build_definitions(
             live_performance,
         ],
         asset_checks=quality_gate_checks,
-        jobs=[ingest_market_bars_job, train_model_job, rollback_job, artifact_scan_job],
+        jobs=[
+            ingest_market_bars_job,
+            train_model_job,
+            live_loop_job,
+            rollback_job,
+            artifact_scan_job,
+        ],
         schedules=[model_age_schedule, artifact_scan_schedule],
         sensors=[run_mirror_sensor, build_training_reaper(settings), live_signals_sensor],
         resources=resources or build_resources(settings),

@@ -1,4 +1,5 @@
-"""Jobs: loading market data, training a family end to end, and rolling back."""
+"""Jobs: loading market data, training a family end to end, the live loop, and rolling
+back."""
 
 import dagster as dg
 from pydantic import Field
@@ -6,6 +7,7 @@ from pydantic import Field
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
+from alphaplus_mlops.defs.assets.live import LIVE_LOOP
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
@@ -30,6 +32,16 @@ train_model_job = dg.define_asset_job(
     tags={run_tags.TRAINING: "true"},
     description="One model family (the partition): dataset -> walk-forward CV and final fit "
     "-> evaluation -> blocking quality gates -> deployment decision -> promotion.",
+)
+
+
+live_loop_job = dg.define_asset_job(
+    "live_loop",
+    selection=LIVE_LOOP,
+    description="One model family (the partition): score the bars stored since the last "
+    "scored one (live_signals), realize the outcomes the new bars close "
+    "(prediction_outcomes), recompute the live windows (live_performance). The bar-arrival "
+    "sensor runs the same three assets.",
 )
 
 

@@ -25,6 +25,7 @@ ENV_TRAINING_STALE_SECONDS = "ALPHAPLUS_TRAINING_STALE_SECONDS"
 ENV_LOCK_TIMEOUT_SECONDS = "ALPHAPLUS_LOCK_TIMEOUT_SECONDS"
 ENV_STATEMENT_TIMEOUT_SECONDS = "ALPHAPLUS_STATEMENT_TIMEOUT_SECONDS"
 ENV_PREDICTION_SPOOL_DIR = "ALPHAPLUS_PREDICTION_SPOOL_DIR"
+ENV_REPLAY_FILE = "ALPHAPLUS_REPLAY_FILE"
 
 DEFAULT_MARKET_SOURCES = ("sample", "simulator")
 DEFAULT_SIM_SYMBOLS = ("SIM1",)
@@ -102,6 +103,8 @@ class Settings:
     statement_timeout_seconds: int = DEFAULT_STATEMENT_TIMEOUT_SECONDS
     # Where the prediction log spools while the database is unreachable (None: home/spool).
     prediction_spool_dir_override: Path | None = None
+    # The market clock's replay source: a file of bars held back (None: the simulator).
+    replay_file: Path | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -178,6 +181,11 @@ class Settings:
             prediction_spool_dir_override=(
                 Path(env[ENV_PREDICTION_SPOOL_DIR]).expanduser().resolve()
                 if env.get(ENV_PREDICTION_SPOOL_DIR)
+                else None
+            ),
+            replay_file=(
+                Path(env[ENV_REPLAY_FILE]).expanduser().resolve()
+                if env.get(ENV_REPLAY_FILE)
                 else None
             ),
         )

@@ -185,3 +185,38 @@ def test_advance_to_the_end_then_refuses_an_exhausted_source(live):
     exhausted = advance(live, "--bars", "1")
     assert exhausted.exit_code == 1
     assert "the replay source has no more bars" in exhausted.output
+
+
+def test_advance_replays_a_file_held_back(live, tmp_path):
+    bars = simulate_market(["LSF"], seed=3, config=SimulationConfig(n_bars=90)).bars
+    held = tmp_path / "held_back.csv"
+    bars.rename(columns={"ts": "timestamp"}).to_csv(held, index=False)
+    first = advance(live, "--from-file", str(held), "--bars", "60")
+    assert first.exit_code == 0, first.output
+    assert f"file:{held.resolve()}: 60 bars, 60 new" in first.output
+    to = bars["ts"].iloc[74]
+    second = advance(live, "--from-file", str(held), "--to", str(to.date()))
+    assert second.exit_code == 0 and "15 bars, 15 new" in second.output
+    stored = rows(live["url"], "SELECT ts FROM market_bars WHERE symbol = 'LSF' ORDER BY ts")
+    assert [r["ts"] for r in stored] == list(bars["ts"].iloc[:75])
+
+    again = CliRunner().invoke(  # the configured source: ALPHAPLUS_REPLAY_FILE
+        main,
+        ["market", "advance", "--bars", "100"],
+        env={**live["env"], "ALPHAPLUS_REPLAY_FILE": str(held)},
+    )
+    assert again.exit_code == 0 and "15 bars, 15 new" in again.output
+    exhausted = advance(live, "--from-file", str(held), "--bars", "1")
+    assert exhausted.exit_code == 1 and f"{held} holds no later bars" in exhausted.output
+
+    edited = bars.copy()
+    edited.loc[10, ["open", "high", "low", "close"]] *= 1.01  # a stored bar, other values
+    edited.rename(columns={"ts": "timestamp"}).to_csv(held, index=False)
+    refused = advance(live, "--from-file", str(held), "--bars", "1")
+    assert refused.exit_code == 1
+    assert "disagrees with 1 stored bar(s) (first: LSF at " in refused.output
+    held.write_text("symbol,timestamp,close\nLSF,2020-01-01,1\n")
+    broken = advance(live, "--from-file", str(held), "--bars", "1")
+    assert broken.exit_code == 3 and "open" in broken.output
+    lone = advance(live, "--symbol", "X", "--bars", "1")
+    assert lone.exit_code == 2 and "--symbol names the instrument of a file" in lone.output

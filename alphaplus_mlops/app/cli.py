@@ -324,17 +324,32 @@ def market() -> None:
 @market.command("advance")
 @click.option("--to", "to", default=None, help="Reveal every bar up to this date (ISO).")
 @click.option("--bars", "n_bars", default=None, type=click.IntRange(min=1), help="Bars to add.")
-def market_advance(to: str | None, n_bars: int | None) -> None:
-    """Reveal the next bars of the simulator (ALPHAPLUS_SIM_SYMBOLS, _SEED, _BARS) after
-    each symbol's last stored bar into market_bars. Re-running with the same target adds
-    nothing. Exit codes: 0 advanced; 1 nothing left, --to behind the stored end, or stored
-    bars from another seed; 2 a usage error."""
+@click.option(
+    "--from-file",
+    "from_file",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="A CSV or Parquet file of bars held back to replay (default: ALPHAPLUS_REPLAY_FILE; "
+    "neither: the simulator).",
+)
+@click.option("--symbol", help="Instrument name, when the file has no symbol column.")
+def market_advance(
+    to: str | None, n_bars: int | None, from_file: Path | None, symbol: str | None
+) -> None:
+    """Reveal the next bars of the replay source after each symbol's last stored bar into
+    market_bars. The source is a file of bars held back (--from-file or
+    ALPHAPLUS_REPLAY_FILE, validated as `data import` validates files), else the simulator
+    (ALPHAPLUS_SIM_SYMBOLS, _SEED, _BARS). Re-running with the same target adds nothing.
+    Exit codes: 0 advanced; 1 nothing left, --to behind the stored end, or stored bars that
+    disagree with the source (another seed, an edited file); 2 a usage error; 3 the file
+    was refused."""
     import pandas as pd
 
-    from alphaplus_mlops.app.market_clock import advance_simulated_market
+    from alphaplus_mlops.app.market_clock import advance_from_file, advance_simulated_market
     from alphaplus_mlops.data.replay import ReplayRefused
     from alphaplus_mlops.data.sources import inclusive_end
     from alphaplus_mlops.data.validation import BarValidationError
+    from alphaplus_mlops.store.bars import BarRestatementRefused
 
     if (to is None) == (n_bars is None):
         raise click.UsageError("give exactly one of --to DATE and --bars N")
@@ -343,18 +358,29 @@ def market_advance(to: str | None, n_bars: int | None) -> None:
     except ValueError as exc:
         raise click.BadParameter(f"not a date: {to!r}", param_hint="--to") from exc
     settings = _settings()
+    held_back = from_file or settings.replay_file
+    if symbol is not None and held_back is None:
+        raise click.UsageError("--symbol names the instrument of a file: give --from-file")
     with _database(settings) as db:
         try:
-            done = advance_simulated_market(
-                db,
-                symbols=settings.sim_symbols,
-                seed=settings.sim_seed,
-                total_bars=settings.sim_bars,
-                n_bars=n_bars,
-                to=until,
-            )
-        except (ReplayRefused, BarValidationError) as exc:
+            if held_back is not None:
+                done = advance_from_file(db, held_back, symbol=symbol, n_bars=n_bars, to=until)
+            else:
+                done = advance_simulated_market(
+                    db,
+                    symbols=settings.sim_symbols,
+                    seed=settings.sim_seed,
+                    total_bars=settings.sim_bars,
+                    n_bars=n_bars,
+                    to=until,
+                )
+        except (ReplayRefused, BarRestatementRefused) as exc:
             raise click.ClickException(str(exc)) from exc
+        except BarValidationError as exc:
+            if held_back is None:
+                raise click.ClickException(str(exc)) from exc
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(3)
 
     def day(ts: pd.Timestamp | None) -> str:
         return str(ts.date()) if ts is not None else "-"

@@ -1,7 +1,8 @@
 """The market clock: which bars of a replay source come next after what is stored.
 
 A replay source is a full series known in advance (the seeded simulator generates the same
-bars bit for bit every time); ``market_bars`` holds a prefix of it. Advancing reveals the
+bars bit for bit every time; a file of bars held back holds them); ``market_bars`` holds a
+prefix of it. Advancing reveals the
 next bars per symbol, so the live half of the system sees a market that moves. Pure
 pandas: the caller reads the stored ends and writes the bars.
 """
@@ -42,6 +43,7 @@ def next_bars(
     *,
     n_bars: int | None = None,
     to: pd.Timestamp | None = None,
+    exhausted_hint: str = "raise ALPHAPLUS_SIM_BARS for a longer series",
 ) -> ReplayStep:
     """The next ``n_bars`` bars of each symbol of ``source`` after its stored last bar, or
     every bar up to ``to`` (inclusive). Exactly one of them must be given.
@@ -85,7 +87,7 @@ def next_bars(
         ended = max(s.source_last for s in steps)
         raise ReplayRefused(
             f"the replay source has no more bars: every symbol is stored up to its end "
-            f"({_day(ended)}); raise ALPHAPLUS_SIM_BARS for a longer series"
+            f"({_day(ended)}); {exhausted_hint}"
         )
     return ReplayStep(bars=bars, symbols=tuple(steps))
 

@@ -679,24 +679,42 @@ PING = "SELECT 1"
 # last prediction before its first unrealized bar on: that earlier position decides what
 # the first unrealized bar pays to change it. One row per bar (the first answer), as the
 # paper P&L counts one position per bar.
+# The pending series are found by a loose index scan of predictions_pending_series_idx
+# (migration 014; it holds unrealized rows only): one index probe per series, whose first
+# entry is its first unrealized bar. Each series is then read alone through
+# predictions_series_ts_idx; the LATERAL keeps the planner from hashing the whole log.
 SELECT_PENDING_SERIES = """
-WITH pending AS (
-    SELECT model_version_id, role, symbol, min(bar_ts) AS first_ts
-    FROM model_predictions
-    WHERE family = %(family)s AND realized_at IS NULL
-    GROUP BY model_version_id, role, symbol
+WITH RECURSIVE pending AS (
+    (SELECT family, model_version_id, role, symbol, bar_ts AS first_ts
+     FROM model_predictions
+     WHERE family = %(family)s AND realized_at IS NULL
+     ORDER BY model_version_id, role, symbol, bar_ts LIMIT 1)
+    UNION ALL
+    SELECT next.family, next.model_version_id, next.role, next.symbol, next.bar_ts
+    FROM pending s
+    CROSS JOIN LATERAL (
+        SELECT p.family, p.model_version_id, p.role, p.symbol, p.bar_ts
+        FROM model_predictions p
+        WHERE p.family = s.family AND p.realized_at IS NULL
+          AND (p.model_version_id, p.role, p.symbol) > (s.model_version_id, s.role, s.symbol)
+        ORDER BY p.model_version_id, p.role, p.symbol, p.bar_ts LIMIT 1
+    ) next
 )
-SELECT DISTINCT ON (p.model_version_id, p.role, p.symbol, p.bar_ts)
-       p.model_version_id::text AS model_version_id, p.role, p.symbol, p.bar_ts, p.signal
+SELECT s.model_version_id::text AS model_version_id, s.role, s.symbol, p.bar_ts, p.signal
 FROM pending s
-JOIN model_predictions p
-  ON p.model_version_id = s.model_version_id AND p.role = s.role AND p.symbol = s.symbol
- AND p.bar_ts >= coalesce(
-        (SELECT max(q.bar_ts) FROM model_predictions q
-         WHERE q.model_version_id = s.model_version_id AND q.role = s.role
-           AND q.symbol = s.symbol AND q.bar_ts < s.first_ts),
-        s.first_ts)
-ORDER BY p.model_version_id, p.role, p.symbol, p.bar_ts, p.predicted_at
+CROSS JOIN LATERAL (
+    SELECT DISTINCT ON (p.bar_ts) p.bar_ts, p.signal
+    FROM model_predictions p
+    WHERE p.model_version_id = s.model_version_id AND p.role = s.role
+      AND p.symbol = s.symbol
+      AND p.bar_ts >= coalesce(
+            (SELECT max(q.bar_ts) FROM model_predictions q
+             WHERE q.model_version_id = s.model_version_id AND q.role = s.role
+               AND q.symbol = s.symbol AND q.bar_ts < s.first_ts),
+            s.first_ts)
+    ORDER BY p.bar_ts, p.predicted_at
+) p
+ORDER BY s.model_version_id, s.role, s.symbol, p.bar_ts
 """
 
 SELECT_LABEL_CONFIGS = """
@@ -726,26 +744,54 @@ WHERE p.model_version_id = s.model_version_id AND p.role = s.role
 RETURNING p.role
 """
 
+# The (version, role) series of a family with realized predictions: a loose index scan of
+# predictions_realized_series_idx (migration 014), one index probe per series instead of a
+# DISTINCT over the family's whole log.
 SELECT_REALIZED_SERIES = """
-SELECT DISTINCT model_version_id::text AS model_version_id, role
-FROM model_predictions
-WHERE family = %s AND realized_at IS NOT NULL
+WITH RECURSIVE series AS (
+    (SELECT family, model_version_id, role FROM model_predictions
+     WHERE family = %s AND realized_at IS NOT NULL
+     ORDER BY model_version_id, role LIMIT 1)
+    UNION ALL
+    SELECT next.family, next.model_version_id, next.role
+    FROM series s
+    CROSS JOIN LATERAL (
+        SELECT p.family, p.model_version_id, p.role FROM model_predictions p
+        WHERE p.family = s.family AND p.realized_at IS NOT NULL
+          AND (p.model_version_id, p.role) > (s.model_version_id, s.role)
+        ORDER BY p.model_version_id, p.role LIMIT 1
+    ) next
+)
+SELECT model_version_id::text AS model_version_id, role FROM series
 ORDER BY 1, 2
 """
 
 # The last %(bars)s bars holding realized predictions of a version in a role, one row per
-# symbol and bar (the first answer), through the (version, role, bar_ts) index.
+# symbol and bar (the first answer), through the (version, role, bar_ts) index. The first
+# of those bars is found by a loose index scan (one probe per bar, walking back), not by
+# reading every answer of the last %(bars)s bars. A window of 0 bars has no first bar
+# (LIMIT least(0, 1)): every realized bar is read.
 SELECT_REALIZED_WINDOW = """
 SELECT DISTINCT ON (bar_ts, symbol)
        bar_ts, symbol, probability, signal, realized_label, realized_net_return
 FROM model_predictions
 WHERE model_version_id = %(version)s AND role = %(role)s AND realized_at IS NOT NULL
   AND bar_ts >= coalesce((
-        SELECT min(bar_ts) FROM (
-            SELECT DISTINCT bar_ts FROM model_predictions
-            WHERE model_version_id = %(version)s AND role = %(role)s
-              AND realized_at IS NOT NULL
-            ORDER BY bar_ts DESC LIMIT %(bars)s) last_bars),
+        WITH RECURSIVE last_bars (bar_ts, n) AS (
+            (SELECT bar_ts, 1 FROM model_predictions
+             WHERE model_version_id = %(version)s AND role = %(role)s
+               AND realized_at IS NOT NULL
+             ORDER BY bar_ts DESC LIMIT least(%(bars)s, 1))
+            UNION ALL
+            SELECT earlier.bar_ts, l.n + 1
+            FROM last_bars l
+            CROSS JOIN LATERAL (
+                SELECT bar_ts FROM model_predictions
+                WHERE model_version_id = %(version)s AND role = %(role)s
+                  AND realized_at IS NOT NULL AND bar_ts < l.bar_ts
+                ORDER BY bar_ts DESC LIMIT 1) earlier
+            WHERE l.n < %(bars)s)
+        SELECT min(bar_ts) FROM last_bars),
         '-infinity')
 ORDER BY bar_ts, symbol, predicted_at
 """

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import datetime
 
 import pandas as pd
+from psycopg.rows import tuple_row
 
 from alphaplus_mlops.core.live_metrics import OUTCOME_COLUMNS, WindowResult
 from alphaplus_mlops.store import queries
@@ -51,12 +52,15 @@ def realized_series(db: Database, family: str) -> list[dict]:
 
 
 def realized_window(db: Database, version_id: str, role: str, bars: int) -> pd.DataFrame:
-    with db.connection() as conn:
-        rows = conn.execute(
-            queries.SELECT_REALIZED_WINDOW, {"version": version_id, "role": role, "bars": bars}
-        ).fetchall()
     columns = ["bar_ts", "symbol", "probability", "signal", "realized_label"]
-    frame = pd.DataFrame(rows, columns=[*columns, "realized_net_return"])
+    with db.connection() as conn:
+        # Tuples, not the pool's dicts: a full window is thousands of rows, and a frame
+        # built from dicts costs more than the query.
+        with conn.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(
+                queries.SELECT_REALIZED_WINDOW, {"version": version_id, "role": role, "bars": bars}
+            ).fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=[*columns, "realized_net_return"])
     frame["bar_ts"] = pd.to_datetime(frame["bar_ts"], utc=True)
     return frame
 

@@ -170,9 +170,14 @@ def family_batch(service, store, family: str, version: dict, batch, repeat: int)
     for call in paths.values():
         timed_ns(call, 2)
     samples = {k: [] for k in paths}
-    for _ in range(repeat):
-        for k, call in paths.items():
-            samples[k] += timed_ns(call, 1)
+    names = list(paths)
+    for r in range(repeat):
+        # Each path in turn, the order rotated every round, after a pause: the thread pools
+        # of the previous one (OpenMP, onnxruntime) spin for a while after their work and
+        # would otherwise slow whichever path follows them.
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(0.05)
+            samples[k] += timed_ns(paths[k], 1)
     return {k: pct(v, 50) / 1e6 for k, v in samples.items()}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,20 @@ def store_model_files(
         family.save_native(model, native_path)
         family.export_onnx(model, n_features, onnx_path)
         return store.put_file(native_path), store.put_file(onnx_path)
+
+
+def store_training_files(
+    store: ArtifactStore, family: ModelFamily, model: Any, n_features: int, oof: pd.DataFrame
+) -> tuple[StoredArtifact, StoredArtifact, StoredArtifact]:
+    """The native file, the ONNX export and the out-of-fold predictions, content-addressed.
+
+    The frame is stored from a second thread while this one exports the model: Parquet
+    encoding, hashing and fsync release the GIL, the ONNX converters hold it, so on a second
+    core the two take about as long as the longer of them."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-oof") as pool:
+        stored_oof = pool.submit(store_frame, store, oof)
+        native, onnx = store_model_files(store, family, model, n_features)
+        return native, onnx, stored_oof.result()
 
 
 def store_frame(store: ArtifactStore, frame: pd.DataFrame) -> StoredArtifact:

@@ -28,7 +28,7 @@ from alphaplus_mlops.modeling.model_files import (
     load_dataset,
     load_model,
     store_frame,
-    store_model_files,
+    store_training_files,
 )
 from alphaplus_mlops.store.artifact_audit import report_unreadable_champion
 from alphaplus_mlops.store.artifacts import ArtifactIntegrityError, ArtifactStore
@@ -267,8 +267,9 @@ def trained_model(
         )
         progress.complete()
         train_seconds = job.usage.wall_seconds()
-        native, onnx = store_model_files(store, family, fitted.model, len(dataset.features))
-        oof = store_frame(store, cv.oof)
+        native, onnx, oof = store_training_files(
+            store, family, fitted.model, len(dataset.features), cv.oof
+        )
         comparison = stored_comparison(store, champion, after_champion, len(blocks))
         parent_id = parent_id if fitted.training_path == "incremental" else None
         notes = [n for n in [parent_note, *fitted.notes] if n]

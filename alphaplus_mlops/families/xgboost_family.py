@@ -165,8 +165,12 @@ class XGBoostFamily:
         from onnxmltools import convert_xgboost
         from onnxmltools.convert.common.data_types import FloatTensorType
 
-        unnamed = model.copy()
-        unnamed.feature_names = None
+        # Boosters trained here carry no names; one that does has them cleared on a copy,
+        # never on the model being stored. (Copying costs a serialization round trip.)
+        unnamed = model
+        if model.feature_names is not None:
+            unnamed = model.copy()
+            unnamed.feature_names = None
         onnx_model = convert_xgboost(
             unnamed, initial_types=[("input", FloatTensorType([None, n_features]))]
         )

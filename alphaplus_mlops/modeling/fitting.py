@@ -275,6 +275,8 @@ def refit_predictions(
     """The candidate's procedure replayed over ``blocks``: KEY_COLUMNS, proba, refit (the
     block's index) and cutoff for every test row. ``parent``: the champion, for a family
     that continues from it (it saw none of the blocks, so it may)."""
+    if not blocks:
+        return pd.DataFrame(columns=[*KEY_COLUMNS, "proba", "refit", "cutoff"])
     x, keys = dataset.x, dataset.frame[KEY_COLUMNS]
     parts = []
     for block in blocks:
@@ -285,6 +287,4 @@ def refit_predictions(
         part["refit"] = block.index
         part["cutoff"] = block.cutoff
         parts.append(part)
-    if not parts:
-        return pd.DataFrame(columns=[*KEY_COLUMNS, "proba", "refit", "cutoff"])
     return pd.concat(parts, ignore_index=True)

@@ -85,7 +85,7 @@ class Dataset:
         return buffer.getvalue()
 
     @classmethod
-    def from_parquet_bytes(cls, data: bytes | memoryview, label_config: LabelConfig) -> Dataset:
+    def from_parquet_bytes(cls, data: bytes, label_config: LabelConfig) -> Dataset:
         # A zero-copy Arrow buffer: through io.BytesIO, pyarrow copies via Python calls.
         frame = pd.read_parquet(pa.BufferReader(data))
         features = [c for c in frame.columns if c not in KEY_COLUMNS]

@@ -23,7 +23,7 @@ from alphaplus_mlops.store.artifacts import ArtifactStore, StoredArtifact
 
 def load_dataset(store: ArtifactStore, ref: dict) -> Dataset:
     """The dataset a ``training_dataset`` hand-off points at."""
-    data = store.get_buffer(ref["artifact_uri"], ref["artifact_sha256"])
+    data = store.get_bytes(ref["artifact_uri"], ref["artifact_sha256"])
     return Dataset.from_parquet_bytes(data, LabelConfig(**ref["label_config"]))
 
 

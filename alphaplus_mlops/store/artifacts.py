@@ -30,8 +30,6 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-import numpy as np
-
 log = logging.getLogger(__name__)
 
 TEMPORARY_PREFIX = ".incoming-"
@@ -84,10 +82,6 @@ class ArtifactStore(Protocol):
         """The bytes at ``uri``; raises ArtifactIntegrityError unless they match."""
         ...
 
-    def get_buffer(self, uri: str, expected_sha256: str) -> memoryview:
-        """As :meth:`get_bytes`, as a read-only buffer (for large files: datasets)."""
-        ...
-
     def verify(self, uri: str, expected_sha256: str) -> None:
         """Raises ArtifactMissingError or ArtifactCorruptError unless the file matches."""
         ...
@@ -112,15 +106,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _check(path: Path, data: bytes | np.ndarray, expected_sha256: str) -> None:
-    actual = sha256_bytes(data)
-    if actual != expected_sha256:
-        raise ArtifactCorruptError(
-            f"artifact {path} fails its checksum: recorded {expected_sha256[:12]}…, "
-            f"file has {actual[:12]}… ({len(data)} bytes)"
-        )
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -211,27 +196,13 @@ class LocalArtifactStore:
             data = path.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ArtifactMissingError(f"artifact missing: {path}") from exc
-        _check(path, data, expected_sha256)
+        actual = sha256_bytes(data)
+        if actual != expected_sha256:
+            raise ArtifactCorruptError(
+                f"artifact {path} fails its checksum: recorded {expected_sha256[:12]}…, "
+                f"file has {actual[:12]}… ({len(data)} bytes)"
+            )
         return data
-
-    def get_buffer(self, uri: str, expected_sha256: str) -> memoryview:
-        # The file goes into memory NumPy allocates, which it asks the kernel to back with
-        # huge pages: a 100 MB dataset is read in under half the time a bytes object of
-        # that size takes, most of which is faulting in fresh 4 KB pages. One read, checked
-        # before anyone parses it, as get_bytes.
-        path = self._recorded_path(uri, expected_sha256)
-        try:
-            with open(path, "rb", buffering=0) as handle:
-                data = np.empty(os.fstat(handle.fileno()).st_size, dtype=np.uint8)
-                view, done = memoryview(data), 0
-                while done < len(data) and (n := handle.readinto(view[done:])):
-                    done += n
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise ArtifactMissingError(f"artifact missing: {path}") from exc
-        data = data[:done]
-        _check(path, data, expected_sha256)
-        data.flags.writeable = False
-        return memoryview(data)
 
     def verify(self, uri: str, expected_sha256: str) -> None:
         path = self._recorded_path(uri, expected_sha256)

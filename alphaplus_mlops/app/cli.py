@@ -593,9 +593,6 @@ def which(family: str, at: str | None) -> None:
     )
 
 
-SERVE_SWITCH_INTERVAL_SECONDS = 0.0005
-
-
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -633,9 +630,6 @@ def serve(host: str, port: int) -> None:
         # again on every full collection, a pause a request would wait for.
         gc.collect()
         gc.freeze()
-        # A request waiting for the GIL while the prediction log's writer formats a batch
-        # would wait up to the 5 ms default switch interval: hand the GIL over sooner.
-        sys.setswitchinterval(SERVE_SWITCH_INTERVAL_SECONDS)
         uvicorn.run(create_app(service, db, prediction_log), host=host, port=port)
 
 

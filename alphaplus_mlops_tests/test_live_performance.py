@@ -17,6 +17,7 @@ from alphaplus_mlops.modeling.model_files import load_dataset
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import load_bars
+from alphaplus_mlops.store.live import realized_window
 
 from .conftest import rows, simulated_project
 
@@ -109,6 +110,30 @@ def test_outcomes_are_the_datasets_labels_and_the_paper_pnl_net_of_costs(live):
     log = logged(url)
     realized = log[log["realized_at"].notna()]
     pending = log[log["realized_at"].isna()]
+    # live_outcomes holds each realized (role, symbol, bar) once: its first answer.
+    first = realized.drop_duplicates(["role", "symbol", "bar_ts"])
+    outcomes = pd.DataFrame(
+        rows(url, "SELECT * FROM live_outcomes ORDER BY role, symbol, bar_ts")
+    ).assign(bar_ts=lambda f: pd.to_datetime(f["bar_ts"], utc=True))
+    columns = ["role", "symbol", "bar_ts", "probability", "predicted_at", "realized_label"]
+    columns += ["realized_return", "realized_net_return"]
+    pd.testing.assert_frame_equal(
+        outcomes[columns], first[columns].reset_index(drop=True), check_dtype=False
+    )
+    # realized_window reads them back packed: the same values, bit for bit, by bar and
+    # symbol; a window of 3 bars holds each symbol's last 3 realized bars.
+    window = realized_window(db, version["id"], "champion", 0)
+    expected = first[first["role"] == "champion"].sort_values(["bar_ts", "symbol"])
+    columns = ["bar_ts", "symbol", "probability", "signal", "realized_label"]
+    pd.testing.assert_frame_equal(
+        window[[*columns, "realized_net_return"]],
+        expected[[*columns, "realized_net_return"]].reset_index(drop=True),
+        check_dtype=False,
+        check_exact=True,
+    )
+    last3 = realized_window(db, version["id"], "champion", 3)
+    assert len(last3) == 3 * len(SYMBOLS)
+    assert sorted(last3["bar_ts"].unique()) == sorted(expected["bar_ts"].unique())[-3:]
     # Exactly the last `horizon` bars of each symbol wait for their label interval to end.
     assert len(pending) == 2 * 3 * horizon
     assert pending["bar_ts"].min() > realized["bar_ts"].max() - pd.Timedelta(days=10)

@@ -15,7 +15,7 @@ from alphaplus_mlops.store.migrations import (
     status,
 )
 
-from .conftest import rows
+from .conftest import execute, rows
 
 SEED_TABLES = {
     "model_training_jobs",
@@ -167,3 +167,37 @@ def test_two_concurrent_migrate_processes_end_with_one_schema(empty_database_url
     assert applied_counts == [0, len(discover())]
     assert scalar(empty_database_url, "SELECT count(*) FROM schema_migrations") == len(discover())
     assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 6
+
+
+def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(
+    empty_database_url, tmp_path
+):
+    url = empty_database_url
+    folder = copy_of_migrations(tmp_path)
+    (folder / "016_live_outcome_table.sql").unlink()
+    migrate(url, folder)
+    execute(
+        url,
+        "INSERT INTO model_versioning (id, family, version, model_name) VALUES "
+        "('00000000-0000-0000-0000-000000000001', 'lightgbm', 1, 'lightgbm-v1')",
+    )
+    # Bar 1 was answered twice (the earlier answer counts) and realized; bar 2 waits.
+    execute(
+        url,
+        "INSERT INTO model_predictions (model_version_id, family, role, symbol, bar_ts,"
+        " probability, signal, predicted_at, realized_return, realized_label,"
+        " realized_net_return, realized_at) VALUES"
+        " ('00000000-0000-0000-0000-000000000001', 'lightgbm', 'champion', 'AAA',"
+        "  '2020-01-02', 0.7, 1, '2020-01-02 22:10', 0.01, 1, 0.0095, now()),"
+        " ('00000000-0000-0000-0000-000000000001', 'lightgbm', 'champion', 'AAA',"
+        "  '2020-01-02', 0.6, 1, '2020-01-02 22:00', 0.01, 1, 0.0095, now()),"
+        " ('00000000-0000-0000-0000-000000000001', 'lightgbm', 'champion', 'AAA',"
+        "  '2020-01-03', 0.4, -1, '2020-01-03 22:00', NULL, NULL, NULL, NULL)",
+    )
+    assert [m.filename for m in migrate(url)] == ["016_live_outcome_table.sql"]
+    backfilled = rows(
+        url, "SELECT symbol, probability, realized_label, realized_net_return FROM live_outcomes"
+    )
+    assert backfilled == [
+        {"symbol": "AAA", "probability": 0.6, "realized_label": 1, "realized_net_return": 0.0095}
+    ]

@@ -285,6 +285,20 @@ CROSS JOIN LATERAL (
 ) h
 """
 
+# Each realized (series, symbol, bar)'s first answer, as prediction_outcomes records it
+# (and as migration 016 backfills it).
+INSERT_LIVE_OUTCOMES = """
+INSERT INTO live_outcomes
+    (model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
+     realized_return, realized_label, realized_t1, realized_net_return, realized_at)
+SELECT DISTINCT ON (model_version_id, role, bar_ts, symbol)
+       model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
+       realized_return, realized_label, realized_t1, realized_net_return, realized_at
+FROM model_predictions
+WHERE realized_at IS NOT NULL
+ORDER BY model_version_id, role, bar_ts, symbol, predicted_at
+"""
+
 # live_performance's windows: one row per series, window length and realized bar.
 INSERT_WINDOWS = """
 INSERT INTO real_time_model_performance
@@ -332,6 +346,9 @@ def fill_log(url: str, fleet: dict, symbols: list[str], bars: pd.DatetimeIndex, 
                 conn.execute(INSERT_PREDICTIONS, params)
             elapsed = time.monotonic() - started
             print(f"  log: {(k + 1) * 100 // slices}% ({elapsed:.0f} s)", flush=True)
+        started = time.monotonic()
+        conn.execute(INSERT_LIVE_OUTCOMES)
+        print(f"  live outcomes: {time.monotonic() - started:.0f} s", flush=True)
         conn.execute(INSERT_WINDOWS, {"symbols": len(symbols), "horizon": HORIZON})
         started = time.monotonic()
         conn.execute("VACUUM (ANALYZE)")
@@ -344,6 +361,7 @@ def count_log(url: str) -> dict:
         return conn.execute(
             "SELECT (SELECT count(*) FROM model_predictions) AS predictions,"
             " (SELECT count(*) FROM model_predictions WHERE realized_at IS NULL) AS pending,"
+            " (SELECT count(*) FROM live_outcomes) AS live_outcomes,"
             " (SELECT count(*) FROM real_time_model_performance) AS windows,"
             " pg_size_pretty(pg_total_relation_size('model_predictions')) AS size"
         ).fetchone()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
-from psycopg.rows import tuple_row
 
 from alphaplus_mlops.core.live_metrics import OUTCOME_COLUMNS, WindowResult
 from alphaplus_mlops.store import queries
@@ -36,14 +36,16 @@ def _value(v):
 
 
 def record_outcomes(db: Database, outcomes: pd.DataFrame) -> Counter:
-    """Fill the outcomes of still-unrealized predictions in one transaction; returns the
-    rows realized per role."""
+    """Fill the outcomes of still-unrealized predictions, and each bar's first answer into
+    live_outcomes, in one transaction; returns the log rows realized per role."""
     with db.connection() as conn, conn.transaction():
         conn.execute(queries.CREATE_STAGED_OUTCOMES)
         with conn.cursor().copy(queries.COPY_STAGED_OUTCOMES) as copy:
             for row in outcomes[OUTCOME_COLUMNS].itertuples(index=False):
                 copy.write_row(tuple(_value(v) for v in row))
-        return Counter(r["role"] for r in conn.execute(queries.UPDATE_FROM_STAGED_OUTCOMES))
+        realized = Counter(r["role"] for r in conn.execute(queries.UPDATE_FROM_STAGED_OUTCOMES))
+        conn.execute(queries.INSERT_LIVE_OUTCOMES_FROM_STAGED)
+        return realized
 
 
 def realized_series(db: Database, family: str) -> list[dict]:
@@ -51,18 +53,47 @@ def realized_series(db: Database, family: str) -> list[dict]:
         return conn.execute(queries.SELECT_REALIZED_SERIES, (family,)).fetchall()
 
 
+#: One packed record of SELECT_REALIZED_WINDOW, as PostgreSQL's binary send functions
+#: write it (big-endian).
+WINDOW_RECORD = np.dtype(
+    [
+        ("bar_us", ">i8"),  # timestamptz: microseconds since 2000-01-01 UTC
+        ("probability", ">f8"),
+        ("signal", ">i2"),
+        ("realized_label", ">i2"),
+        ("realized_net_return", ">f8"),
+    ]
+)
+_POSTGRES_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
+
+
 def realized_window(db: Database, version_id: str, role: str, bars: int) -> pd.DataFrame:
-    columns = ["bar_ts", "symbol", "probability", "signal", "realized_label"]
+    """The first answer to each (symbol, bar) of the version's last ``bars`` realized bars
+    in ``role``, with its outcome, sorted by bar and symbol."""
     with db.connection() as conn:
-        # Tuples, not the pool's dicts: a full window is thousands of rows, and a frame
-        # built from dicts costs more than the query.
-        with conn.cursor(row_factory=tuple_row) as cursor:
-            rows = cursor.execute(
-                queries.SELECT_REALIZED_WINDOW, {"version": version_id, "role": role, "bars": bars}
-            ).fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=[*columns, "realized_net_return"])
-    frame["bar_ts"] = pd.to_datetime(frame["bar_ts"], utc=True)
-    return frame
+        row = conn.execute(
+            queries.SELECT_REALIZED_WINDOW, {"version": version_id, "role": role, "bars": bars}
+        ).fetchone()
+    records = np.frombuffer(row["records"] or b"", dtype=WINDOW_RECORD)
+    if len(records) != row["n"] or len(row["symbols"] or []) != row["n"]:
+        raise RuntimeError(
+            f"realized_window: {row['n']} rows came back as {len(records)} records and "
+            f"{len(row['symbols'] or [])} symbols"
+        )
+    bar_us = records["bar_us"].astype(np.int64) + _POSTGRES_EPOCH_US
+    frame = pd.DataFrame(
+        {
+            "bar_ts": pd.to_datetime(bar_us, unit="us", utc=True),
+            "symbol": pd.Series(row["symbols"] or [], dtype=object),
+            "probability": records["probability"].astype(np.float64),
+            "signal": records["signal"].astype(np.int64),
+            "realized_label": records["realized_label"].astype(np.int64),
+            "realized_net_return": records["realized_net_return"].astype(np.float64),
+        }
+    )
+    # The rows arrive in the primary key's order; sorting again costs little and makes the
+    # order a promise rather than a plan.
+    return frame.sort_values(["bar_ts", "symbol"], kind="stable", ignore_index=True)
 
 
 def record_windows(db: Database, version_id: str, role: str, windows: list[WindowResult]) -> None:

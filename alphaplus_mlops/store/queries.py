@@ -766,34 +766,61 @@ SELECT model_version_id::text AS model_version_id, role FROM series
 ORDER BY 1, 2
 """
 
-# The last %(bars)s bars holding realized predictions of a version in a role, one row per
-# symbol and bar (the first answer), through the (version, role, bar_ts) index. The first
-# of those bars is found by a loose index scan (one probe per bar, walking back), not by
-# reading every answer of the last %(bars)s bars. A window of 0 bars has no first bar
+# The first logged answer to each (series, bar) whose outcome was just staged, with that
+# outcome, into live_outcomes (migration 016). Run after UPDATE_FROM_STAGED_OUTCOMES in the
+# same transaction; a bar already there keeps its row, so a second run changes nothing.
+INSERT_LIVE_OUTCOMES_FROM_STAGED = """
+INSERT INTO live_outcomes
+    (model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
+     realized_return, realized_label, realized_t1, realized_net_return)
+SELECT DISTINCT ON (p.model_version_id, p.role, p.bar_ts, p.symbol)
+       p.model_version_id, p.role, p.bar_ts, p.symbol, p.family, p.probability, p.signal,
+       p.predicted_at, s.realized_return, s.realized_label, s.realized_t1,
+       s.realized_net_return
+FROM staged_outcomes s
+JOIN model_predictions p
+  ON p.model_version_id = s.model_version_id AND p.role = s.role
+ AND p.symbol = s.symbol AND p.bar_ts = s.bar_ts
+ORDER BY p.model_version_id, p.role, p.bar_ts, p.symbol, p.predicted_at
+ON CONFLICT DO NOTHING
+"""
+
+# The last %(bars)s realized bars of a version in a role, one row per symbol and bar (the
+# first answer), by primary key of live_outcomes. The first of those bars is found by a
+# loose index scan (one probe per bar, walking back). A window of 0 bars has no first bar
 # (LIMIT least(0, 1)): every realized bar is read.
+#
+# A full window is 12,600 rows at 50 symbols; fetched as rows, Python spends more on one
+# object per value than the server on the query. So it comes back as one row: the symbols
+# as an array and the rest packed in one bytea of fixed-width big-endian records
+# (timestamptz_send: int8 microseconds since 2000-01-01; float8send; int2send), which
+# NumPy reads whole (store/live.py, WINDOW_RECORD). Both aggregates read the same rows in
+# the same order, so the i-th symbol is the i-th record's; every packed column is NOT
+# NULL (a NULL would drop its record), the net return a NaN when unknown.
 SELECT_REALIZED_WINDOW = """
-SELECT DISTINCT ON (bar_ts, symbol)
-       bar_ts, symbol, probability, signal, realized_label, realized_net_return
-FROM model_predictions
-WHERE model_version_id = %(version)s AND role = %(role)s AND realized_at IS NOT NULL
+SELECT count(*) AS n,
+       array_agg(symbol) AS symbols,
+       string_agg(timestamptz_send(bar_ts) || float8send(probability) || int2send(signal)
+                  || int2send(realized_label)
+                  || float8send(coalesce(realized_net_return, 'NaN')), ''::bytea) AS records
+FROM live_outcomes
+WHERE model_version_id = %(version)s AND role = %(role)s
   AND bar_ts >= coalesce((
         WITH RECURSIVE last_bars (bar_ts, n) AS (
-            (SELECT bar_ts, 1 FROM model_predictions
+            (SELECT bar_ts, 1 FROM live_outcomes
              WHERE model_version_id = %(version)s AND role = %(role)s
-               AND realized_at IS NOT NULL
              ORDER BY bar_ts DESC LIMIT least(%(bars)s, 1))
             UNION ALL
             SELECT earlier.bar_ts, l.n + 1
             FROM last_bars l
             CROSS JOIN LATERAL (
-                SELECT bar_ts FROM model_predictions
+                SELECT bar_ts FROM live_outcomes
                 WHERE model_version_id = %(version)s AND role = %(role)s
-                  AND realized_at IS NOT NULL AND bar_ts < l.bar_ts
+                  AND bar_ts < l.bar_ts
                 ORDER BY bar_ts DESC LIMIT 1) earlier
             WHERE l.n < %(bars)s)
         SELECT min(bar_ts) FROM last_bars),
         '-infinity')
-ORDER BY bar_ts, symbol, predicted_at
 """
 
 UPSERT_LIVE_WINDOW = """

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from alphaplus_mlops.app.cli import main
-from alphaplus_mlops.serving.features import serving_features
+from alphaplus_mlops.serving.features import FeatureCache, serving_features
 from alphaplus_mlops.serving.http import create_app
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 from alphaplus_mlops.serving.prediction_log import PredictionLog
@@ -34,7 +34,7 @@ def served(create_database, tmp_path_factory):
     champion = project.train("lightgbm", SYMBOLS, rounds=40)
     assert champion["status"] == "champion"
     with (
-        SignalService(db, store, poll_seconds=1) as service,
+        SignalService(db, store, poll_seconds=1, feature_cache=FeatureCache()) as service,
         PredictionLog(db, home / "spool", flush_seconds=0.05) as prediction_log,
     ):
         client = TestClient(create_app(service, db, prediction_log, max_body_bytes=20_000))
@@ -46,6 +46,7 @@ def served(create_database, tmp_path_factory):
             "client": client,
             "log": prediction_log,
             "home": home,
+            "service": service,
         }
     db.close()
 
@@ -147,6 +148,9 @@ def test_models_health_and_metrics_say_what_serves_and_how_it_goes(served):
     assert health.status_code == 200 and health.json()["families"] == ["lightgbm"]
     text = client.get("/metrics").text
     assert 'alphaplus_answers_total{family="lightgbm",role="champion"}' in text
+    # The app computes features in the service's cache, the one told of bar changes.
+    assert "HTC" in served["service"].feature_cache
+    assert "alphaplus_feature_cache_notified 1" in text
     assert 'alphaplus_http_requests_total{path="/v1/signals",status="200"}' in text
     assert "alphaplus_prediction_log_queue_depth" in text
 

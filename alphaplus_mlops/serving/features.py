@@ -192,6 +192,9 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._entries
+
     @property
     def notified(self) -> bool:
         return self._notified

@@ -172,7 +172,11 @@ def create_app(
     app = FastAPI(title="alphaplus-mlops signals", version="1")
     counters = HttpCounters()
     if feature_cache is None:
-        feature_cache = service.feature_cache or FeatureCache()
+        # Not `or`: an empty cache is falsy (it has a length), and a fresh one here would
+        # never hear of bar changes, so every request would query the database.
+        feature_cache = (
+            service.feature_cache if service.feature_cache is not None else FeatureCache()
+        )
 
     @app.exception_handler(_ServiceError)
     def service_error(request: Request, exc: _ServiceError):
@@ -385,6 +389,12 @@ def prometheus_text(
         "counter",
         "Symbols whose features came from the cache (hit) or were computed (miss).",
         [('{result="hit"}', feature_cache.hits), ('{result="miss"}', feature_cache.misses)],
+    )
+    metric(
+        "alphaplus_feature_cache_notified",
+        "gauge",
+        "1 while the feature cache hears of bar changes (cached requests query nothing).",
+        [("", int(feature_cache.notified))],
     )
     if prediction_log is not None:
         stats = prediction_log.stats()

@@ -21,6 +21,16 @@ CREATE TABLE IF NOT EXISTS live_outcomes (
     realized_t1 timestamptz,
     realized_net_return double precision,
     realized_at timestamptz NOT NULL DEFAULT now(),
+    -- The row as live_performance reads it, packed by the database when the row is
+    -- written: fixed-width big-endian fields in PostgreSQL's binary send format
+    -- (timestamptz: int8 microseconds since 2000-01-01; float8; int2; int2; float8, NaN
+    -- for an unknown net return). A window of 12,600 rows is then one string_agg that
+    -- NumPy reads whole (store/live.py WINDOW_RECORD), instead of a Python object per value
+    -- or a per-row packing at read time (half the query's time).
+    packed bytea NOT NULL GENERATED ALWAYS AS (
+        timestamptz_send(bar_ts) || float8send(probability) || int2send(signal)
+        || int2send(realized_label) || float8send(coalesce(realized_net_return, 'NaN'))
+    ) STORED,
     PRIMARY KEY (model_version_id, role, bar_ts, symbol)
 );
 

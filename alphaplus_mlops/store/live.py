@@ -53,8 +53,8 @@ def realized_series(db: Database, family: str) -> list[dict]:
         return conn.execute(queries.SELECT_REALIZED_SERIES, (family,)).fetchall()
 
 
-#: One packed record of SELECT_REALIZED_WINDOW, as PostgreSQL's binary send functions
-#: write it (big-endian).
+#: One ``live_outcomes.packed`` record (migration 016), as PostgreSQL's binary send
+#: functions write it (big-endian).
 WINDOW_RECORD = np.dtype(
     [
         ("bar_us", ">i8"),  # timestamptz: microseconds since 2000-01-01 UTC

@@ -792,17 +792,11 @@ ON CONFLICT DO NOTHING
 #
 # A full window is 12,600 rows at 50 symbols; fetched as rows, Python spends more on one
 # object per value than the server on the query. So it comes back as one row: the symbols
-# as an array and the rest packed in one bytea of fixed-width big-endian records
-# (timestamptz_send: int8 microseconds since 2000-01-01; float8send; int2send), which
+# as an array and the rest as the rows' `packed` records (migration 016) end to end, which
 # NumPy reads whole (store/live.py, WINDOW_RECORD). Both aggregates read the same rows in
-# the same order, so the i-th symbol is the i-th record's; every packed column is NOT
-# NULL (a NULL would drop its record), the net return a NaN when unknown.
+# the same order, so the i-th symbol is the i-th record's.
 SELECT_REALIZED_WINDOW = """
-SELECT count(*) AS n,
-       array_agg(symbol) AS symbols,
-       string_agg(timestamptz_send(bar_ts) || float8send(probability) || int2send(signal)
-                  || int2send(realized_label)
-                  || float8send(coalesce(realized_net_return, 'NaN')), ''::bytea) AS records
+SELECT count(*) AS n, array_agg(symbol) AS symbols, string_agg(packed, ''::bytea) AS records
 FROM live_outcomes
 WHERE model_version_id = %(version)s AND role = %(role)s
   AND bar_ts >= coalesce((

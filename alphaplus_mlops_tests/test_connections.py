@@ -1,6 +1,7 @@
 """Connections a desk can leave running: no secret in any output, no wait without end, and a
 runtime role that cannot change the schema under the ledger."""
 
+import datetime
 import threading
 import time
 import uuid
@@ -120,7 +121,25 @@ def test_a_bad_database_url_is_refused_without_being_quoted(value, says):
 
 def test_session_settings_keep_the_urls_own_options():
     options = session_settings(1, 2, "postgresql://h/db?options=-csearch_path%3Dfoo")["options"]
-    assert options == "-csearch_path=foo -c lock_timeout=1000 -c statement_timeout=2000"
+    assert options == (
+        "-csearch_path=foo -c lock_timeout=1000 -c statement_timeout=2000 -c TimeZone=UTC"
+    )
+
+
+def test_sessions_run_in_utc_whatever_the_servers_default(create_database):
+    url = create_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'America/New_York'")
+    with Database(url) as db, db.connection() as conn:
+        row = conn.execute(
+            "SELECT current_setting('TimeZone') AS tz,"
+            " '2020-01-02 03:00+00'::timestamptz::date AS day,"
+            " '2020-01-02 03:00+00'::timestamptz AS at"
+        ).fetchone()
+    # New York's date at 03:00 UTC would be January 1st.
+    assert (row["tz"], str(row["day"])) == ("UTC", "2020-01-02")
+    assert row["at"].tzinfo is datetime.UTC
 
 
 def test_settings_refuse_a_stale_limit_shorter_than_two_heartbeats():

@@ -17,7 +17,7 @@ from alphaplus_mlops.modeling.model_files import load_dataset
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import load_bars
-from alphaplus_mlops.store.live import realized_window
+from alphaplus_mlops.store.live import WINDOW_RECORD, realized_window, window_frame
 
 from .conftest import rows, simulated_project
 
@@ -207,3 +207,26 @@ def test_live_windows_and_status(live):
     report = status_report(db)
     assert f"live champion  v{version['version']} 63b (63 bars): hit " in report
     assert "| offline AUC 0." in report
+
+
+def test_a_window_read_out_of_order_is_sorted_by_bar_and_symbol():
+    # Three records as PostgreSQL packs them (big-endian; microseconds since 2000-01-01),
+    # in an order the statement does not promise against.
+    records = np.array(
+        [
+            (86_400_000_000, 0.7, 1, 1, 0.01),
+            (0, 0.4, -1, 0, np.nan),
+            (86_400_000_000, 0.2, -1, 0, -0.02),
+        ],
+        dtype=WINDOW_RECORD,
+    ).tobytes()
+    frame = window_frame(["B", "A", "A"], records)
+    assert list(frame["symbol"]) == ["A", "A", "B"]
+    assert list(frame["bar_ts"]) == [
+        pd.Timestamp("2000-01-01", tz="UTC"),
+        pd.Timestamp("2000-01-02", tz="UTC"),
+        pd.Timestamp("2000-01-02", tz="UTC"),
+    ]
+    assert list(frame["probability"]) == [0.4, 0.2, 0.7]
+    assert list(frame["signal"]) == [-1, -1, 1]
+    assert np.isnan(frame["realized_net_return"][0])

@@ -285,18 +285,15 @@ CROSS JOIN LATERAL (
 ) h
 """
 
-# Each realized (series, symbol, bar)'s first answer, as prediction_outcomes records it
-# (and as migration 016 backfills it).
-INSERT_LIVE_OUTCOMES = """
-INSERT INTO live_outcomes
-    (model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
-     realized_return, realized_label, realized_t1, realized_net_return, realized_at)
-SELECT DISTINCT ON (model_version_id, role, bar_ts, symbol)
-       model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
-       realized_return, realized_label, realized_t1, realized_net_return, realized_at
+# Every realized (series, symbol, bar) with its outcome, staged as prediction_outcomes
+# stages the outcomes it computed, so that its own INSERT_LIVE_OUTCOMES_FROM_STAGED fills
+# live_outcomes with each bar's first answer.
+STAGE_REALIZED_OUTCOMES = """
+INSERT INTO staged_outcomes
+SELECT DISTINCT model_version_id, role, symbol, bar_ts, realized_return, realized_label,
+       realized_t1, realized_net_return
 FROM model_predictions
 WHERE realized_at IS NOT NULL
-ORDER BY model_version_id, role, bar_ts, symbol, predicted_at
 """
 
 # live_performance's windows: one row per series, window length and realized bar.
@@ -347,7 +344,10 @@ def fill_log(url: str, fleet: dict, symbols: list[str], bars: pd.DatetimeIndex, 
             elapsed = time.monotonic() - started
             print(f"  log: {(k + 1) * 100 // slices}% ({elapsed:.0f} s)", flush=True)
         started = time.monotonic()
-        conn.execute(INSERT_LIVE_OUTCOMES)
+        with conn.transaction():
+            conn.execute(queries.CREATE_STAGED_OUTCOMES)
+            conn.execute(STAGE_REALIZED_OUTCOMES)
+            conn.execute(queries.INSERT_LIVE_OUTCOMES_FROM_STAGED)
         print(f"  live outcomes: {time.monotonic() - started:.0f} s", flush=True)
         conn.execute(INSERT_WINDOWS, {"symbols": len(symbols), "horizon": HORIZON})
         started = time.monotonic()

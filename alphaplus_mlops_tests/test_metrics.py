@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 from alphaplus_mlops.core.backtest import (
@@ -63,6 +65,18 @@ def test_bars_per_year_is_measured_from_the_timestamps():
 def test_positions_respect_the_band():
     p = np.array([0.2, 0.49, 0.5, 0.51, 0.8])
     assert positions_from_probability(p, band=0.02).tolist() == [-1, 0, 0, 0, 1]
+
+
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=20),
+    st.floats(min_value=0.0, max_value=0.5),
+)
+def test_positions_are_long_above_the_band_short_below_and_flat_otherwise(values, band):
+    w = positions_from_probability(np.array(values, dtype=float), band=band)
+    expected = [1.0 if p > 0.5 + band else -1.0 if p < 0.5 - band else 0.0 for p in values]
+    assert w.dtype == np.float64
+    assert w.shape == (len(values),)
+    assert w.tolist() == expected
 
 
 def test_backtest_of_a_perfect_long_signal_on_one_symbol():

@@ -71,10 +71,14 @@ class FamilyModels:
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When this snapshot was swapped in."""
 
-    def served(self) -> list[tuple[str, ServedModel]]:
+    def __post_init__(self) -> None:
+        # Every request walks this; the snapshot never changes, so it is built once.
+        found = tuple((role, getattr(self, role)) for role in ROLES)
+        object.__setattr__(self, "_served", tuple((r, m) for r, m in found if m is not None))
+
+    def served(self) -> tuple[tuple[str, ServedModel], ...]:
         """(role, model) pairs in answer order: champion first, then the shadows."""
-        found = [(role, getattr(self, role)) for role in ROLES]
-        return [(role, model) for role, model in found if model is not None]
+        return self._served
 
     def ids(self) -> tuple[str | None, ...]:
         return tuple(getattr(self, role).id if getattr(self, role) else None for role in ROLES)

@@ -134,6 +134,15 @@ def test_outcomes_are_the_datasets_labels_and_the_paper_pnl_net_of_costs(live):
     last3 = realized_window(db, version["id"], "champion", 3)
     assert len(last3) == 3 * len(SYMBOLS)
     assert sorted(last3["bar_ts"].unique()) == sorted(expected["bar_ts"].unique())[-3:]
+    # A window longer than the series holds every realized bar.
+    longer = realized_window(db, version["id"], "champion", 10_000)
+    pd.testing.assert_frame_equal(longer, window)
+    # Each series' bar list is its distinct realized bars.
+    bar_list = rows(url, "SELECT role, bar_ts FROM live_outcome_bars ORDER BY role, bar_ts")
+    expected_bars = first[["role", "bar_ts"]].drop_duplicates().sort_values(["role", "bar_ts"])
+    assert [(r["role"], pd.Timestamp(r["bar_ts"])) for r in bar_list] == list(
+        expected_bars.itertuples(index=False, name=None)
+    )
     # Exactly the last `horizon` bars of each symbol wait for their label interval to end.
     assert len(pending) == 2 * 3 * horizon
     assert pending["bar_ts"].min() > realized["bar_ts"].max() - pd.Timedelta(days=10)
@@ -158,6 +167,33 @@ def test_outcomes_are_the_datasets_labels_and_the_paper_pnl_net_of_costs(live):
             expected -= COST * abs(row.signal - previous)
             assert row.realized_net_return == pytest.approx(expected, abs=1e-14), (role, i)
             previous = row.signal
+
+    # A late answer to an old, realized bar (a client asking as of it again, with the other
+    # signal) is realized as that bar's first answer was: one position per bar, the first.
+    # The bar keeps its live outcome and the bars after it keep theirs.
+    old = realized[realized["role"] == "champion"].drop_duplicates(["symbol", "bar_ts"]).iloc[20]
+    before = rows(url, "SELECT * FROM live_outcomes ORDER BY role, symbol, bar_ts")
+    late = PredictionRecord(
+        model_version_id=version["id"],
+        family="lightgbm",
+        role="champion",
+        symbol=old.symbol,
+        bar_ts=old.bar_ts.to_pydatetime(),
+        probability=1 - old.probability,
+        signal=-old.signal,
+    )
+    write_predictions(db, [late])
+    assert run(prediction_outcomes, live)["rows_realized"].value == 1
+    (answer,) = rows(
+        url,
+        "SELECT realized_label, realized_net_return FROM model_predictions WHERE id = %s",
+        (late.id,),
+    )
+    assert answer == {
+        "realized_label": old.realized_label,
+        "realized_net_return": old.realized_net_return,
+    }
+    assert rows(url, "SELECT * FROM live_outcomes ORDER BY role, symbol, bar_ts") == before
 
 
 def test_live_windows_and_status(live):

@@ -175,6 +175,7 @@ def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(
     url = empty_database_url
     folder = copy_of_migrations(tmp_path)
     (folder / "016_live_outcome_table.sql").unlink()
+    (folder / "017_monitoring_reads.sql").unlink()
     migrate(url, folder)
     execute(
         url,
@@ -194,10 +195,16 @@ def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(
         " ('00000000-0000-0000-0000-000000000001', 'lightgbm', 'champion', 'AAA',"
         "  '2020-01-03', 0.4, -1, '2020-01-03 22:00', NULL, NULL, NULL, NULL)",
     )
-    assert [m.filename for m in migrate(url)] == ["016_live_outcome_table.sql"]
+    assert [m.filename for m in migrate(url)] == [
+        "016_live_outcome_table.sql",
+        "017_monitoring_reads.sql",
+    ]
     backfilled = rows(
         url, "SELECT symbol, probability, realized_label, realized_net_return FROM live_outcomes"
     )
     assert backfilled == [
         {"symbol": "AAA", "probability": 0.6, "realized_label": 1, "realized_net_return": 0.0095}
     ]
+    # The series' bar list holds the realized bar, not the one still waiting.
+    bars = rows(url, "SELECT role, bar_ts::date::text AS bar FROM live_outcome_bars")
+    assert bars == [{"role": "champion", "bar": "2020-01-02"}]

@@ -679,42 +679,42 @@ PING = "SELECT 1"
 # last prediction before its first unrealized bar on: that earlier position decides what
 # the first unrealized bar pays to change it. One row per bar (the first answer), as the
 # paper P&L counts one position per bar.
-# The pending series are found by a loose index scan of predictions_pending_series_idx
-# (migration 014; it holds unrealized rows only): one index probe per series, whose first
-# entry is its first unrealized bar. Each series is then read alone through
-# predictions_series_ts_idx; the LATERAL keeps the planner from hashing the whole log.
+# The unrealized answers are one range of predictions_pending_answers_idx (migration 017),
+# read in order from the index alone. The bars before are realized, so their first answers
+# are in live_outcomes: read per (version, role) from the earliest bar any of its series
+# needs, then kept from each series' own start. Sorted by the uuid, not its text, and by
+# bytes ("C"), not the database's collation: a sort by collation is several times slower.
 SELECT_PENDING_SERIES = """
-WITH RECURSIVE pending AS (
-    (SELECT family, model_version_id, role, symbol, bar_ts AS first_ts
-     FROM model_predictions
-     WHERE family = %(family)s AND realized_at IS NULL
-     ORDER BY model_version_id, role, symbol, bar_ts LIMIT 1)
-    UNION ALL
-    SELECT next.family, next.model_version_id, next.role, next.symbol, next.bar_ts
-    FROM pending s
+WITH pending AS (
+    SELECT DISTINCT ON (model_version_id, role, symbol, bar_ts)
+           model_version_id, role, symbol, bar_ts, signal, predicted_at
+    FROM model_predictions
+    WHERE family = %(family)s AND realized_at IS NULL
+    ORDER BY model_version_id, role, symbol, bar_ts, predicted_at
+), since AS (
+    SELECT s.model_version_id, s.role, s.symbol,
+           coalesce((SELECT max(q.bar_ts) FROM model_predictions q
+                     WHERE q.model_version_id = s.model_version_id AND q.role = s.role
+                       AND q.symbol = s.symbol AND q.bar_ts < s.first_ts),
+                    s.first_ts) AS from_ts
+    FROM (SELECT model_version_id, role, symbol, min(bar_ts) AS first_ts
+          FROM pending GROUP BY model_version_id, role, symbol) s
+), realized AS (
+    SELECT o.model_version_id, o.role, o.symbol, o.bar_ts, o.signal, o.predicted_at
+    FROM (SELECT model_version_id, role, min(from_ts) AS from_ts
+          FROM since GROUP BY model_version_id, role) g
     CROSS JOIN LATERAL (
-        SELECT p.family, p.model_version_id, p.role, p.symbol, p.bar_ts
-        FROM model_predictions p
-        WHERE p.family = s.family AND p.realized_at IS NULL
-          AND (p.model_version_id, p.role, p.symbol) > (s.model_version_id, s.role, s.symbol)
-        ORDER BY p.model_version_id, p.role, p.symbol, p.bar_ts LIMIT 1
-    ) next
+        SELECT o.model_version_id, o.role, o.symbol, o.bar_ts, o.signal, o.predicted_at
+        FROM live_outcomes o
+        WHERE o.model_version_id = g.model_version_id AND o.role = g.role
+          AND o.bar_ts >= g.from_ts) o
+    JOIN since s ON s.model_version_id = o.model_version_id AND s.role = o.role
+                AND s.symbol = o.symbol AND o.bar_ts >= s.from_ts
 )
-SELECT s.model_version_id::text AS model_version_id, s.role, s.symbol, p.bar_ts, p.signal
-FROM pending s
-CROSS JOIN LATERAL (
-    SELECT DISTINCT ON (p.bar_ts) p.bar_ts, p.signal
-    FROM model_predictions p
-    WHERE p.model_version_id = s.model_version_id AND p.role = s.role
-      AND p.symbol = s.symbol
-      AND p.bar_ts >= coalesce(
-            (SELECT max(q.bar_ts) FROM model_predictions q
-             WHERE q.model_version_id = s.model_version_id AND q.role = s.role
-               AND q.symbol = s.symbol AND q.bar_ts < s.first_ts),
-            s.first_ts)
-    ORDER BY p.bar_ts, p.predicted_at
-) p
-ORDER BY s.model_version_id, s.role, s.symbol, p.bar_ts
+SELECT DISTINCT ON (answers.model_version_id, role COLLATE "C", symbol COLLATE "C", bar_ts)
+       model_version_id::text AS model_version_id, role, symbol, bar_ts, signal
+FROM (SELECT * FROM pending UNION ALL SELECT * FROM realized) answers
+ORDER BY answers.model_version_id, role COLLATE "C", symbol COLLATE "C", bar_ts, predicted_at
 """
 
 SELECT_LABEL_CONFIGS = """
@@ -767,53 +767,55 @@ ORDER BY 1, 2
 """
 
 # The first logged answer to each (series, bar) whose outcome was just staged, with that
-# outcome, into live_outcomes (migration 016). Run after UPDATE_FROM_STAGED_OUTCOMES in the
+# outcome, into live_outcomes (migration 016), and each bar it added to its series' bar
+# list (live_outcome_bars, migration 017). Run after UPDATE_FROM_STAGED_OUTCOMES in the
 # same transaction; a bar already there keeps its row, so a second run changes nothing.
 INSERT_LIVE_OUTCOMES_FROM_STAGED = """
-INSERT INTO live_outcomes
-    (model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
-     realized_return, realized_label, realized_t1, realized_net_return)
-SELECT DISTINCT ON (p.model_version_id, p.role, p.bar_ts, p.symbol)
-       p.model_version_id, p.role, p.bar_ts, p.symbol, p.family, p.probability, p.signal,
-       p.predicted_at, s.realized_return, s.realized_label, s.realized_t1,
-       s.realized_net_return
-FROM staged_outcomes s
-JOIN model_predictions p
-  ON p.model_version_id = s.model_version_id AND p.role = s.role
- AND p.symbol = s.symbol AND p.bar_ts = s.bar_ts
-ORDER BY p.model_version_id, p.role, p.bar_ts, p.symbol, p.predicted_at
+WITH inserted AS (
+    INSERT INTO live_outcomes
+        (model_version_id, role, bar_ts, symbol, family, probability, signal, predicted_at,
+         realized_return, realized_label, realized_t1, realized_net_return)
+    SELECT DISTINCT ON (p.model_version_id, p.role, p.bar_ts, p.symbol)
+           p.model_version_id, p.role, p.bar_ts, p.symbol, p.family, p.probability, p.signal,
+           p.predicted_at, s.realized_return, s.realized_label, s.realized_t1,
+           s.realized_net_return
+    FROM staged_outcomes s
+    JOIN model_predictions p
+      ON p.model_version_id = s.model_version_id AND p.role = s.role
+     AND p.symbol = s.symbol AND p.bar_ts = s.bar_ts
+    ORDER BY p.model_version_id, p.role, p.bar_ts, p.symbol, p.predicted_at
+    ON CONFLICT DO NOTHING
+    RETURNING model_version_id, role, bar_ts
+)
+INSERT INTO live_outcome_bars (model_version_id, role, bar_ts)
+SELECT DISTINCT model_version_id, role, bar_ts FROM inserted
 ON CONFLICT DO NOTHING
 """
 
 # The last %(bars)s realized bars of a version in a role, one row per symbol and bar (the
-# first answer), by primary key of live_outcomes. The first of those bars is found by a
-# loose index scan (one probe per bar, walking back). A window of 0 bars has no first bar
-# (LIMIT least(0, 1)): every realized bar is read.
+# first answer), as one range of live_outcomes' primary key, read from the index alone
+# (migration 017). The first of those bars is the %(bars)s-th last of the series' bar list;
+# a series with fewer bars, or a window of 0 bars (LIMIT 0), has no such bar: every
+# realized bar is read.
 #
 # A full window is 12,600 rows at 50 symbols; fetched as rows, Python spends more on one
 # object per value than the server on the query. So it comes back as one row: the symbols
-# as an array and the rest as the rows' `packed` records (migration 016) end to end, which
-# NumPy reads whole (store/live.py, WINDOW_RECORD). Both aggregates read the same rows in
-# the same order, so the i-th symbol is the i-th record's.
+# as one string, separated by the unit separator (no symbol holds a control character:
+# data/validation.py SYMBOL_PATTERN), and the rest as the rows' `packed` records (migration
+# 016) end to end, which NumPy reads whole (store/live.py, WINDOW_RECORD). Both aggregates
+# read the same rows in the same order, so the i-th symbol is the i-th record's. Fetched
+# in binary (store/live.py), the records arrive as they are, not hex-encoded; with a text
+# array of symbols the same read took twice as long.
 SELECT_REALIZED_WINDOW = """
-SELECT count(*) AS n, array_agg(symbol) AS symbols, string_agg(packed, ''::bytea) AS records
+SELECT count(*) AS n, string_agg(symbol, E'\\x1f') AS symbols,
+       string_agg(packed, ''::bytea) AS records
 FROM live_outcomes
 WHERE model_version_id = %(version)s AND role = %(role)s
   AND bar_ts >= coalesce((
-        WITH RECURSIVE last_bars (bar_ts, n) AS (
-            (SELECT bar_ts, 1 FROM live_outcomes
-             WHERE model_version_id = %(version)s AND role = %(role)s
-             ORDER BY bar_ts DESC LIMIT least(%(bars)s, 1))
-            UNION ALL
-            SELECT earlier.bar_ts, l.n + 1
-            FROM last_bars l
-            CROSS JOIN LATERAL (
-                SELECT bar_ts FROM live_outcomes
-                WHERE model_version_id = %(version)s AND role = %(role)s
-                  AND bar_ts < l.bar_ts
-                ORDER BY bar_ts DESC LIMIT 1) earlier
-            WHERE l.n < %(bars)s)
-        SELECT min(bar_ts) FROM last_bars),
+        SELECT bar_ts FROM live_outcome_bars
+        WHERE model_version_id = %(version)s AND role = %(role)s
+        ORDER BY bar_ts DESC
+        OFFSET greatest(%(bars)s - 1, 0) LIMIT least(%(bars)s, 1)),
         '-infinity')
 """
 

@@ -29,8 +29,8 @@ refresh (desired_serving) and ``GET /v1/models`` (serving_at), called through th
 families, their champion and challenger, and for ``realized_window`` every series with
 realized predictions (as live_performance reads each). ``--calls`` timed calls (at least
 one per case) after ``--warmup``; p50/p95 in ms (time.perf_counter_ns). Beside them, the
-same statements alone through the same pool (sent, answered, rows fetched), which shows
-what the function adds (a DataFrame). Goal: p95 ≤ 20 ms for every function. The EXPLAIN
+same statements alone through the same pool, sent as the function sends them (binary,
+prepared) and their rows fetched, which shows what the function adds (a DataFrame). Goal: p95 ≤ 20 ms for every function. The EXPLAIN
 (ANALYZE, BUFFERS) of the slowest case of any function above the goal is printed after
 the table. The last line is the worst p95.
 
@@ -388,6 +388,8 @@ class Case:
     call: Callable[[], object]
     sql: str
     params: object
+    options: dict = field(default_factory=dict)
+    """How the function sends it (conn.execute's binary, prepare)."""
 
 
 @dataclass
@@ -418,7 +420,7 @@ def sql_only(db: Database):
 
     def run(case: Case) -> None:
         with db.connection() as conn:
-            conn.execute(case.sql, case.params).fetchall()
+            conn.execute(case.sql, case.params, **case.options).fetchall()
 
     return run
 
@@ -443,8 +445,8 @@ def probes(db: Database, fleet: dict) -> list[Probe]:
     now = datetime.now(UTC)
     bars = max(WINDOWS)
 
-    def probe(path: str, name: str, fn, sql: str, arguments: list[tuple], params) -> Probe:
-        cases = [Case(lambda a=a: fn(*a), sql, params(*a)) for a in arguments]
+    def probe(path: str, name: str, fn, sql: str, arguments: list[tuple], params, **options):
+        cases = [Case(lambda a=a: fn(*a), sql, params(*a), options) for a in arguments]
         return Probe(path, name, cases)
 
     return [
@@ -497,6 +499,7 @@ def probes(db: Database, fleet: dict) -> list[Probe]:
             queries.SELECT_PENDING_SERIES,
             [(f,) for f in families],
             lambda f: {"family": f},
+            prepare=True,
         ),
         probe(
             "prediction_outcomes",
@@ -522,6 +525,7 @@ def probes(db: Database, fleet: dict) -> list[Probe]:
             queries.SELECT_REALIZED_WINDOW,
             series,
             lambda v, role: {"version": v, "role": role, "bars": bars},
+            binary=True,
         ),
         probe(
             "live_performance",

@@ -11,7 +11,9 @@ Measured, in one run:
               0) vs the library's native predict on the native model (``family.predict_proba``,
               the library's default threads) vs bare ``session.run`` on the service's own
               onnxruntime session (one intra-op thread, no output conversion). The three are
-              interleaved in rounds after a warm-up; p50/p99 in µs (time.perf_counter_ns).
+              interleaved in rounds after a warm-up, the order rotated every round, each
+              block after a pause (native thread pools spin after a call and would slow the
+              next block); p50/p99 in µs (time.perf_counter_ns).
               Goal: service p99 ≤ 150 µs for every family.
   HTTP        ``POST /v1/signals`` for one symbol and one family over loopback to the real
               ``alphaplus-mlops serve`` (a subprocess: uvicorn, the prediction log on), N
@@ -146,9 +148,14 @@ def family_single_row(service, store, family: str, version: dict, rows, calls, r
     for call in paths.values():
         timed_ns(call, 1000)  # warm-up
     samples = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, call in paths.items():
-            samples[name] += timed_ns(call, calls // rounds)
+    names = list(paths)
+    for r in range(rounds):
+        # As in family_batch: the order rotated every round, each block after a pause. The
+        # native libraries' OpenMP threads spin for a while after a call and would slow the
+        # block that follows (onnxruntime after native LightGBM ran 1.5x slower).
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(0.2)
+            samples[name] += timed_ns(paths[name], calls // rounds)
     return samples
 
 
@@ -252,9 +259,9 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=2520, help="Stored daily bars per symbol.")
     parser.add_argument("--rounds", type=int, default=100, help="Boosting rounds (v2; v1 60).")
     parser.add_argument("--calls", type=int, default=20_000, help="Single-row calls per path.")
-    parser.add_argument("--requests", type=int, default=300, help="HTTP requests per family.")
+    parser.add_argument("--requests", type=int, default=2000, help="HTTP requests per family.")
     parser.add_argument("--swap-seconds", type=float, default=10.0)
-    parser.add_argument("--batch-repeat", type=int, default=10)
+    parser.add_argument("--batch-repeat", type=int, default=30)
     args = parser.parse_args()
     families = args.families.split(",")
 

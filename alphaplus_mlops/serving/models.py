@@ -29,7 +29,8 @@ WARMUP_CALLS = 3
 BATCH_MIN_ROWS = 256
 """From this many rows a request is scored by the version's batch engine."""
 CALIBRATION_ROWS = 4096
-CALIBRATION_RUNS = 3
+CALIBRATION_RUNS = 5
+CALIBRATION_PAUSE_SECONDS = 0.005
 BATCH_PARITY = 1e-5
 """Largest |P(y=1) difference| from the ONNX file a batch engine may show on the calibration
 batch (measured differences are about 1e-7: float32 sums in another order)."""
@@ -150,22 +151,35 @@ def choose_batch_engine(
         )
     x = np.random.default_rng(0).normal(size=(CALIBRATION_ROWS, width)).astype(np.float32)
     reference = model.predict_proba(x)
-    milliseconds: dict[str, float] = {}
+    agreeing: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     for name, predict in candidates.items():
-        try:
-            predict(x)  # warm-up: thread pools, buffers
+        try:  # also the warm-up: thread pools, buffers
             gap = float(np.max(np.abs(np.asarray(predict(x), dtype=np.float64) - reference)))
-            if gap > BATCH_PARITY:
-                excluded[name] = f"differs from the ONNX file by {gap:.2e} > {BATCH_PARITY:g}"
-                continue
-            runs = []
-            for _ in range(CALIBRATION_RUNS):
-                started = time.perf_counter()
-                predict(x)
-                runs.append((time.perf_counter() - started) * 1000)
-            milliseconds[name] = float(np.median(runs))
         except Exception as exc:
             excluded[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if gap > BATCH_PARITY:
+            excluded[name] = f"differs from the ONNX file by {gap:.2e} > {BATCH_PARITY:g}"
+        else:
+            agreeing[name] = predict
+    runs: dict[str, list[float]] = {name: [] for name in agreeing}
+    names = list(agreeing)
+    for r in range(CALIBRATION_RUNS):
+        # Interleaved, the order rotated each round, each run after a pause: a native
+        # library's OpenMP threads spin for a while after a call and would slow whichever
+        # candidate ran next, and a shared machine's slow spells would hit one candidate.
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            if name in excluded:
+                continue
+            time.sleep(CALIBRATION_PAUSE_SECONDS)
+            started = time.perf_counter()
+            try:
+                agreeing[name](x)
+            except Exception as exc:
+                excluded[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            runs[name].append((time.perf_counter() - started) * 1000)
+    milliseconds = {name: float(np.median(ms)) for name, ms in runs.items() if name not in excluded}
     fastest = min(milliseconds, key=milliseconds.__getitem__)
     return BatchEngine(
         name=fastest,

@@ -30,9 +30,9 @@ families, their champion and challenger, and for ``realized_window`` every serie
 realized predictions (as live_performance reads each). ``--calls`` timed calls (at least
 one per case) after ``--warmup``; p50/p95 in ms (time.perf_counter_ns). Beside them, the
 same statements alone through the same pool, sent as the function sends them (binary,
-prepared) and their rows fetched, which shows what the function adds (a DataFrame). Goal: p95 ≤ 20 ms for every function. The EXPLAIN
-(ANALYZE, BUFFERS) of the slowest case of any function above the goal is printed after
-the table. The last line is the worst p95.
+prepared) and their rows fetched, which shows what the function adds (a DataFrame).
+Goal: p95 ≤ 20 ms for every function. The EXPLAIN (ANALYZE, BUFFERS) of the slowest case
+of any function above the goal is printed after the table. The last line is the worst p95.
 
 Run: .venv/bin/python bench/monitoring_queries.py [--rows N] [--symbols N] [--calls N]
 (a quick look: --rows 200000; the full run writes ~3 GB and takes about ten minutes).

@@ -99,6 +99,20 @@ def timed_ns(call, n: int) -> list[int]:
     return out
 
 
+def rotating_rounds(paths: dict, rounds: int, calls: int, pause: float) -> dict[str, list[int]]:
+    """{path: latencies in ns}: ``calls`` calls of each path per round, the order rotated
+    every round, each block after ``pause`` seconds. The thread pools of the block before
+    (OpenMP, onnxruntime) spin for a while after their work and would otherwise slow
+    whichever block follows them (onnxruntime after native LightGBM ran 1.5x slower)."""
+    samples: dict[str, list[int]] = {name: [] for name in paths}
+    names = list(paths)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            time.sleep(pause)
+            samples[name] += timed_ns(paths[name], calls)
+    return samples
+
+
 def train_versions(defs, db, family: str, symbols: list[str], rounds: list[int]) -> list[dict]:
     instance = dg.DagsterInstance.ephemeral()
     versions = []
@@ -149,16 +163,7 @@ def family_single_row(service, store, family: str, version: dict, rows, calls, r
     }
     for call in paths.values():
         timed_ns(call, 1000)  # warm-up
-    samples = {name: [] for name in paths}
-    names = list(paths)
-    for r in range(rounds):
-        # As in family_batch: the order rotated every round, each block after a pause. The
-        # native libraries' OpenMP threads spin for a while after a call and would slow the
-        # block that follows (onnxruntime after native LightGBM ran 1.5x slower).
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            time.sleep(0.2)
-            samples[name] += timed_ns(paths[name], calls // rounds)
-    return samples
+    return rotating_rounds(paths, rounds, calls // rounds, pause=0.2)
 
 
 def family_batch(service, store, family: str, version: dict, batch, repeat: int) -> dict:
@@ -182,15 +187,7 @@ def family_batch(service, store, family: str, version: dict, batch, repeat: int)
     }
     for call in paths.values():
         timed_ns(call, 2)
-    samples = {k: [] for k in paths}
-    names = list(paths)
-    for r in range(repeat):
-        # Each path in turn, the order rotated every round, after a pause: the thread pools
-        # of the previous one (OpenMP, onnxruntime) spin for a while after their work and
-        # would otherwise slow whichever path follows them.
-        for k in names[r % len(names) :] + names[: r % len(names)]:
-            time.sleep(0.05)
-            samples[k] += timed_ns(paths[k], 1)
+    samples = rotating_rounds(paths, repeat, 1, pause=0.05)
     return {k: np.asarray(v) / 1e6 for k, v in samples.items()}
 
 

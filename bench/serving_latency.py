@@ -11,7 +11,7 @@ Measured, in one run:
               0) vs the library's native predict on the native model (``family.predict_proba``,
               the library's default threads) vs bare ``session.run`` on the service's own
               onnxruntime session (one intra-op thread, no output conversion). The three are
-              interleaved in rounds after a warm-up, the order rotated every round, each
+              interleaved in rounds after a warm-up, in a new random order every round, each
               block after a pause (native thread pools spin after a call and would slow the
               next block); p50/p99 in µs (time.perf_counter_ns).
               Goal: service p99 ≤ 150 µs for every family.
@@ -36,8 +36,9 @@ Measured, in one run:
               its version found fastest when it was loaded) vs native predict vs onnxruntime
               (the service's one-thread session, and a session with onnxruntime's default
               threads); median ms, and the service's ratio to the path fastest at the
-              median, paired by round (the median of the per-round ratios). Goal: the
-              service no slower than the fastest other.
+              median, paired by round (the median of the per-round ratios). Beside it the
+              same ratio of native predict to itself (called as a second path, "A/A"): the
+              bench's own noise floor. Goal: the service no slower than the fastest other.
 The last line is the worst family's service single-row p99.
 Run: .venv/bin/python bench/serving_latency.py [--calls N] [--requests N] [--swap-seconds S]
 """
@@ -99,15 +100,17 @@ def timed_ns(call, n: int) -> list[int]:
     return out
 
 
-def rotating_rounds(paths: dict, rounds: int, calls: int, pause: float) -> dict[str, list[int]]:
-    """{path: latencies in ns}: ``calls`` calls of each path per round, the order rotated
-    every round, each block after ``pause`` seconds. The thread pools of the block before
-    (OpenMP, onnxruntime) spin for a while after their work and would otherwise slow
-    whichever block follows them (onnxruntime after native LightGBM ran 1.5x slower)."""
+def shuffled_rounds(paths: dict, rounds: int, calls: int, pause: float) -> dict[str, list[int]]:
+    """{path: latencies in ns}: ``calls`` calls of each path per round, in a new random
+    order every round (seeded), each block after ``pause`` seconds. The thread pools of the
+    block before (OpenMP, onnxruntime) spin for a while after their work and slow whichever
+    block follows them (onnxruntime after native LightGBM ran 1.5x slower), so no path may
+    always follow the same one: a rotated fixed order kept every path's predecessor, and
+    there the service's batch ran 1.09-1.14x native on the very engine it was calling."""
     samples: dict[str, list[int]] = {name: [] for name in paths}
-    names = list(paths)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+    order = np.random.default_rng(20261128)
+    for _ in range(rounds):
+        for name in order.permutation(list(paths)):
             time.sleep(pause)
             samples[name] += timed_ns(paths[name], calls)
     return samples
@@ -163,7 +166,7 @@ def family_single_row(service, store, family: str, version: dict, rows, calls, r
     }
     for call in paths.values():
         timed_ns(call, 1000)  # warm-up
-    return rotating_rounds(paths, rounds, calls // rounds, pause=0.2)
+    return shuffled_rounds(paths, rounds, calls // rounds, pause=0.2)
 
 
 def family_batch(service, store, family: str, version: dict, batch, repeat: int) -> dict:
@@ -182,12 +185,13 @@ def family_batch(service, store, family: str, version: dict, batch, repeat: int)
     paths = {
         "service": lambda: service.answer(family, batch),
         "native": lambda: impl.predict_proba(native, batch),
+        "native again": lambda: impl.predict_proba(native, batch),
         "ort1": lambda: m.session.run([m.proba_output], feed),
         "ortN": lambda: default_session.run([m.proba_output], feed),
     }
     for call in paths.values():
         timed_ns(call, 2)
-    samples = rotating_rounds(paths, repeat, 1, pause=0.05)
+    samples = shuffled_rounds(paths, repeat, 1, pause=0.05)
     return {k: np.asarray(v) / 1e6 for k, v in samples.items()}
 
 
@@ -260,7 +264,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000, help="Single-row calls per path.")
     parser.add_argument("--requests", type=int, default=2000, help="HTTP requests per family.")
     parser.add_argument("--swap-seconds", type=float, default=10.0)
-    parser.add_argument("--batch-repeat", type=int, default=30)
+    parser.add_argument("--batch-repeat", type=int, default=60)
     args = parser.parse_args()
     families = args.families.split(",")
 
@@ -445,13 +449,13 @@ def main() -> None:
             print(
                 f"\nbatch of {BATCH_ROWS:,} rows (median ms of {args.batch_repeat}, interleaved; "
                 "svc/fastest: the median of each round's ratio to the path fastest at the "
-                f"median); goal: service ≤ the fastest other (within {BATCH_NOISE:.0%}: the "
-                "service runs one of them)"
+                "median; A/A: native's ratio to itself, the noise floor); goal: service ≤ the "
+                f"fastest other (within {BATCH_NOISE:.0%}: the service runs one of them)"
             )
             print(
                 f"{'family':<9} {'service':>8} {'native':>8} {'ort 1 thr':>9} "
-                f"{'ort default':>11} {'svc/fastest':>11} {'batch engine (chosen at load)':>30} "
-                f"{'met':>4}"
+                f"{'ort default':>11} {'svc/fastest':>11} {'A/A':>5} "
+                f"{'batch engine (chosen at load)':>30} {'met':>4}"
             )
             batch = rng.normal(size=(BATCH_ROWS, width)).astype(np.float32)
             for family in families:
@@ -463,10 +467,11 @@ def main() -> None:
                 # Paired: the service against the fastest path in the same round, so that a
                 # slow spell of the shared machine weighs on both sides of each ratio.
                 ratio = float(np.median(rounds["service"] / rounds[fastest]))
+                control = float(np.median(rounds["native again"] / rounds["native"]))
                 engine = service.models()[family].champion.batch.name
                 print(
                     f"{family:<9} {ms['service']:>8.2f} {ms['native']:>8.2f} {ms['ort1']:>9.2f} "
-                    f"{ms['ortN']:>11.2f} {ratio:>11.2f} {engine:>30} "
+                    f"{ms['ortN']:>11.2f} {ratio:>11.2f} {control:>5.2f} {engine:>30} "
                     f"{'yes' if ratio <= 1 + BATCH_NOISE else 'NO':>4}"
                 )
         print(f"P2 worst single-row p99 us: {worst:.1f}")

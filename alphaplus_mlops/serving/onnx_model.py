@@ -19,10 +19,10 @@ class OnnxModel:
         # One thread answers a single row fastest and leaves the cores to the caller.
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
-        if intra_op_threads != 1:
-            # Idle pool threads would otherwise spin after each batch, taking the cores the
-            # single-row sessions answer on.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A pool of several threads keeps onnxruntime's default of spinning between parallel
+        # sections: without it a 10k-row LightGBM batch took 18.6 ms instead of 17.2 (P2).
+        # Single rows answered in the 5 ms after a spinning batch showed no measurable
+        # slowdown beside the non-spinning one on this machine's noise.
         options.log_severity_level = 3
         source = path if isinstance(path, bytes) else str(path)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

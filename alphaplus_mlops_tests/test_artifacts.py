@@ -14,7 +14,12 @@ from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.artifact_scan import artifact_scan_schedule
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store.alerts import acknowledge_alert, fire_alert, open_alerts
+from alphaplus_mlops.store.alerts import (
+    acknowledge_alert,
+    fire_alert,
+    list_alerts,
+    open_alerts,
+)
 from alphaplus_mlops.store.artifact_audit import audit_artifacts, raise_artifact_alerts
 from alphaplus_mlops.store.artifacts import (
     TEMPORARY_PREFIX,
@@ -264,14 +269,17 @@ def test_the_audit_names_each_missing_or_corrupt_recorded_artifact(recorded):
     )
     assert (champion_alert["severity"], champion_alert["category"]) == ("critical", "system")
 
-    # Scanning again while the alerts are open raises nothing new...
+    # Scanning again while the problems remain raises nothing new: the same rows are seen
+    # again, also after someone acknowledged one.
     again = raise_artifact_alerts(recorded["db"], audit_artifacts(recorded["db"], store))
     assert not any(alert.new for _, alert in again)
     assert len(open_alerts(recorded["db"], "artifact_missing")) == 3
-    # ...until one is acknowledged and the problem is still there.
     assert acknowledge_alert(recorded["db"], champion_alert["id"], "ops")
+    assert not acknowledge_alert(recorded["db"], champion_alert["id"], "ops")  # not open now
     third = raise_artifact_alerts(recorded["db"], audit_artifacts(recorded["db"], store))
-    assert [alert.new for _, alert in third] == [False, True, False]
+    assert [(alert.new, alert.occurrences) for _, alert in third] == [(False, 3)] * 3
+    assert [alert.state for _, alert in third] == ["open", "acknowledged", "open"]
+    assert len(list_alerts(recorded["db"], rule_name="artifact_missing")) == 3
 
 
 def test_a_disabled_rule_raises_nothing(recorded):
@@ -294,7 +302,9 @@ def test_the_scan_job_alerts_on_lost_files_once_and_sweeps_temporaries(recorded)
     shutil.move(recorded["settings"].home, new_home)
     settings = Settings(database_url=recorded["url"], home=new_home)
     store = LocalArtifactStore(settings.artifacts_dir)
-    store.path_of(champion["native"].uri).unlink()
+    native_path = store.path_of(champion["native"].uri)
+    native_bytes = native_path.read_bytes()
+    native_path.unlink()
     dead = store.path_of(champion["onnx"].uri).parent / f"{TEMPORARY_PREFIX}dead"
     dead.write_bytes(b"half")
     os.utime(dead, (time.time() - 7200,) * 2)
@@ -311,7 +321,7 @@ def test_the_scan_job_alerts_on_lost_files_once_and_sweeps_temporaries(recorded)
         recorded["url"],
         "SELECT * FROM ml_ops_alerts WHERE record_type = 'alert' AND name = 'artifact_missing'",
     )
-    assert alert["details"]["key"] == f"model_versioning:{champion['id']}"
+    assert alert["subject"] == f"model_versioning:{champion['id']}"
     assert alert["message"] == "lightgbm v1 (champion): native model missing"
     assert not dead.exists()
     metadata = [
@@ -320,7 +330,18 @@ def test_the_scan_job_alerts_on_lost_files_once_and_sweeps_temporaries(recorded)
         if e.event_type_value == "STEP_OUTPUT"
     ][0]
     assert metadata["unreadable_artifacts"].value == 1
-    assert metadata["alerts_raised"].value == 0  # the first run raised it; still open
+    assert metadata["alerts_raised"].value == 0  # the first run raised it; seen again
+    assert (alert["state"], alert["occurrences"]) == ("open", 2)
+
+    # The file is restored: the next scan resolves the alert.
+    native_path.write_bytes(native_bytes)
+    result = job.execute_in_process(instance=instance)
+    (alert,) = rows(
+        recorded["url"],
+        "SELECT * FROM ml_ops_alerts WHERE record_type = 'alert' AND name = 'artifact_missing'",
+    )
+    assert alert["state"] == "resolved"
+    assert "present and matching" in alert["resolution"]
 
 
 def test_the_scan_is_scheduled_daily_once_per_day():

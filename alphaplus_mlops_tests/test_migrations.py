@@ -34,7 +34,13 @@ SEED_TABLES = {
     "ml_ops_alerts",
     "ml_ops_reports",
 }
-LOOP_TABLES = {"market_bars", "model_predictions", "model_promotion_ledger"}
+LOOP_TABLES = {
+    "market_bars",
+    "model_predictions",
+    "model_promotion_ledger",
+    "alert_channels",
+    "alert_deliveries",
+}
 
 
 def scalar(url: str, sql: str, params=()):
@@ -208,3 +214,38 @@ def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(
     # The series' bar list holds the realized bar, not the one still waiting.
     bars = rows(url, "SELECT role, bar_ts::date::text AS bar FROM live_outcome_bars")
     assert bars == [{"role": "champion", "bar": "2020-01-02"}]
+
+
+def test_alerts_from_before_the_lifecycle_get_a_state_and_one_unresolved_row_per_subject(
+    empty_database_url, tmp_path
+):
+    url = empty_database_url
+    folder = copy_of_migrations(tmp_path)
+    (folder / "018_alert_lifecycle.sql").unlink()
+    migrate(url, folder)
+    # Before 018 an acknowledged alert let a second one fire for the same record.
+    insert = (
+        "INSERT INTO ml_ops_alerts (record_type, rule_id, name, category, severity, message,"
+        " details, fired_at, acknowledged_at, acknowledged_by) SELECT 'alert', id, name,"
+        " category, severity, %s, %s, %s, %s, %s FROM ml_ops_alerts"
+        " WHERE record_type = 'rule' AND name = 'artifact_missing'"
+    )
+    execute(url, insert, ("first", '{"key": "rec:1"}', "2026-01-01", "2026-01-02", "ops"))
+    execute(url, insert, ("second", '{"key": "rec:1"}', "2026-01-03", None, None))
+    execute(url, insert, ("other", "{}", "2026-01-04", None, None))
+    assert [m.filename for m in migrate(url)] == ["018_alert_lifecycle.sql"]
+    found = rows(
+        url,
+        "SELECT message, subject = id::text AS subject_is_id, subject, state, occurrences,"
+        " last_seen_at = fired_at AS seen_when_fired FROM ml_ops_alerts"
+        " WHERE record_type = 'alert' ORDER BY fired_at",
+    )
+    assert [(r["message"], r["state"], r["occurrences"]) for r in found] == [
+        ("first", "resolved", 1),  # superseded by the later one about the same record
+        ("second", "open", 1),
+        ("other", "open", 1),
+    ]
+    assert [r["subject"] for r in found[:2]] == ["rec:1", "rec:1"]
+    assert found[2]["subject_is_id"]  # no key: the alert is its own subject
+    assert all(r["seen_when_fired"] for r in found)
+    assert rows(url, "SELECT name, kind FROM alert_channels") == [{"name": "log", "kind": "log"}]

@@ -2,15 +2,20 @@
 
 A lost or truncated file otherwise surfaces only when something reads it: a rollback
 months later, or a retrain's comparison. The scan reads them all daily and raises one
-``artifact_missing`` alert per record with unreadable files (none while one is still open
-for it), reports files in the store that fail their own name, and removes temporary files
-that killed writers left behind.
+``artifact_missing`` alert per record with unreadable files (a repeat updates the unresolved
+one), resolves those whose files are whole again, reports files in the store that fail
+their own name, and removes temporary files that killed writers left behind.
 """
 
 import dagster as dg
 
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.store.artifact_audit import audit_artifacts, raise_artifact_alerts
+from alphaplus_mlops.store.alerts import resolve_cleared
+from alphaplus_mlops.store.artifact_audit import (
+    ARTIFACT_RULE,
+    audit_artifacts,
+    raise_artifact_alerts,
+)
 
 # Long enough that no write still in progress is mistaken for a dead writer's leftovers.
 TEMPORARY_AGE_SECONDS = 3600.0
@@ -19,7 +24,8 @@ TEMPORARY_AGE_SECONDS = 3600.0
 @dg.op(
     description="Checks every artifact the database records (models, ONNX exports, "
     "datasets, out-of-fold predictions, returns) against its SHA-256, raises an "
-    "artifact_missing alert per record with a missing or corrupt file, and sweeps stale "
+    "artifact_missing alert per record with a missing or corrupt file, resolves the alerts "
+    "of records that are whole again, and sweeps stale "
     "temporary files."
 )
 def scan_artifacts(
@@ -28,6 +34,13 @@ def scan_artifacts(
     store = artifacts.store
     findings = audit_artifacts(postgres.db, store)
     raised = raise_artifact_alerts(postgres.db, findings)
+    # The scan has just read every record: an alert about one not found now has cleared.
+    resolved = resolve_cleared(
+        postgres.db,
+        ARTIFACT_RULE,
+        {f.key for f in findings},
+        "the scan found the record's files present and matching their checksums",
+    )
     for group, alert in raised:
         problems = "; ".join(f"{f.kind} {f.problem}: {f.detail}" for f in group)
         said = alert.sentence() if alert else "rule disabled"
@@ -41,6 +54,7 @@ def scan_artifacts(
             "unreadable_artifacts": len(findings),
             "records_affected": len(raised),
             "alerts_raised": sum(1 for _, a in raised if a is not None and a.new),
+            "alerts_resolved": resolved,
             "store_files_failing_their_name": len(unrecorded),
             "temporaries_removed": len(swept),
         }

@@ -127,8 +127,8 @@ def _alert_details(findings: list[ArtifactFinding]) -> dict:
 def raise_artifact_alerts(
     db: Database, findings: Iterable[ArtifactFinding]
 ) -> list[tuple[list[ArtifactFinding], FiredAlert | None]]:
-    """One alert per record with unreadable files (none while one is still open for it);
-    each record's findings with the alert raised or found open."""
+    """One alert per record with unreadable files (a repeat updates the record's unresolved
+    alert); each record's findings with the alert raised or updated."""
     by_record: dict[str, list[ArtifactFinding]] = {}
     for finding in findings:
         by_record.setdefault(finding.key, []).append(finding)

@@ -565,38 +565,119 @@ ORDER BY symbol, ts
 # Alerts and artifact integrity ----------------------------------------------------------------
 
 SELECT_ALERT_RULE = """
-SELECT id, name, category, severity, enabled FROM ml_ops_alerts
+SELECT id, name, category, severity, enabled, condition FROM ml_ops_alerts
 WHERE record_type = 'rule' AND name = %s
 """
 
-# Two workers that find the same lost file at once raise one alert, not two.
+# Two workers that find the same problem at once raise one alert, not two (the unique index
+# on unresolved (rule, subject) would refuse the second; the lock makes it wait instead).
 LOCK_ALERT_KEY = "SELECT pg_advisory_xact_lock(hashtext('ml_ops_alerts:' || %s))"
 
-SELECT_OPEN_ALERT_BY_KEY = """
-SELECT id FROM ml_ops_alerts
-WHERE record_type = 'alert' AND rule_id = %s AND acknowledged_at IS NULL
-  AND details->>'key' = %s
-ORDER BY fired_at LIMIT 1
+SELECT_UNRESOLVED_ALERT = """
+SELECT id, state, occurrences FROM ml_ops_alerts
+WHERE record_type = 'alert' AND rule_id = %s AND subject = %s AND state <> 'resolved'
+"""
+
+REPEAT_ALERT = """
+UPDATE ml_ops_alerts
+SET last_seen_at = now(), occurrences = occurrences + 1, message = %s, details = %s
+WHERE id = %s
+RETURNING id, state, occurrences
 """
 
 INSERT_ALERT = """
 INSERT INTO ml_ops_alerts
-    (record_type, rule_id, name, category, severity, message, details, fired_at)
-VALUES ('alert', %s, %s, %s, %s, %s, %s, now())
-RETURNING id
+    (record_type, rule_id, name, category, severity, message, details, subject, state,
+     fired_at, last_seen_at, occurrences)
+VALUES ('alert', %s, %s, %s, %s, %s, %s, %s, 'open', now(), now(), 1)
+RETURNING id, state, occurrences
 """
 
-SELECT_OPEN_ALERTS = """
-SELECT id, rule_id, name, category, severity, message, details, fired_at
+RESOLVE_ALERT = """
+UPDATE ml_ops_alerts a
+SET state = 'resolved', resolved_at = now(), resolution = %(resolution)s
+FROM ml_ops_alerts r
+WHERE a.record_type = 'alert' AND a.rule_id = r.id AND r.record_type = 'rule'
+  AND r.name = %(rule)s AND a.state <> 'resolved'
+  AND (a.subject = %(subject)s
+       OR (%(subject)s::text IS NULL AND NOT a.subject = ANY(%(still_firing)s::text[])))
+RETURNING a.id, a.severity
+"""
+
+SELECT_ALERTS = """
+SELECT id, name AS rule, category, severity, subject, state, message, details,
+       fired_at AS first_seen_at, last_seen_at, occurrences, acknowledged_at,
+       acknowledged_by, resolved_at, resolution
 FROM ml_ops_alerts
-WHERE record_type = 'alert' AND acknowledged_at IS NULL AND (%s::text IS NULL OR name = %s)
+WHERE record_type = 'alert'
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(rule)s::text IS NULL OR name = %(rule)s)
 ORDER BY fired_at, id
+LIMIT %(limit)s
 """
 
 ACKNOWLEDGE_ALERT = """
-UPDATE ml_ops_alerts SET acknowledged_at = now(), acknowledged_by = %s
-WHERE id = %s AND record_type = 'alert' AND acknowledged_at IS NULL
+UPDATE ml_ops_alerts SET state = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s
+WHERE id = %s AND record_type = 'alert' AND state = 'open'
 RETURNING id
+"""
+
+SELECT_ALERT_STATE = """
+SELECT state FROM ml_ops_alerts WHERE id = %s AND record_type = 'alert'
+"""
+
+# Deliveries: an outbox beside each alert, drained by the delivery sensor ------------------
+
+SELECT_ALERT_CHANNELS = """
+SELECT id, name, kind, config FROM alert_channels WHERE enabled ORDER BY name
+"""
+
+INSERT_ALERT_DELIVERY = """
+INSERT INTO alert_deliveries (alert_id, channel_id, event, status, attempts, delivered_at)
+VALUES (%s, %s, %s, %s, %s, CASE WHEN %s = 'delivered' THEN now() END)
+ON CONFLICT (alert_id, channel_id, event) DO NOTHING
+"""
+
+# One due delivery, leased for its attempt: pushed past the attempt's time so a concurrent
+# drainer skips it, and if this one dies mid-attempt it is tried again after the lease.
+CLAIM_ALERT_DELIVERY = """
+UPDATE alert_deliveries d
+SET next_attempt_at = now() + make_interval(secs => %s), attempts = d.attempts + 1
+FROM (
+    SELECT id FROM alert_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+) due, alert_channels c, ml_ops_alerts a
+WHERE d.id = due.id AND c.id = d.channel_id AND a.id = d.alert_id
+RETURNING d.id, d.event, d.attempts, c.name AS channel, c.kind, c.config,
+          a.id AS alert_id, a.name AS rule, a.category, a.severity, a.subject, a.state,
+          a.message, a.details, a.fired_at AS first_seen_at, a.last_seen_at, a.occurrences,
+          a.resolved_at, a.resolution
+"""
+
+DELIVERED_ALERT = """
+UPDATE alert_deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL
+WHERE id = %s
+"""
+
+# Failed: tried again after backoff_seconds * 2^(attempts-1), or given up after max_attempts.
+FAILED_ALERT_DELIVERY = """
+UPDATE alert_deliveries
+SET last_error = %(error)s,
+    status = CASE WHEN attempts >= %(max_attempts)s THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = now() + make_interval(secs => %(backoff)s * 2 ^ (attempts - 1))
+WHERE id = %(id)s
+RETURNING status, attempts, next_attempt_at
+"""
+
+SELECT_ALERT_DELIVERIES = """
+SELECT d.id, d.alert_id, c.name AS channel, c.kind, d.event, d.status, d.attempts,
+       d.last_error, d.next_attempt_at, d.delivered_at
+FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
+WHERE (%(alert)s::uuid IS NULL OR d.alert_id = %(alert)s)
+ORDER BY d.created_at, d.id
 """
 
 # Every artifact the database records, with what it belongs to; champions first, as their

@@ -3,11 +3,22 @@ and deliveries to a webhook that retry with backoff without blocking whoever rai
 
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import dagster as dg
 import pytest
+from click.testing import CliRunner
 
 from alphaplus_mlops.alerting.delivery import deliver_due
+from alphaplus_mlops.alerting.rules import check_training_memory
+from alphaplus_mlops.app.cli import main
+from alphaplus_mlops.defs.alert_sensors import (
+    alert_delivery_sensor,
+    pipeline_failure_sensor,
+    pipeline_recovery_sensor,
+)
+from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.store.alerts import (
     acknowledge_alert,
     alert_deliveries,
@@ -203,3 +214,141 @@ def test_a_disabled_channel_or_one_above_the_severity_gets_nothing(db, receiver)
     critical = fire_alert(db, "pipeline_failure", "failed", {}, subject="job:z")
     assert [d["channel"] for d in alert_deliveries(db, warning.id)] == ["log"]
     assert sorted(d["channel"] for d in alert_deliveries(db, critical.id)) == ["desk", "log"]
+
+
+# Run outcomes, through Dagster ---------------------------------------------------------------
+
+
+@dg.op
+def load_prices(context):
+    if context.op_config["fail"]:
+        raise RuntimeError("the vendor file is empty")
+
+
+@dg.job
+def nightly_import():
+    load_prices()
+
+
+def finished_run(instance, fail: bool, partition: str | None = None):
+    result = nightly_import.execute_in_process(
+        run_config={"ops": {"load_prices": {"config": {"fail": fail}}}},
+        instance=instance,
+        raise_on_error=False,
+        tags={"dagster/partition": partition} if partition else None,
+    )
+    kind = dg.DagsterEventType.RUN_FAILURE if fail else dg.DagsterEventType.RUN_SUCCESS
+    (event,) = [e for e in result.all_events if e.event_type == kind]
+    return result.dagster_run, event
+
+
+def run_sensor(sensor, instance, run, event, db):
+    with dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"postgres": PostgresResource(database_url=db.url)},
+    ) as context:
+        sensor(context.for_run_failure() if sensor is pipeline_failure_sensor else context)
+
+
+def test_a_failed_run_raises_one_alert_per_job_and_partition_and_a_success_resolves_it(db):
+    instance = dg.DagsterInstance.ephemeral()
+    for _ in range(2):
+        run, event = finished_run(instance, fail=True, partition="catboost")
+        run_sensor(pipeline_failure_sensor, instance, run, event, db)
+    (alert,) = list_alerts(db, rule_name="pipeline_failure")
+    assert alert["subject"] == "job nightly_import [catboost]"
+    assert alert["occurrences"] == 2
+    assert alert["message"] == (
+        f"nightly_import run {run.run_id[:8]} for catboost failed: "
+        "step load_prices: RuntimeError: the vendor file is empty"
+    )
+    assert alert["details"]["run_id"] == run.run_id
+    assert alert["severity"] == "critical"
+
+    # Another partition's success does not clear it; this partition's does.
+    other, event = finished_run(instance, fail=False, partition="xgboost")
+    run_sensor(pipeline_recovery_sensor, instance, other, event, db)
+    assert alert_state(db, alert["id"]) == "open"
+    ok, event = finished_run(instance, fail=False, partition="catboost")
+    run_sensor(pipeline_recovery_sensor, instance, ok, event, db)
+    assert alert_state(db, alert["id"]) == "resolved"
+
+
+def test_a_job_the_rule_does_not_watch_raises_nothing(db):
+    execute(
+        db.url,
+        'UPDATE ml_ops_alerts SET condition = \'{"jobs": ["train_model"]}\' '
+        "WHERE record_type = 'rule' AND name = 'pipeline_failure'",
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    run, event = finished_run(instance, fail=True)
+    run_sensor(pipeline_failure_sensor, instance, run, event, db)
+    assert list_alerts(db, rule_name="pipeline_failure") == []
+
+
+def test_the_delivery_sensor_delivers_and_skips_with_a_reason_when_the_database_is_down(
+    db, receiver
+):
+    add_webhook(db, receiver.url)
+    fire_alert(db, "pipeline_failure", "failed", {}, subject="job:q")
+    with dg.build_sensor_context(
+        resources={"postgres": PostgresResource(database_url=db.url)}
+    ) as context:
+        skip = alert_delivery_sensor(context)
+    assert "1 delivered" in skip.skip_message
+    assert len(receiver.received) == 1
+
+    nowhere = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    with dg.build_sensor_context(
+        resources={"postgres": PostgresResource(database_url=nowhere)}
+    ) as down:
+        assert "database unavailable" in alert_delivery_sensor(down).skip_message
+
+
+def test_a_training_run_over_the_memory_limit_raises_system_resources_and_one_under_resolves(
+    db,
+):
+    execute(
+        db.url,
+        "UPDATE ml_ops_alerts SET condition = jsonb_set(condition, '{threshold}', '1000000') "
+        "WHERE record_type = 'rule' AND name = 'system_resources'",
+    )
+    fired = check_training_memory(db, family="lightgbm", run_id="run-aaaaaaaa", peak_rss=3 * 2**20)
+    assert fired.new and fired.severity == "warning"
+    (alert,) = list_alerts(db, rule_name="system_resources")
+    assert alert["subject"] == "training lightgbm"
+    assert "peaked at 0.00 GiB (peak_rss_bytes > 1e+06 bytes)" in alert["message"]
+    assert check_training_memory(db, family="lightgbm", run_id="run-b", peak_rss=500_000) is None
+    assert alert_state(db, alert["id"]) == "resolved"
+
+
+def test_the_cli_lists_alerts_by_state_and_acknowledges_one(db, tmp_path):
+    env = {"ALPHAPLUS_DATABASE_URL": db.url, "ALPHAPLUS_HOME": str(tmp_path)}
+    cli = CliRunner()
+    assert cli.invoke(main, ["alerts"], env=env).output == "no open alerts\n"
+    alert = fire_alert(db, "feature_drift", "psi 0.4 on rsi_14", {}, subject="family:xgboost")
+    fire_alert(db, "feature_drift", "psi 0.5 on rsi_14", {}, subject="family:xgboost")
+
+    listed = cli.invoke(main, ["alerts"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert f"{alert.id}  open" in listed.output
+    assert "feature_drift" in listed.output and "family:xgboost" in listed.output
+    assert "seen 2x" in listed.output and "psi 0.5 on rsi_14" in listed.output
+
+    acked = cli.invoke(main, ["alerts", "ack", alert.id, "--by", "maria"], env=env)
+    assert acked.exit_code == 0 and f"alert {alert.id} acknowledged by maria" in acked.output
+    assert cli.invoke(main, ["alerts"], env=env).output == "no open alerts\n"
+    shown = cli.invoke(main, ["alerts", "--state", "acknowledged"], env=env).output
+    assert "acknowledged by maria" in shown
+
+    again = cli.invoke(main, ["alerts", "ack", alert.id, "--by", "maria"], env=env)
+    assert again.exit_code == 1 and "is acknowledged, not open" in again.output
+    unknown = cli.invoke(main, ["alerts", "ack", str(uuid.uuid4())], env=env)
+    assert unknown.exit_code == 1 and "no alert" in unknown.output
+    malformed = cli.invoke(main, ["alerts", "ack", "42"], env=env)
+    assert malformed.exit_code == 2 and "'42' is not an alert id" in malformed.output
+    bad_state = cli.invoke(main, ["alerts", "--state", "closed"], env=env)
+    assert bad_state.exit_code == 2

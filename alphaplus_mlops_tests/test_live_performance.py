@@ -2,6 +2,7 @@
 trained by the train_model job, predictions logged for its stored bars, outcomes equal to
 the training dataset's labels, the paper P&L by hand, windows on known data, status."""
 
+import json
 import math
 import zlib
 
@@ -15,11 +16,12 @@ from alphaplus_mlops.core.backtest import median_bars_per_year
 from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
 from alphaplus_mlops.modeling.model_files import load_dataset
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
+from alphaplus_mlops.store.alerts import list_alerts
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import load_bars
 from alphaplus_mlops.store.live import WINDOW_RECORD, realized_window, window_frame
 
-from .conftest import rows, simulated_project
+from .conftest import execute, rows, simulated_project
 
 SYMBOLS = ["LPA", "LPB", "LPC"]
 LIVE_BARS = 90  # the last bars of each symbol get predictions
@@ -243,6 +245,52 @@ def test_live_windows_and_status(live):
     report = status_report(db)
     assert f"live champion  v{version['version']} 63b (63 bars): hit " in report
     assert "| offline AUC 0." in report
+
+
+def test_a_champion_whose_live_window_meets_the_decay_rule_is_alerted_until_it_clears(live):
+    db, url, version = live["db"], live["url"], live["version"]
+    config = {"ops": {"live_performance": {"config": {"windows": [21, 63]}}}}
+    run(live_performance, live, config)
+    (window,) = rows(
+        url,
+        "SELECT metrics FROM real_time_model_performance "
+        "WHERE role = 'champion' AND window_label = '63b'",
+    )
+    sharpe = window["metrics"]["net_sharpe"]
+
+    def rule_threshold(value):
+        execute(
+            url,
+            "UPDATE ml_ops_alerts SET condition = jsonb_set(condition, '{threshold}', %s) "
+            "WHERE record_type = 'rule' AND name = 'live_performance_decay'",
+            (json.dumps(value),),
+        )
+
+    rule_threshold(sharpe - 0.5)  # the floor below the live Sharpe: no decay
+    assert run(live_performance, live, config)["live_performance_decay_alert"].value == "none"
+    assert list_alerts(db, "open", "live_performance_decay") == []
+
+    rule_threshold(sharpe + 0.5)  # the floor above the live Sharpe: decay
+    meta = run(live_performance, live, config)
+    (alert,) = list_alerts(db, "open", "live_performance_decay")
+    assert meta["live_performance_decay_alert"].value == f"alert {alert['id']} raised"
+    assert alert["subject"] == f"lightgbm v{version['version']}"
+    assert alert["message"].startswith(
+        f"lightgbm v{version['version']} (champion): live net_sharpe {sharpe:.3g} over the "
+        f"last 63b (net_sharpe < {sharpe + 0.5:g})"
+    )
+    assert alert["details"]["value"] == pytest.approx(sharpe)
+    run(live_performance, live, config)  # still decayed: the same alert, seen again
+    (again,) = list_alerts(db, "open", "live_performance_decay")
+    assert (again["id"], again["occurrences"]) == (alert["id"], 2)
+
+    rule_threshold(sharpe - 0.5)  # the same window now clears the floor
+    meta = run(live_performance, live, config)
+    assert meta["live_performance_decay_alert"].value == "none"
+    assert list_alerts(db, "open", "live_performance_decay") == []
+    (resolved,) = [a for a in list_alerts(db, "resolved") if a["id"] == alert["id"]]
+    assert "no longer meets net_sharpe <" in resolved["resolution"]
+    rule_threshold(0.0)
 
 
 def test_a_window_read_out_of_order_is_sorted_by_bar_and_symbol():

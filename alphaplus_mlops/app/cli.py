@@ -571,6 +571,63 @@ def status() -> None:
         click.echo(status_report(db))
 
 
+@main.group("alerts", invoke_without_command=True)
+@click.option(
+    "--state",
+    type=click.Choice(["open", "acknowledged", "resolved", "all"]),
+    default="open",
+    show_default=True,
+    help="Which alerts to list.",
+)
+@click.option("--rule", default=None, help="Only alerts of this rule.")
+@click.pass_context
+def alerts(ctx: click.Context, state: str, rule: str | None) -> None:
+    """List alerts (oldest first): rule, severity, subject, times seen, first and last seen,
+    state and message. `alerts ack ID --by NAME` acknowledges one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from alphaplus_mlops.store.alerts import list_alerts
+
+    with _database(_settings()) as db:
+        found = list_alerts(db, None if state == "all" else state, rule)
+    if not found:
+        click.echo(f"no {'' if state == 'all' else state + ' '}alerts")
+        return
+    for a in found:
+        click.echo(
+            f"{a['id']}  {a['state']:<12} {a['severity']:<8} {a['rule']:<22} {a['subject']}\n"
+            f"    seen {a['occurrences']}x, first {a['first_seen_at']:%Y-%m-%d %H:%M:%S%z}, "
+            f"last {a['last_seen_at']:%Y-%m-%d %H:%M:%S%z}: {a['message']}"
+        )
+        if a["acknowledged_by"]:
+            click.echo(f"    acknowledged by {a['acknowledged_by']}")
+        if a["resolution"]:
+            click.echo(f"    resolved: {a['resolution']}")
+
+
+@alerts.command("ack")
+@click.argument("alert_id")
+@click.option("--by", "by", default=None, help="Who acknowledges (default: $USER).")
+def alerts_ack(alert_id: str, by: str | None) -> None:
+    """Acknowledge open alert ALERT_ID: someone is on it. Repeats keep updating it until
+    its condition clears."""
+    from alphaplus_mlops.store.alerts import acknowledge_alert, alert_state
+
+    try:
+        uuid.UUID(alert_id)
+    except ValueError as exc:
+        raise click.UsageError(f"{alert_id!r} is not an alert id (a UUID)") from exc
+    by = by or getpass.getuser()
+    with _database(_settings()) as db:
+        if acknowledge_alert(db, alert_id, by):
+            click.echo(f"alert {alert_id} acknowledged by {by}")
+            return
+        state = alert_state(db, alert_id)
+    if state is None:
+        raise click.ClickException(f"no alert {alert_id}")
+    raise click.ClickException(f"alert {alert_id} is {state}, not open: nothing to acknowledge")
+
+
 @main.command("which")
 @FAMILY_OPTION
 @click.option("--at", "at", default=None, help="ISO time (default: now).")

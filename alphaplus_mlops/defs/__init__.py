@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from alphaplus_mlops.defs.alert_sensors import (
+    alert_delivery_sensor,
+    pipeline_failure_sensor,
+    pipeline_recovery_sensor,
+)
 from alphaplus_mlops.defs.artifact_scan import artifact_scan_job, artifact_scan_schedule
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
@@ -66,6 +71,13 @@ def build_definitions(
             artifact_scan_job,
         ],
         schedules=[model_age_schedule, artifact_scan_schedule],
-        sensors=[run_mirror_sensor, build_training_reaper(settings), live_signals_sensor],
+        sensors=[
+            run_mirror_sensor,
+            build_training_reaper(settings),
+            live_signals_sensor,
+            pipeline_failure_sensor,
+            pipeline_recovery_sensor,
+            alert_delivery_sensor,
+        ],
         resources=resources or build_resources(settings),
     )

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 from pydantic import Field, PrivateAttr
 
 from alphaplus_mlops.settings import ENV_DATABASE_URL, Settings
@@ -29,12 +30,19 @@ class PostgresResource(dg.ConfigurableResource):
     )
 
     _db: Database | None = PrivateAttr(default=None)
+    _unreachable: psycopg.OperationalError | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         settings = Settings(database_url=self.database_url or None, home=Path(self.home))
         url = resolve_database_url(settings)
         if self.migrate_on_start:
-            applied = prepare_schema(url, Settings.from_env().migration_database_url)
+            try:
+                applied = prepare_schema(url, Settings.from_env().migration_database_url)
+            except psycopg.OperationalError as exc:
+                # Unreachable: raised at first use instead, where a sensor can say so and
+                # skip its tick; a step fails there just the same.
+                self._unreachable = exc
+                return
             if applied and context.log is not None:
                 context.log.info(f"applied migrations: {[m.filename for m in applied]}")
         self._db = Database(url, timeout=self.pool_timeout)
@@ -46,6 +54,10 @@ class PostgresResource(dg.ConfigurableResource):
 
     @property
     def db(self) -> Database:
+        if self._unreachable is not None:
+            raise psycopg.OperationalError(
+                f"the database is unreachable: {self._unreachable}"
+            ) from self._unreachable
         if self._db is None:
             raise RuntimeError("PostgresResource used outside of a run (setup not called)")
         return self._db

@@ -6,6 +6,7 @@ its progress, CPU seconds and peak RSS, and how the row is closed.
 
 from __future__ import annotations
 
+import logging
 import resource
 import threading
 import time
@@ -18,6 +19,7 @@ import psutil
 import psycopg
 
 from alphaplus_mlops import run_tags
+from alphaplus_mlops.alerting.rules import check_training_memory
 from alphaplus_mlops.families.base import Progress
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.db import Database
@@ -28,6 +30,8 @@ from alphaplus_mlops.store.training_jobs import (
     start_training_job,
     update_training_progress,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -252,18 +256,22 @@ def recorded_training_job(
         with Heartbeat(db, job_id, Settings.from_env().heartbeat_seconds):
             yield job
     except Exception as exc:
-        _close(db, job, "failed", f"{type(exc).__name__}: {exc}")
+        _close(db, job, family, run.run_id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     except BaseException as exc:
         # Termination from Dagster, Ctrl-C, SystemExit: the run was stopped, not broken.
         # (SIGKILL and out-of-memory kills run no handler at all: the heartbeat stops and
         # the reaper closes the row.)
-        _close(db, job, "cancelled", f"interrupted: {type(exc).__name__}: {exc}")
+        _close(
+            db, job, family, run.run_id, "cancelled", f"interrupted: {type(exc).__name__}: {exc}"
+        )
         raise
-    _close(db, job, "succeeded")
+    _close(db, job, family, run.run_id, "succeeded")
 
 
-def _close(db: Database, job: TrainingJob, status: str, error: str | None = None) -> None:
+def _close(
+    db: Database, job: TrainingJob, family: str, run_id: str, status: str, error: str | None = None
+) -> None:
     finish_training_job(
         db,
         job.id,
@@ -272,3 +280,7 @@ def _close(db: Database, job: TrainingJob, status: str, error: str | None = None
         peak_rss=job.progress.peak_rss,
         error=error,
     )
+    try:  # the alert is bookkeeping: it must not turn a finished training into a failure
+        check_training_memory(db, family=family, run_id=run_id, peak_rss=job.progress.peak_rss)
+    except Exception:
+        log.exception("could not evaluate the system_resources alert for run %s", run_id)

@@ -116,7 +116,7 @@ def resolve_alert(
 ) -> bool:
     """Resolve the unresolved alert of ``rule_name`` about ``subject``: its condition has
     cleared. False when there was none."""
-    return bool(_resolve(conn_or_db, rule_name, str(subject), [], resolution))
+    return bool(_resolve(conn_or_db, rule_name, str(subject), [], None, resolution))
 
 
 def resolve_cleared(
@@ -124,14 +124,16 @@ def resolve_cleared(
     rule_name: str,
     still_firing: set[str],
     resolution: str,
+    prefix: str | None = None,
 ) -> int:
     """Resolve every unresolved alert of ``rule_name`` whose subject is not in
-    ``still_firing``: for an evaluator that has just checked every subject of its rule.
-    Returns how many were resolved."""
-    return len(_resolve(conn_or_db, rule_name, None, sorted(still_firing), resolution))
+    ``still_firing`` (and starts with ``prefix``, when given): for an evaluator that has
+    just checked every subject of its rule (or every one under the prefix). Returns how
+    many were resolved."""
+    return len(_resolve(conn_or_db, rule_name, None, sorted(still_firing), prefix, resolution))
 
 
-def _resolve(conn_or_db, rule_name, subject, still_firing, resolution) -> list[dict]:
+def _resolve(conn_or_db, rule_name, subject, still_firing, prefix, resolution) -> list[dict]:
     with _connection(conn_or_db) as conn, conn.transaction():
         resolved = conn.execute(
             queries.RESOLVE_ALERT,
@@ -139,6 +141,7 @@ def _resolve(conn_or_db, rule_name, subject, still_firing, resolution) -> list[d
                 "rule": rule_name,
                 "subject": subject,
                 "still_firing": still_firing,
+                "prefix": prefix,
                 "resolution": resolution,
             },
         ).fetchall()
@@ -236,3 +239,9 @@ def delivery_failed(
                 "backoff": backoff_seconds,
             },
         ).fetchone()
+
+
+def alert_rule(conn_or_db: Database | psycopg.Connection, rule_name: str) -> dict | None:
+    """The rule row (id, name, category, severity, enabled, condition), or None."""
+    with _connection(conn_or_db) as conn:
+        return conn.execute(queries.SELECT_ALERT_RULE, (rule_name,)).fetchone()

@@ -600,7 +600,8 @@ FROM ml_ops_alerts r
 WHERE a.record_type = 'alert' AND a.rule_id = r.id AND r.record_type = 'rule'
   AND r.name = %(rule)s AND a.state <> 'resolved'
   AND (a.subject = %(subject)s
-       OR (%(subject)s::text IS NULL AND NOT a.subject = ANY(%(still_firing)s::text[])))
+       OR (%(subject)s::text IS NULL AND NOT a.subject = ANY(%(still_firing)s::text[])
+           AND (%(prefix)s::text IS NULL OR starts_with(a.subject, %(prefix)s))))
 RETURNING a.id, a.severity
 """
 

@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from alphaplus_mlops.alerting.rules import check_live_decay
 from alphaplus_mlops.core.backtest import median_bars_per_year
 from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.core.live_metrics import DEFAULT_WINDOWS, realized_outcomes, rolling_windows
@@ -24,7 +25,7 @@ from alphaplus_mlops.store.live import (
     record_outcomes,
     record_windows,
 )
-from alphaplus_mlops.store.versions import get_model_version
+from alphaplus_mlops.store.versions import current_champion, get_model_version
 
 ROLES = ("champion", "challenger", "previous")
 
@@ -89,19 +90,32 @@ def live_performance(
 ) -> dg.MaterializeResult:
     db = postgres.db
     windows = tuple(sorted(set(config.windows)))
-    lines, curves = [], []
-    for series in realized_series(db, context.partition_key):
+    family = context.partition_key
+    lines, curves, served = [], [], {}
+    for series in realized_series(db, family):
         version_id, role = series["model_version_id"], series["role"]
         rows = realized_window(db, version_id, role, max(windows))
         bars = load_bars(db, sorted(rows["symbol"].unique()))
         results = rolling_windows(rows, median_bars_per_year(bars), windows)
         record_windows(db, version_id, role, results)
+        served[str(version_id), role] = results
         version = get_model_version(db, version_id)
         offline = offline_evaluation(db, version_id)
         lines += [_table_row(version["version"], role, w, offline) for w in results]
         net = rows.groupby("bar_ts")["realized_net_return"].mean()
         curves.append((f"v{version['version']} {role}", (1 + net).cumprod()))
-    metadata = {"series": len(curves), "windows": ", ".join(f"{w}b" for w in windows)}
+    champion = current_champion(db, family)
+    decay = check_live_decay(
+        db,
+        family=family,
+        champion=(str(champion["id"]), champion["version"]) if champion else None,
+        windows=served.get((str(champion["id"]), "champion"), []) if champion else [],
+    )
+    metadata = {
+        "series": len(curves),
+        "windows": ", ".join(f"{w}b" for w in windows),
+        "live_performance_decay_alert": decay.sentence() if decay else "none",
+    }
     if lines:
         metadata["live_vs_offline"] = dg.MetadataValue.md(_TABLE_HEAD + "\n".join(lines))
         metadata["live_equity"] = dg.MetadataValue.md(_equity_plot(curves))

@@ -17,6 +17,7 @@ from alphaplus_mlops.defs.alert_sensors import (
     alert_delivery_sensor,
     pipeline_failure_sensor,
     pipeline_recovery_sensor,
+    stale_data_sensor,
 )
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.store.alerts import (
@@ -352,3 +353,34 @@ def test_the_cli_lists_alerts_by_state_and_acknowledges_one(db, tmp_path):
     assert malformed.exit_code == 2 and "'42' is not an alert id" in malformed.output
     bad_state = cli.invoke(main, ["alerts", "--state", "closed"], env=env)
     assert bad_state.exit_code == 2
+
+
+def add_daily_bars(db, symbol, first, days):
+    execute(
+        db.url,
+        "INSERT INTO market_bars (symbol, ts, open, high, low, close, volume, source) "
+        "SELECT %s, d, 10, 11, 9, 10, 100, 'test' "
+        "FROM generate_series(%s::timestamptz, %s::timestamptz + %s * interval '1 day', "
+        "'1 day') AS d "
+        "WHERE extract(isodow FROM d) < 6",  # trading days only: weekends are no gap
+        (symbol, first, first, days - 1),
+    )
+
+
+def test_the_stale_data_sensor_alerts_on_a_symbol_that_stopped_and_resolves_when_it_resumes(
+    db,
+):
+    add_daily_bars(db, "AAA", "2016-01-04 21:00+00", 60)
+    add_daily_bars(db, "BBB", "2016-01-04 21:00+00", 50)  # stopped 10 days earlier
+    resources = {"postgres": PostgresResource(database_url=db.url)}
+    with dg.build_sensor_context(resources=resources) as context:
+        assert stale_data_sensor(context).skip_message == "1 stale, 0 resolved"
+    (alert,) = list_alerts(db, "open", "stale_market_data")
+    assert alert["subject"] == "symbol BBB"
+    assert alert["details"]["bars_behind"] == 8  # 10 calendar days, 8 trading days
+    assert alert["severity"] == "warning"
+
+    add_daily_bars(db, "BBB", "2016-02-23 21:00+00", 11)  # caught up
+    with dg.build_sensor_context(resources=resources) as context:
+        assert stale_data_sensor(context).skip_message == "0 stale, 1 resolved"
+    assert alert_state(db, alert["id"]) == "resolved"

@@ -61,5 +61,6 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "pipeline_failure_sensor",
         "pipeline_recovery_sensor",
         "run_mirror_sensor",
+        "stale_data_sensor",
         "training_reaper",
     ]

@@ -83,7 +83,7 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
     enabled = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates WHERE enabled")
     assert "drift" not in enabled
     # The seed's four, artifact_missing (009) and serving_load_failed (011).
-    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 6
+    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 7
     trigger_types = scalar(
         url,
         "SELECT array_agg(trigger_type ORDER BY trigger_type) FROM automated_retraining_triggers",

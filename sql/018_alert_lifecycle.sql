@@ -85,3 +85,12 @@ CREATE TABLE alert_deliveries (
 );
 CREATE INDEX alert_deliveries_due_idx ON alert_deliveries (next_attempt_at)
     WHERE status = 'pending';
+
+-- Stale market data: a symbol whose bars stopped while the market's kept coming (counted in
+-- the market's bar times, so weekends are no gap), and optionally the whole market by the
+-- wall clock (max_age_hours; null for a replay, which lives in the past).
+INSERT INTO ml_ops_alerts (record_type, name, category, severity, condition, message)
+VALUES
+    ('rule', 'stale_market_data', 'pipeline', 'warning',
+     '{"max_missed_bars": 3, "max_age_hours": null}'::jsonb,
+     'Bars stopped arriving for a symbol (or for the whole market)');

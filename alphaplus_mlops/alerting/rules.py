@@ -7,6 +7,9 @@
 * ``live_performance_decay``: a champion's complete live window (``window_bars``) met the
   rule's condition on its metric (live_performance); a window that no longer does, or the
   version leaving the champion role, resolves it.
+* ``stale_market_data``: the market has had more than ``max_missed_bars`` bar times since
+  a symbol's last bar, or (``max_age_hours`` set) the market's newest bar is
+  that old by the wall clock (stale data sensor); bars arriving again resolve it.
 
 Each evaluator reads the rule row every time: changing the condition or disabling the rule
 in the database takes effect at the next evaluation.
@@ -15,6 +18,7 @@ in the database takes effect at the next evaluation.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import psycopg
 
@@ -24,6 +28,7 @@ from alphaplus_mlops.monitoring.alert_conditions import (
     condition_sentence,
     watches_job,
 )
+from alphaplus_mlops.monitoring.freshness import stale_data
 from alphaplus_mlops.store.alerts import (
     FiredAlert,
     alert_rule,
@@ -31,6 +36,7 @@ from alphaplus_mlops.store.alerts import (
     resolve_alert,
     resolve_cleared,
 )
+from alphaplus_mlops.store.bars import symbol_freshness
 from alphaplus_mlops.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 PIPELINE_FAILURE = "pipeline_failure"
 SYSTEM_RESOURCES = "system_resources"
 LIVE_PERFORMANCE_DECAY = "live_performance_decay"
+STALE_MARKET_DATA = "stale_market_data"
 
 
 def run_subject(job_name: str, partition: str | None) -> str:
@@ -170,3 +177,28 @@ def check_live_decay(
             f"{condition_sentence(condition)}",
         )
     return None
+
+
+def check_stale_data(db: Database, now: datetime) -> tuple[list[FiredAlert], int]:
+    """Raise stale_market_data for each symbol whose bars stopped (and for the market by
+    the wall clock, when the rule sets ``max_age_hours``); resolve the rest. Returns the
+    alerts raised or repeated and how many were resolved."""
+    rule = alert_rule(db, STALE_MARKET_DATA)
+    if rule is None or not rule["enabled"]:
+        return [], 0
+    condition = rule["condition"] or {}
+    findings = stale_data(
+        symbol_freshness(db),
+        int(condition.get("max_missed_bars", 3)),
+        condition.get("max_age_hours"),
+        now,
+    )
+    fired = [
+        alert
+        for f in findings
+        if (alert := fire_alert(db, STALE_MARKET_DATA, f.message, f.details, subject=f.subject))
+    ]
+    resolved = resolve_cleared(
+        db, STALE_MARKET_DATA, {f.subject for f in findings}, "bars are arriving again"
+    )
+    return fired, resolved

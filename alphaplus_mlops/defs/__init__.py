@@ -8,6 +8,7 @@ from alphaplus_mlops.defs.alert_sensors import (
     alert_delivery_sensor,
     pipeline_failure_sensor,
     pipeline_recovery_sensor,
+    stale_data_sensor,
 )
 from alphaplus_mlops.defs.artifact_scan import artifact_scan_job, artifact_scan_schedule
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
@@ -78,6 +79,7 @@ def build_definitions(
             pipeline_failure_sensor,
             pipeline_recovery_sensor,
             alert_delivery_sensor,
+            stale_data_sensor,
         ],
         resources=resources or build_resources(settings),
     )

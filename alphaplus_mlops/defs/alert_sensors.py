@@ -1,12 +1,14 @@
 """Sensors that turn run outcomes into alerts and deliver alerts to their channels."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.alerting.delivery import DEFAULT_BUDGET_SECONDS, deliver_due
-from alphaplus_mlops.alerting.rules import on_run_failure, on_run_success
+from alphaplus_mlops.alerting.rules import check_stale_data, on_run_failure, on_run_success
 from alphaplus_mlops.defs.resources import PostgresResource
 
 _DATABASE_DOWN = (psycopg.OperationalError, PoolTimeout)
@@ -84,3 +86,22 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
     for error in report.errors:
         context.log.warning(error)
     return dg.SkipReason(f"alert deliveries: {report.sentence()}")
+
+
+@dg.sensor(
+    name="stale_data_sensor",
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Raises stale_market_data for a symbol whose bars stopped arriving (the "
+    "market has had more than max_missed_bars bar times since its last bar) and, with "
+    "max_age_hours set in the rule, for the market by the wall clock; resolves them when "
+    "bars arrive.",
+)
+def stale_data_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
+    try:
+        fired, resolved = check_stale_data(postgres.db, datetime.now(UTC))
+    except _DATABASE_DOWN as exc:
+        return dg.SkipReason(f"database unavailable, freshness not checked: {exc}")
+    for alert in fired:
+        context.log.warning(f"stale market data: {alert.sentence()}")
+    return dg.SkipReason(f"{len(fired)} stale, {resolved} resolved")

@@ -15,6 +15,7 @@ from alphaplus_mlops.data.validation import (
     stored_neighbour_problems,
     validate_bars,
 )
+from alphaplus_mlops.monitoring.freshness import SymbolFreshness
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database
 
@@ -215,3 +216,11 @@ def bar_fingerprints(db: Database, symbols: list[str]) -> dict[str, tuple]:
     return {
         r["symbol"]: (r["bars"], r["last_ts"], r["last_ingested"], r["last_revision"]) for r in rows
     }
+
+
+def symbol_freshness(db: Database, cap: int = 10_000) -> list[SymbolFreshness]:
+    """Per symbol with bars: its last bar and the market's bar times since (at most
+    ``cap``)."""
+    with db.connection() as conn:
+        found = conn.execute(queries.SELECT_SYMBOL_FRESHNESS, (cap,)).fetchall()
+    return [SymbolFreshness(r["symbol"], r["last_ts"], int(r["bars_behind"])) for r in found]

@@ -199,6 +199,28 @@ SELECT_DATASET_BY_HASH = "SELECT * FROM training_data_management WHERE content_h
 
 SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 
+# Per symbol, its last bar and how many bar times the market has had since (capped): the
+# symbols walked on the primary key, each one's last bar a probe of it, the count a range of
+# market_bars_ts_idx (short unless the symbol is far behind, where the cap stops it).
+SELECT_SYMBOL_FRESHNESS = """
+WITH RECURSIVE symbols AS (
+    (SELECT symbol FROM market_bars ORDER BY symbol LIMIT 1)
+    UNION ALL
+    SELECT (SELECT b.symbol FROM market_bars b WHERE b.symbol > s.symbol
+            ORDER BY b.symbol LIMIT 1)
+    FROM symbols s WHERE s.symbol IS NOT NULL
+), last AS (
+    SELECT s.symbol,
+           (SELECT max(b.ts) FROM market_bars b WHERE b.symbol = s.symbol) AS last_ts
+    FROM symbols s WHERE s.symbol IS NOT NULL
+)
+SELECT l.symbol, l.last_ts,
+       (SELECT count(*) FROM (SELECT DISTINCT m.ts FROM market_bars m WHERE m.ts > l.last_ts
+                              LIMIT %s) later) AS bars_behind
+FROM last l
+ORDER BY l.symbol
+"""
+
 # What identifies a symbol's stored bars for a cache of features computed from them: a new or
 # deleted bar changes the count (and a new last bar the last time); a restatement through the
 # store leaves a revision row, whose id is taken under the import lock, so a later restatement

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from alphaplus_mlops import run_tags
+from alphaplus_mlops.alerting.rules import LIVE_PERFORMANCE_DECAY
 from alphaplus_mlops.app.dagster_env import prepare_dagster
 from alphaplus_mlops.app.market_clock import advance_simulated_market
 from alphaplus_mlops.app.reporting import STATUS_WINDOW, leaderboard_report, status_report
@@ -33,6 +34,7 @@ from alphaplus_mlops.data.sources import inclusive_end
 from alphaplus_mlops.defs import build_definitions
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.alerts import list_alerts
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import summarize_bars
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
@@ -136,6 +138,9 @@ def live_across_the_break(demo: Demo) -> None:
                 )
         after = "after" if as_of > BREAK else "before"
         demo.echo(f"  {as_of} ({after} the break): {'; '.join(lines) or 'no outcomes yet'}")
+    for alert in list_alerts(demo.db, rule_name=LIVE_PERFORMANCE_DECAY):
+        if alert["state"] != "resolved":
+            demo.echo(f"  alert {LIVE_PERFORMANCE_DECAY} ({alert['severity']}): {alert['message']}")
 
 
 def run_live_loop(demo: Demo) -> None:
@@ -192,6 +197,10 @@ def summarize(demo: Demo) -> None:
     echo(leaderboard_report(demo.db))
     echo("\nstatus (alphaplus-mlops status)")
     echo(status_report(demo.db))
+    unresolved = [a for a in list_alerts(demo.db) if a["state"] != "resolved"]
+    echo(f"\nalerts not resolved (alphaplus-mlops alerts): {len(unresolved)}")
+    for a in unresolved:
+        echo(f"  {a['rule']:<24} {a['severity']:<8} {a['subject']}: seen {a['occurrences']}x")
     echo("\nmarket data")
     for s in summarize_bars(demo.db):
         echo(f"  {s.symbol:<8} {s.bars:>6} bars  {s.first_ts.date()} .. {s.last_ts.date()}")

@@ -1,0 +1,92 @@
+"""How much drift is ordinary for a model: a yardstick frozen from its own training period.
+
+On daily data volatility features cluster, so two windows of a quarter differ from each
+other even when nothing has changed: a fixed limit between a recent window and the training
+window fires at every check. The yardstick measures the drift statistic the way a live check
+will, between a window and the window of the same length just before it, for every such pair
+of non-overlapping windows within the training period; a live window is unusual only when
+its statistic exceeds what those pairs showed.
+
+The statistic is the importance-weighted share of drifted features (each feature's verdict
+from ``column_drift``, Evidently's tests): a feature the model leans on counts for more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alphaplus_mlops.monitoring.column_drift import DatasetDrift, dataset_drift
+
+YARDSTICK_QUANTILE = 0.95
+
+
+def weighted_drift(drift: DatasetDrift, importance: Mapping[str, float] | None = None) -> float:
+    """Σ importance · drifted / Σ importance over the compared features (equal weights when
+    ``importance`` is None or sums to zero over them)."""
+    weights = np.array(
+        [max(float((importance or {}).get(c.column, 0.0)), 0.0) for c in drift.columns]
+    )
+    if weights.sum() <= 0:
+        weights = np.ones(len(drift.columns))
+    drifted = np.array([c.drifted for c in drift.columns], dtype=float)
+    return float(np.dot(weights, drifted) / weights.sum())
+
+
+@dataclass(frozen=True)
+class Yardstick:
+    window_bars: int
+    values: tuple[float, ...]
+    """The statistic of each window against the one before it, oldest first."""
+    quantile: float
+    limit: float
+    """The ``quantile`` of ``values``: a live window above it is unusual."""
+
+    def as_dict(self) -> dict:
+        return {
+            "window_bars": self.window_bars,
+            "values": list(self.values),
+            "quantile": self.quantile,
+            "limit": self.limit,
+            "statistic": "importance-weighted share of drifted features",
+        }
+
+
+def consecutive_windows(frame: pd.DataFrame, window_bars: int) -> list[pd.DataFrame]:
+    """The rows of ``frame`` in non-overlapping windows of ``window_bars`` bar times
+    (column ``ts``), ending at the last bar; an incomplete oldest window is left out."""
+    if window_bars < 1:
+        raise ValueError(f"a window is at least one bar, got {window_bars}")
+    times = np.sort(frame["ts"].unique())
+    n = len(times) // window_bars
+    starts = [len(times) - (k + 1) * window_bars for k in reversed(range(n))]
+    return [
+        frame[(frame["ts"] >= times[s]) & (frame["ts"] <= times[s + window_bars - 1])]
+        for s in starts
+    ]
+
+
+def yardstick(
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    window_bars: int,
+    importance: Mapping[str, float] | None = None,
+    quantile: float = YARDSTICK_QUANTILE,
+) -> Yardstick:
+    """The yardstick of a training period (rows with ``ts`` and the features). Raises
+    ValueError with fewer than three windows (two pairs): too short to say what is
+    ordinary."""
+    windows = consecutive_windows(frame, window_bars)
+    if len(windows) < 3:
+        raise ValueError(
+            f"the training period holds {len(windows)} windows of {window_bars} bars; "
+            "a yardstick needs at least 3"
+        )
+    values = tuple(
+        weighted_drift(dataset_drift(before, after, list(features)), importance)
+        for before, after in zip(windows, windows[1:], strict=False)
+    )
+    return Yardstick(window_bars, values, quantile, float(np.quantile(values, quantile)))

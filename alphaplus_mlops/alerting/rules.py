@@ -10,6 +10,9 @@
 * ``stale_market_data``: the market has had more than ``max_missed_bars`` bar times since
   a symbol's last bar, or (``max_age_hours`` set) the market's newest bar is
   that old by the wall clock (stale data sensor); bars arriving again resolve it.
+* ``feature_drift``: the champion's latest live window drifted beyond its yardstick
+  (``drift_ratio`` = statistic / limit meets the condition; drift_report); a later check
+  within it, or the version leaving the champion role, resolves it.
 
 Each evaluator reads the rule row every time: changing the condition or disabling the rule
 in the database takes effect at the next evaluation.
@@ -45,6 +48,7 @@ PIPELINE_FAILURE = "pipeline_failure"
 SYSTEM_RESOURCES = "system_resources"
 LIVE_PERFORMANCE_DECAY = "live_performance_decay"
 STALE_MARKET_DATA = "stale_market_data"
+FEATURE_DRIFT = "feature_drift"
 
 
 def run_subject(job_name: str, partition: str | None) -> str:
@@ -202,3 +206,22 @@ def check_stale_data(db: Database, now: datetime) -> tuple[list[FiredAlert], int
         db, STALE_MARKET_DATA, {f.subject for f in findings}, "bars are arriving again"
     )
     return fired, resolved
+
+
+def check_feature_drift(
+    db: Database, *, family: str, version: int, ratio: float, message: str, details: dict
+) -> FiredAlert | None:
+    """Raise feature_drift when the drift ratio (statistic / the version's yardstick limit)
+    meets the rule, else resolve the family's alert about that version."""
+    rule = alert_rule(db, FEATURE_DRIFT)
+    if rule is None or not rule["enabled"]:
+        return None
+    condition = rule["condition"] or {}
+    subject = f"{family} v{version}"
+    resolve_cleared(db, FEATURE_DRIFT, {subject}, "no longer the champion", f"{family} v")
+    held = condition_holds(condition, ratio)
+    if held:
+        return fire_alert(db, FEATURE_DRIFT, message, details, subject=subject)
+    if held is False:
+        resolve_alert(db, FEATURE_DRIFT, subject, f"drift ratio {ratio:.2f}: within the yardstick")
+    return None

@@ -12,6 +12,7 @@ from alphaplus_mlops.defs.alert_sensors import (
 )
 from alphaplus_mlops.defs.artifact_scan import artifact_scan_job, artifact_scan_schedule
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
+from alphaplus_mlops.defs.assets.drift import drift_report
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.assets.market import market_bars
@@ -62,6 +63,7 @@ def build_definitions(
             live_signals,
             prediction_outcomes,
             live_performance,
+            drift_report,
         ],
         asset_checks=quality_gate_checks,
         jobs=[

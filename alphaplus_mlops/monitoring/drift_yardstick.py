@@ -90,3 +90,51 @@ def yardstick(
         for before, after in zip(windows, windows[1:], strict=False)
     )
     return Yardstick(window_bars, values, quantile, float(np.quantile(values, quantile)))
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    drift: DatasetDrift
+    """Each feature's verdict, the latest live window against the training's last."""
+    statistic: float
+    limit: float
+    reference_span: tuple[pd.Timestamp, pd.Timestamp, int]
+    """First and last bar time and rows of the training window compared."""
+    current_span: tuple[pd.Timestamp, pd.Timestamp, int]
+
+    @property
+    def ratio(self) -> float:
+        """statistic / limit: above 1 the window drifted more than training ever showed."""
+        if self.limit > 0:
+            return self.statistic / self.limit
+        return float("inf") if self.statistic > 0 else 0.0
+
+    @property
+    def drifted(self) -> bool:
+        return self.ratio > 1.0
+
+
+def check_latest_window(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: Sequence[str],
+    window_bars: int,
+    limit: float,
+    importance: Mapping[str, float] | None = None,
+) -> DriftCheck | None:
+    """The latest ``window_bars`` bar times of ``current`` against the last as many of the
+    training period (windows of equal length: the statistic's noise depends on size); None
+    while fewer than ``window_bars`` bar times have been scored since training."""
+    current_windows = consecutive_windows(current, window_bars)
+    reference_windows = consecutive_windows(reference, window_bars)
+    if not current_windows or not reference_windows:
+        return None
+    before, now = reference_windows[-1], current_windows[-1]
+    drift = dataset_drift(before, now, list(features))
+    return DriftCheck(
+        drift,
+        weighted_drift(drift, importance),
+        limit,
+        (before["ts"].min(), before["ts"].max(), len(before)),
+        (now["ts"].min(), now["ts"].max(), len(now)),
+    )

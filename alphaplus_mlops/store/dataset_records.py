@@ -55,3 +55,8 @@ def record_dataset(
             return DatasetRecord(str(row["id"]), content_hash, True)
         existing = conn.execute(queries.SELECT_DATASET_BY_HASH, (content_hash,)).fetchone()
     return DatasetRecord(str(existing["id"]), content_hash, False)
+
+
+def dataset_by_id(db: Database, dataset_id: str) -> dict | None:
+    with db.connection() as conn:
+        return conn.execute(queries.SELECT_DATASET_BY_ID, (dataset_id,)).fetchone()

@@ -196,6 +196,7 @@ RETURNING id
 """
 
 SELECT_DATASET_BY_HASH = "SELECT * FROM training_data_management WHERE content_hash = %s"
+SELECT_DATASET_BY_ID = "SELECT * FROM training_data_management WHERE id = %s"
 
 SELECT_ALL_SYMBOLS = "SELECT DISTINCT symbol FROM market_bars ORDER BY symbol"
 
@@ -944,3 +945,25 @@ COPY_STAGED_OUTCOMES = (
     "COPY staged_outcomes (model_version_id, role, symbol, bar_ts, realized_return,"
     " realized_label, realized_t1, realized_net_return) FROM STDIN"
 )
+
+# Drift checks (model_drift_detection) and the yardstick frozen with a version -----------------
+
+FREEZE_DRIFT_YARDSTICK = """
+UPDATE model_versioning SET drift_yardstick = %s WHERE id = %s AND drift_yardstick IS NULL
+"""
+
+SELECT_DRIFT_YARDSTICK = "SELECT drift_yardstick FROM model_versioning WHERE id = %s"
+
+INSERT_DRIFT_CHECK = """
+INSERT INTO model_drift_detection
+    (family, model_version_id, dataset_id, reference_window, current_window, method,
+     threshold, dataset_drift_score, drift_share, drifted, feature_scores, report_path)
+VALUES (%(family)s, %(version_id)s, %(dataset_id)s, %(reference_window)s, %(current_window)s,
+        %(method)s, %(threshold)s, %(score)s, %(drift_share)s, %(drifted)s, %(feature_scores)s,
+        %(report_path)s)
+RETURNING id, checked_at
+"""
+
+SELECT_LATEST_DRIFT_CHECK = """
+SELECT * FROM model_drift_detection WHERE family = %s ORDER BY checked_at DESC LIMIT 1
+"""

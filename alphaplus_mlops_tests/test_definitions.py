@@ -58,6 +58,7 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
     ]
     assert sorted(s["name"] for s in listed["sensors"]) == [
         "alert_delivery_sensor",
+        "drift_trigger_sensor",
         "live_signals_sensor",
         "pipeline_failure_sensor",
         "pipeline_recovery_sensor",

@@ -532,6 +532,26 @@ SELECT_TRIGGERS_OF_TYPE = """
 SELECT * FROM automated_retraining_triggers WHERE trigger_type = %s AND enabled ORDER BY name
 """
 
+# A trigger's decisions (requested or refused) are automated_decision_making rows of type
+# 'retrain_trigger', rule = the trigger's name, inputs->>'trigger_id' and ->>'evidence'.
+SELECT_TRIGGER_DECISION_FOR_EVIDENCE = """
+SELECT id, outcome FROM automated_decision_making
+WHERE decision_type = 'retrain_trigger' AND inputs->>'trigger_id' = %s
+  AND inputs->>'evidence' = %s
+LIMIT 1
+"""
+
+SELECT_TRIGGER_REQUESTS_SINCE = """
+SELECT decided_at FROM automated_decision_making
+WHERE decision_type = 'retrain_trigger' AND family = %s AND outcome = 'requested'
+  AND inputs->>'trigger_id' = %s AND decided_at > %s
+ORDER BY decided_at DESC
+"""
+
+MARK_TRIGGER_FIRED = """
+UPDATE automated_retraining_triggers SET last_fired_at = now(), updated_at = now() WHERE id = %s
+"""
+
 # Status --------------------------------------------------------------------------------------
 
 SELECT_FAMILY_STATUS = """

@@ -31,7 +31,7 @@ BATCH_MIN_ROWS = 256
 # 10,000 rows: at 4,096 native LightGBM and onnxruntime on every core were too close to
 # call, and the one chosen could be 1.2x slower than the other at 10,000.
 CALIBRATION_ROWS = 10_000
-CALIBRATION_RUNS = 3
+CALIBRATION_RUNS = 5
 CALIBRATION_PAUSE_SECONDS = 0.005
 BATCH_PARITY = 1e-5
 """Largest |P(y=1) difference| from the ONNX file a batch engine may show on the calibration
@@ -40,7 +40,7 @@ batch (measured differences are about 1e-7: float32 sums in another order)."""
 
 @dataclass(frozen=True)
 class BatchEngine:
-    """How a version scores a batch, and why: the median milliseconds of every candidate on
+    """How a version scores a batch, and why: the fastest milliseconds of every candidate on
     the calibration batch, and the candidates left out with the reason."""
 
     name: str
@@ -165,12 +165,13 @@ def choose_batch_engine(
         else:
             agreeing[name] = predict
     runs: dict[str, list[float]] = {name: [] for name in agreeing}
-    names = list(agreeing)
-    for r in range(CALIBRATION_RUNS):
-        # Interleaved, the order rotated each round, each run after a pause: a native
-        # library's OpenMP threads spin for a while after a call and would slow whichever
-        # candidate ran next, and a shared machine's slow spells would hit one candidate.
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+    order = np.random.default_rng(0)
+    for _ in range(CALIBRATION_RUNS):
+        # Interleaved, in a new order each round, each run after a pause: a native library's
+        # OpenMP threads spin for a while after a call and would slow whichever candidate ran
+        # next (a rotated fixed order keeps each one's predecessor), and a shared machine's
+        # slow spells would hit one candidate.
+        for name in order.permutation(list(agreeing)):
             if name in excluded:
                 continue
             time.sleep(CALIBRATION_PAUSE_SECONDS)
@@ -181,7 +182,10 @@ def choose_batch_engine(
                 excluded[name] = f"{type(exc).__name__}: {exc}"
                 continue
             runs[name].append((time.perf_counter() - started) * 1000)
-    milliseconds = {name: float(np.median(ms)) for name, ms in runs.items() if name not in excluded}
+    # The fastest of a candidate's runs: noise on a shared machine only ever adds time, and a
+    # slow spell during three runs once made the one-thread session look fastest for a
+    # LightGBM version (its batches then ran 1.76x slower than onnxruntime on every core).
+    milliseconds = {name: float(np.min(ms)) for name, ms in runs.items() if name not in excluded}
     fastest = min(milliseconds, key=milliseconds.__getitem__)
     return BatchEngine(
         name=fastest,

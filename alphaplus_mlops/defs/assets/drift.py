@@ -26,7 +26,9 @@ METHOD = "importance-weighted share of drifted features (Evidently's column test
 
 class DriftReportConfig(dg.Config):
     window_bars: int = Field(
-        default=63, description="Bars per window compared (live and training, equal length)."
+        default=63,
+        description="Bars per window compared (live and training, equal length) when the "
+        "version's yardstick is first computed; later checks use the yardstick's window.",
     )
     html_report: bool = Field(
         default=True, description="Also run Evidently and store its HTML report (seconds)."

@@ -3,15 +3,12 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import psycopg
-from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.alerting.delivery import DEFAULT_BUDGET_SECONDS, deliver_due
 from alphaplus_mlops.alerting.rules import check_stale_data, on_run_failure, on_run_success
 from alphaplus_mlops.defs.resources import PostgresResource
-
-_DATABASE_DOWN = (psycopg.OperationalError, PoolTimeout)
+from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE
 
 
 def _failure_text(context: dg.RunFailureSensorContext) -> str:
@@ -81,7 +78,7 @@ def pipeline_recovery_sensor(context: dg.RunStatusSensorContext, postgres: Postg
 def alert_delivery_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     try:
         report = deliver_due(postgres.db, budget_seconds=DEFAULT_BUDGET_SECONDS)
-    except _DATABASE_DOWN as exc:
+    except DATABASE_UNAVAILABLE as exc:
         return dg.SkipReason(f"database unavailable, deliveries wait: {exc}")
     for error in report.errors:
         context.log.warning(error)
@@ -100,7 +97,7 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext, postgres: Postgre
 def stale_data_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     try:
         fired, resolved = check_stale_data(postgres.db, datetime.now(UTC))
-    except _DATABASE_DOWN as exc:
+    except DATABASE_UNAVAILABLE as exc:
         return dg.SkipReason(f"database unavailable, freshness not checked: {exc}")
     for alert in fired:
         context.log.warning(f"stale market data: {alert.sentence()}")

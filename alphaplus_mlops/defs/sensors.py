@@ -5,12 +5,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
-import psycopg
-from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.resources import PostgresResource
-from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE, Database
 from alphaplus_mlops.store.run_mirror import mirror_run
 
 #: A run that cannot be written for a reason other than the database being away is tried
@@ -84,7 +82,7 @@ def run_mirror_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
         run_id = record.dagster_run.run_id
         try:
             _mirror(postgres.db, record)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except DATABASE_UNAVAILABLE as exc:
             context.log.warning(f"database unavailable, the mirror resumes next tick: {exc}")
             break
         except Exception as exc:

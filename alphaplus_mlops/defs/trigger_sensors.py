@@ -6,15 +6,13 @@ the trigger and the evidence, so one piece of evidence retrains once."""
 from datetime import UTC, datetime
 
 import dagster as dg
-import psycopg
-from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.jobs import train_model_job
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.monitoring.retrain_policy import BUDGET_PERIOD, retrain_verdict
-from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE, Database
 from alphaplus_mlops.store.drift import latest_drift_check
 from alphaplus_mlops.store.triggers import (
     decision_for_evidence,
@@ -59,7 +57,7 @@ def _in_flight(instance: dg.DagsterInstance, family: str) -> bool:
 def drift_trigger_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     try:
         return _drift_requests(context, postgres.db)
-    except (psycopg.OperationalError, PoolTimeout) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         return dg.SkipReason(f"database unavailable, no trigger evaluated: {exc}")
 
 

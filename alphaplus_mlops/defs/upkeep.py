@@ -10,9 +10,7 @@ import socket
 
 import dagster as dg
 import psutil
-import psycopg
 from dagster._core.events import JobFailureData, RunFailureReason
-from psycopg_pool import PoolTimeout
 
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.settings import Settings
@@ -22,6 +20,7 @@ from alphaplus_mlops.store.consistency import (
     stale_training_jobs,
     unfinished_promotions,
 )
+from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE
 
 
 class DagsterRuns:
@@ -99,7 +98,7 @@ def build_training_reaper(settings: Settings) -> dg.SensorDefinition:
     ):
         try:
             findings = reaper_findings(postgres.db, artifacts.store, context.instance, stale_after)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except DATABASE_UNAVAILABLE as exc:
             return dg.SkipReason(f"checks not run, the next tick tries again: {exc}")
         outcomes = []
         for finding in findings:

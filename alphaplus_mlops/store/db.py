@@ -25,6 +25,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.embedded import start_embedded
 
+#: What a caller catches to mean "the database is away": a refused or dropped connection, or
+#: no pooled connection within the pool's timeout. Sensors skip their tick on it.
+DATABASE_UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+
 
 def resolve_database_url(settings: Settings) -> str:
     """The URL in use: the configured server, or the embedded one (started on demand).

@@ -9,8 +9,6 @@ import table sees all three, so a desk that only loads bars gets signals.
 
 import dagster as dg
 import pandas as pd
-import psycopg
-from psycopg_pool import PoolTimeout
 from pydantic import Field
 
 from alphaplus_mlops.defs.assets.market import market_bars
@@ -21,6 +19,7 @@ from alphaplus_mlops.serving.features import MAX_BATCH_ROWS, FeatureRequestError
 from alphaplus_mlops.serving.prediction_log import records_from_answers, write_predictions
 from alphaplus_mlops.serving.service import DEFAULT_PROBATION_SECONDS, SignalService
 from alphaplus_mlops.store.bars import all_symbols, load_bars
+from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE
 from alphaplus_mlops.store.live import dataset_symbols, last_scored_bars, latest_bar_arrival
 from alphaplus_mlops.store.serving_state import desired_serving
 
@@ -171,7 +170,7 @@ def live_signals_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
     try:
         arrival = latest_bar_arrival(postgres.db)
         serving = desired_serving(postgres.db, 0)
-    except (psycopg.OperationalError, PoolTimeout) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         return dg.SkipReason(f"database unavailable, trying again next tick: {exc}")
     keys = set(family_partitions.get_partition_keys())
     families = sorted(f for f, roles in serving.items() if "champion" in roles and f in keys)

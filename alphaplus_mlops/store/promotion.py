@@ -90,6 +90,34 @@ def reject_candidate(
     return True
 
 
+def insert_decision(
+    conn,
+    *,
+    decision_type: str,
+    family: str,
+    version_id: str | None,
+    rule: str,
+    inputs: dict,
+    outcome: str,
+    reasons: list[str],
+    decided_by: str,
+) -> str:
+    """One automated_decision_making row, in the caller's transaction; its id."""
+    return conn.execute(
+        queries.INSERT_DECISION,
+        (
+            decision_type,
+            family,
+            version_id,
+            rule,
+            jsonb(inputs),
+            outcome,
+            jsonb(reasons),
+            decided_by,
+        ),
+    ).fetchone()["id"]
+
+
 def record_decision(
     db: Database,
     *,
@@ -103,19 +131,17 @@ def record_decision(
     stage: str,
 ) -> str:
     with db.connection() as conn, conn.transaction():
-        decision = conn.execute(
-            queries.INSERT_DECISION,
-            (
-                "deployment",
-                family,
-                version_id,
-                rule,
-                jsonb(inputs),
-                outcome,
-                jsonb(reasons),
-                "deployment_decision",
-            ),
-        ).fetchone()["id"]
+        decision = insert_decision(
+            conn,
+            decision_type="deployment",
+            family=family,
+            version_id=version_id,
+            rule=rule,
+            inputs=inputs,
+            outcome=outcome,
+            reasons=reasons,
+            decided_by="deployment_decision",
+        )
         if new_status is not None:
             set_status_if_candidate_in(conn, version_id, new_status)
         conn.execute(

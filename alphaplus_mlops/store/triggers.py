@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from alphaplus_mlops.store import queries
-from alphaplus_mlops.store.db import Database, jsonb
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.promotion import insert_decision
 
 
 def triggers_of_type(db: Database, trigger_type: str) -> list[dict]:
@@ -45,19 +46,17 @@ def record_trigger_decision(
     """One automated_decision_making row (type 'retrain_trigger'): ``outcome`` 'requested'
     or 'refused'; a request also marks the trigger fired."""
     with db.connection() as conn, conn.transaction():
-        decision = conn.execute(
-            queries.INSERT_DECISION,
-            (
-                "retrain_trigger",
-                family,
-                version_id,
-                trigger["name"],
-                jsonb({**inputs, "trigger_id": str(trigger["id"]), "evidence": evidence}),
-                outcome,
-                jsonb(reasons),
-                f"{trigger['trigger_type']}_trigger_sensor",
-            ),
-        ).fetchone()["id"]
+        decision = insert_decision(
+            conn,
+            decision_type="retrain_trigger",
+            family=family,
+            version_id=version_id,
+            rule=trigger["name"],
+            inputs={**inputs, "trigger_id": str(trigger["id"]), "evidence": evidence},
+            outcome=outcome,
+            reasons=reasons,
+            decided_by=f"{trigger['trigger_type']}_trigger_sensor",
+        )
         if outcome == "requested":
             conn.execute(queries.MARK_TRIGGER_FIRED, (trigger["id"],))
     return str(decision)

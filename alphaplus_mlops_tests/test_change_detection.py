@@ -1,11 +1,21 @@
 """CUSUM on per-bar values: exact on small inputs, calibrated on simulated ones."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alphaplus_mlops.monitoring.change_detection import cusum, run_lengths, threshold_for_arl
+from alphaplus_mlops.monitoring.change_detection import (
+    Detector,
+    block_bootstrap,
+    calibrate_detector,
+    cusum,
+    largest_statistic,
+    per_bar_values,
+    run_lengths,
+    threshold_for_arl,
+)
 
 
 def test_the_statistic_accumulates_losses_beyond_k_and_alarms_past_h():
@@ -54,3 +64,88 @@ def test_a_calibrated_threshold_keeps_false_alarms_near_the_target_and_catches_a
         alarm = cusum(x, k=0.25, h=h).alarm_at
         delays.append(np.inf if alarm is None else alarm - 100)
     assert np.median(delays) < 40
+
+
+def test_per_bar_values_average_each_metric_over_the_bars_symbols():
+    rows = pd.DataFrame(
+        {
+            "ts": [2, 1, 1, 2],
+            "net_return": [0.01, -0.02, 0.04, 0.03],
+            "proba": [0.8, 0.3, 0.6, 0.5],
+            "label": [1, 1, 1, 0],
+        }
+    )
+    assert per_bar_values(rows, "net_return").to_dict() == pytest.approx({1: 0.01, 2: 0.02})
+    # p > 0.5 predicts class 1; p = 0.5 predicts 0
+    assert per_bar_values(rows, "accuracy").to_dict() == {1: 0.5, 2: 1.0}
+    loss = per_bar_values(rows, "log_loss")
+    assert loss[1] == pytest.approx((np.log(0.3) + np.log(0.6)) / 2)
+    assert loss[2] == pytest.approx((np.log(0.8) + np.log(0.5)) / 2)
+    with pytest.raises(ValueError, match="unknown performance metric 'sharpe'"):
+        per_bar_values(rows, "sharpe")
+
+
+@given(st.lists(st.floats(-3, 3), min_size=3, max_size=40), st.floats(0, 1))
+def test_largest_statistic_is_the_maximum_of_the_cusum(values, k):
+    x = np.array(values)
+    expected = max(0.0, cusum(x, k=k, h=1e9).statistic.max())
+    assert largest_statistic(x[None, :], k)[0] == pytest.approx(expected)
+
+
+def test_block_bootstrap_draws_consecutive_values_wrapping_around():
+    rng = np.random.default_rng(1)
+    paths = block_bootstrap(np.arange(10.0), runs=50, horizon=7, block=3, rng=rng)
+    assert paths.shape == (50, 7)
+    for path in paths:
+        for block in (path[0:3], path[3:6]):
+            assert ((np.diff(block) == 1) | (np.diff(block) == -9)).all()
+
+
+def test_a_detector_is_frozen_at_the_no_skill_target_and_keeps_its_false_alarm_rate():
+    rng = np.random.default_rng(3)
+    offline = 0.01 * rng.standard_normal(400) + 0.002  # a skilled version, out of fold
+    detector = calibrate_detector(
+        offline,
+        metric="net_return",
+        shift_sd=0.5,
+        false_alarm_probability=0.2,
+        horizon_bars=252,
+        block_bars=5,
+    )
+    assert detector.target == 0.0 and detector.k == 0.25
+    assert detector.scale == pytest.approx(offline.std(ddof=1))
+    assert Detector.from_dict(detector.as_dict()) == detector
+    # No skill at all, the offline spread: about 20 % of 252-bar stretches alarm.
+    no_skill = [
+        bool(detector.alarms(detector.scale * rng.standard_normal(252))) for _ in range(400)
+    ]
+    assert 0.1 <= np.mean(no_skill) <= 0.3
+    # Losing a standard deviation per bar is caught within weeks, near where it began.
+    losing = np.r_[offline[:200], offline[:100] - 0.002 - detector.scale]
+    alarm = detector.alarms(losing)[0]
+    assert 200 <= alarm.at < 230 and 190 <= alarm.change_at <= alarm.at
+    assert alarm.statistic > detector.h
+
+
+def test_alarms_restart_the_statistic():
+    detector = Detector(
+        metric="net_return", target=0.0, scale=1.0, k=0.0, h=2.5, shift_sd=0.0,
+        false_alarm_probability=0.1, horizon_bars=10, block_bars=1, offline_bars=30,
+        offline_mean=0.0,
+    )  # fmt: skip
+    found = detector.alarms(np.array([-1.0, -1.0, -1.0, 1.0, -1.0, -1.0, -1.0, -1.0]))
+    assert [(a.at, a.change_at) for a in found] == [(2, 0), (6, 4)]
+    assert detector.statistic(np.array([-1.0, 0.5])) == 0.5
+
+
+def test_a_detector_refuses_too_little_or_constant_evidence():
+    args = {"metric": "net_return", "shift_sd": 0.5, "false_alarm_probability": 0.2}
+    with pytest.raises(ValueError, match="29 offline per-bar values; a detector needs at least 30"):
+        calibrate_detector(np.ones(29), horizon_bars=10, block_bars=1, **args)
+    with pytest.raises(ValueError, match="do not vary"):
+        calibrate_detector(np.ones(40), horizon_bars=10, block_bars=1, **args)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        calibrate_detector(
+            np.arange(40.0), horizon_bars=10, block_bars=1,
+            **{**args, "false_alarm_probability": 1.0},
+        )  # fmt: skip

@@ -10,16 +10,28 @@ so it is not the reference), and the alarm is for a fall of ``shift`` standard d
 
     S_0 = 0,  S_t = max(0, S_{t-1} + (target - x_t) / scale - k),  alarm when S_t > h,
 
-with k = shift / 2 (the optimal reference value for that shift) and h from the ARL0 wanted,
-found by simulation (``threshold_for_arl``) on the very process the detector will watch.
+with k = shift / 2 (the optimal reference value for that shift) and h from the false-alarm
+probability wanted over a horizon, found by simulation on the very process the detector will
+watch: a ``Detector`` is frozen per model version from its own out-of-fold per-bar values,
+re-centred on the target and resampled, in blocks (volatility clusters, so the values are
+not independent) and one by one, and h is the higher of the two (1 - p) quantiles of the
+paths' largest S. S_t does not
+depend on h, so that quantile is exact for the simulated paths; no search is needed.
+
+Metrics (higher is better; the target is what no skill earns):
+
+  net_return  the bar's mean net P&L over the symbols (target 0: "not losing");
+  accuracy    the share of symbols whose predicted class was the realized label (0.5);
+  log_loss    minus the bar's mean log loss (−ln 2, a constant 0.5 forecast).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,54 @@ def cusum(
     return CusumResult(statistic, alarm, change)
 
 
+METRICS = ("net_return", "accuracy", "log_loss")
+NO_SKILL = {"net_return": 0.0, "accuracy": 0.5, "log_loss": -float(np.log(2.0))}
+_EPS = 1e-15
+
+
+def per_bar_values(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """One value per bar of ``metric`` (see the module docstring), the mean over the bar's
+    symbols, indexed by bar time and sorted. ``rows``: ``ts`` and, by metric,
+    ``net_return`` or ``proba`` and ``label``."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown performance metric {metric!r}; one of {', '.join(METRICS)}")
+    if metric == "net_return":
+        value = rows["net_return"].astype(float)
+    else:
+        p = rows["proba"].to_numpy(dtype=float)
+        y = rows["label"].to_numpy(dtype=float)
+        if metric == "accuracy":
+            value = pd.Series(((p > 0.5) == (y > 0.5)).astype(float), index=rows.index)
+        else:
+            q = np.clip(p, _EPS, 1 - _EPS)
+            value = pd.Series(y * np.log(q) + (1 - y) * np.log(1 - q), index=rows.index)
+    return value.groupby(rows["ts"].to_numpy()).mean().sort_index()
+
+
+def largest_statistic(paths: np.ndarray, k: float) -> np.ndarray:
+    """max_t S_t of the downward CUSUM (target 0, scale 1) of each row of ``paths``."""
+    s = np.zeros(paths.shape[0])
+    largest = np.zeros(paths.shape[0])
+    for column in paths.T:
+        s = np.maximum(0.0, s - column - k)
+        np.maximum(largest, s, out=largest)
+    return largest
+
+
+def block_bootstrap(
+    values: np.ndarray, *, runs: int, horizon: int, block: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``runs`` paths of ``horizon`` values, each a chain of blocks of ``block`` consecutive
+    values starting at random places of ``values`` (circular): the values' own
+    distribution and their short-range dependence, in new orders."""
+    n = len(values)
+    block = max(1, min(block, n))
+    blocks = -(-horizon // block)
+    starts = rng.integers(0, n, size=(runs, blocks))
+    index = (starts[:, :, None] + np.arange(block)[None, None, :]) % n
+    return np.asarray(values)[index.reshape(runs, -1)[:, :horizon]]
+
+
 def run_lengths(
     simulate: Callable[[np.random.Generator, int], np.ndarray],
     *,
@@ -83,16 +143,136 @@ def threshold_for_arl(
     runs: int = 400,
     seed: int = 0,
 ) -> float:
-    """The smallest h (to 0.05) with at most ``false_alarm_probability`` of simulated
-    in-control series of ``horizon`` bars alarming, by bisection."""
-    low, high = 0.05, 50.0
-    while high - low > 0.05:
-        h = (low + high) / 2
-        alarmed = np.mean(
-            run_lengths(simulate, k=k, h=h, runs=runs, horizon=horizon, seed=seed) <= horizon
+    """The smallest h with at most ``false_alarm_probability`` of ``runs`` simulated
+    in-control series of ``horizon`` bars alarming."""
+    rng = np.random.default_rng(seed)
+    paths = np.stack([simulate(rng, horizon) for _ in range(runs)])
+    return _threshold(largest_statistic(paths, k), false_alarm_probability)
+
+
+def _threshold(largest: np.ndarray, false_alarm_probability: float) -> float:
+    if not 0.0 < false_alarm_probability < 1.0:
+        raise ValueError(
+            f"false_alarm_probability must lie strictly between 0 and 1, "
+            f"got {false_alarm_probability}"
         )
-        if alarmed <= false_alarm_probability:
-            high = h
-        else:
-            low = h
-    return round(high, 2)
+    # Alarm is S > h, so h at the quantile lets at most that share of paths through.
+    return max(float(np.quantile(largest, 1.0 - false_alarm_probability)), 1e-9)
+
+
+@dataclass(frozen=True)
+class Alarm:
+    at: int
+    """Index of the value at which S first exceeded h."""
+    change_at: int
+    """Index after the last time S was 0 before the alarm: where the fall began."""
+    statistic: float
+
+
+@dataclass(frozen=True)
+class Detector:
+    """A CUSUM frozen for one model version: a fall of ``shift_sd`` of its offline
+    standard deviations below ``target`` is what it is built to catch, and in-control
+    (at the target) it alarms within ``horizon_bars`` with ``false_alarm_probability``."""
+
+    metric: str
+    target: float
+    scale: float
+    k: float
+    h: float
+    shift_sd: float
+    false_alarm_probability: float
+    horizon_bars: int
+    block_bars: int
+    offline_bars: int
+    offline_mean: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Detector:
+        return cls(**{name: d[name] for name in cls.__dataclass_fields__})
+
+    def alarms(self, values: np.ndarray) -> list[Alarm]:
+        """Every alarm on ``values`` (oldest first), S restarting at 0 after each."""
+        found, offset, x = [], 0, np.asarray(values, dtype=float)
+        while offset < len(x):
+            result = cusum(x[offset:], k=self.k, h=self.h, target=self.target, scale=self.scale)
+            if result.alarm_at is None:
+                break
+            found.append(
+                Alarm(
+                    offset + result.alarm_at,
+                    offset + result.change_at,
+                    float(result.statistic[result.alarm_at]),
+                )
+            )
+            offset += result.alarm_at + 1
+        return found
+
+    def statistic(self, values: np.ndarray) -> float:
+        """S after the last of ``values`` (0 for none)."""
+        x = np.asarray(values, dtype=float)
+        if len(x) == 0:
+            return 0.0
+        result = cusum(x, k=self.k, h=self.h, target=self.target, scale=self.scale)
+        return float(result.statistic[-1])
+
+
+def calibrate_detector(
+    offline: np.ndarray,
+    *,
+    metric: str,
+    shift_sd: float,
+    false_alarm_probability: float,
+    horizon_bars: int,
+    block_bars: int,
+    runs: int = 2000,
+    seed: int = 0,
+) -> Detector:
+    """The detector for a version whose out-of-fold per-bar values of ``metric`` are
+    ``offline``. Raises ValueError with fewer than 30 finite values or none that vary."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown performance metric {metric!r}; one of {', '.join(METRICS)}")
+    if shift_sd <= 0 or horizon_bars < 1 or block_bars < 1:
+        raise ValueError(
+            f"shift_sd must be > 0 and horizon_bars, block_bars >= 1, got {shift_sd}, "
+            f"{horizon_bars}, {block_bars}"
+        )
+    x = np.asarray(offline, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 30:
+        raise ValueError(f"{len(x)} offline per-bar values; a detector needs at least 30")
+    scale = float(x.std(ddof=1))
+    if not scale > 0:
+        raise ValueError("the offline per-bar values do not vary; nothing to standardize by")
+    # In control at the target itself: the offline shape, none of its (selection-biased) edge.
+    centred = (x - x.mean()) / scale
+    k = shift_sd / 2
+    # Blocks keep the values' dependence, but a few hundred values say little about it: by
+    # chance they can look anti-correlated, and blocks then make sums too tame and h too
+    # low. Resampling single values as well and keeping the higher h guards against that.
+    rng = np.random.default_rng(seed)
+    h = max(
+        _threshold(
+            largest_statistic(
+                block_bootstrap(centred, runs=runs, horizon=horizon_bars, block=block, rng=rng), k
+            ),
+            false_alarm_probability,
+        )
+        for block in sorted({1, block_bars})
+    )
+    return Detector(
+        metric=metric,
+        target=NO_SKILL[metric],
+        scale=scale,
+        k=k,
+        h=h,
+        shift_sd=shift_sd,
+        false_alarm_probability=false_alarm_probability,
+        horizon_bars=horizon_bars,
+        block_bars=block_bars,
+        offline_bars=len(x),
+        offline_mean=float(x.mean()),
+    )

@@ -3,9 +3,11 @@
 On daily data volatility features cluster, so two windows of a quarter differ from each
 other even when nothing has changed: a fixed limit between a recent window and the training
 window fires at every check. The yardstick measures the drift statistic the way a live check
-will, between a window and the window of the same length just before it, for every such pair
-of non-overlapping windows within the training period; a live window is unusual only when
-its statistic exceeds what those pairs showed.
+will, between two windows of the same length, for every pair of non-overlapping windows within
+the training period, near and far apart (a live window is compared with the training's last,
+and the gap between them grows as the version ages: volatility regimes make far pairs differ
+more than neighbours); a live window is unusual only when its statistic exceeds what those
+pairs showed.
 
 The statistic is the importance-weighted share of drifted features (each feature's verdict
 from ``column_drift``, Evidently's tests): a feature the model leans on counts for more.
@@ -40,7 +42,7 @@ def weighted_drift(drift: DatasetDrift, importance: Mapping[str, float] | None =
 class Yardstick:
     window_bars: int
     values: tuple[float, ...]
-    """The statistic of each window against the one before it, oldest first."""
+    """The statistic of every pair of windows (earlier, later), by earlier then later."""
     quantile: float
     limit: float
     """The ``quantile`` of ``values``: a live window above it is unusual."""
@@ -77,7 +79,7 @@ def yardstick(
     quantile: float = YARDSTICK_QUANTILE,
 ) -> Yardstick:
     """The yardstick of a training period (rows with ``ts`` and the features). Raises
-    ValueError with fewer than three windows (two pairs): too short to say what is
+    ValueError with fewer than three windows (three pairs): too short to say what is
     ordinary."""
     windows = consecutive_windows(frame, window_bars)
     if len(windows) < 3:
@@ -87,7 +89,8 @@ def yardstick(
         )
     values = tuple(
         weighted_drift(dataset_drift(before, after, list(features)), importance)
-        for before, after in zip(windows, windows[1:], strict=False)
+        for i, before in enumerate(windows)
+        for after in windows[i + 1 :]
     )
     return Yardstick(window_bars, values, quantile, float(np.quantile(values, quantile)))
 

@@ -40,8 +40,9 @@ def env(create_database, tmp_path_factory):
     db.close()
 
 
-def train(env, end=None):
+def train(env, end=None, compare_from=None):
     dataset = {"symbols": SYMBOLS, **({"end": end} if end else {})}
+    evaluation = {"model_evaluation": {"config": {"compare_from": compare_from}}}
     result = (
         env["defs"]
         .resolve_job_def("train_model")
@@ -51,6 +52,7 @@ def train(env, end=None):
                 "ops": {
                     "training_dataset": {"config": dataset},
                     "trained_model": {"config": {"n_estimators": 40, "cv_splits": 2}},
+                    **(evaluation if compare_from else {}),
                 }
             },
             instance=dg.DagsterInstance.ephemeral(),
@@ -88,3 +90,23 @@ def test_the_decision_is_the_rule_applied_to_the_recorded_paired_evidence(env):
         env["url"], "SELECT status FROM model_versioning WHERE id = %s", (second["id"],)
     )
     assert status["status"] == STATUS[decision["outcome"]]
+
+
+def comparison_of(env, version) -> dict:
+    (decision,) = rows(
+        env["url"],
+        "SELECT inputs FROM automated_decision_making WHERE model_version_id = %s",
+        (version["id"],),
+    )
+    return decision["inputs"]["comparison"]
+
+
+def test_after_a_detected_change_the_candidate_is_judged_on_the_bars_since(env):
+    ts = env["bars"].bars["ts"].sort_values().unique()
+    if not rows(env["url"], "SELECT 1 FROM model_versioning WHERE status = 'champion'"):
+        train(env, end=str(ts[500].date()))
+    since_change = comparison_of(env, train(env, compare_from=str(ts[860].date())))
+    assert 10 <= since_change["evidence_bars"] <= 40  # 900 bars; the change at bar 860
+    # Too few bars since the change to test: judged on every bar after the champion's.
+    too_recent = comparison_of(env, train(env, compare_from=str(ts[-3].date())))
+    assert too_recent["evidence_bars"] > 40

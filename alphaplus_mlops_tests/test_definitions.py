@@ -60,6 +60,7 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "alert_delivery_sensor",
         "drift_trigger_sensor",
         "live_signals_sensor",
+        "performance_trigger_sensor",
         "pipeline_failure_sensor",
         "pipeline_recovery_sensor",
         "run_mirror_sensor",

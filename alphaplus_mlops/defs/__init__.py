@@ -34,7 +34,7 @@ from alphaplus_mlops.defs.resources import (
 )
 from alphaplus_mlops.defs.schedules import model_age_schedule
 from alphaplus_mlops.defs.sensors import run_mirror_sensor
-from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor
+from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor, performance_trigger_sensor
 from alphaplus_mlops.defs.upkeep import build_training_reaper
 from alphaplus_mlops.settings import Settings
 
@@ -84,6 +84,7 @@ def build_definitions(
             alert_delivery_sensor,
             stale_data_sensor,
             drift_trigger_sensor,
+            performance_trigger_sensor,
         ],
         resources=resources or build_resources(settings),
     )

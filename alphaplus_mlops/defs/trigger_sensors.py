@@ -1,17 +1,21 @@
 """Sensors that retrain unattended on evidence: a drift check beyond the champion's
-yardstick (drift_trigger_sensor). Each reads its rows in automated_retraining_triggers every
-tick, records every request and refusal in automated_decision_making, and keys each run on
-the trigger and the evidence, so one piece of evidence retrains once."""
+yardstick (drift_trigger_sensor), an alarm of the detector watching the champion's live
+performance (performance_trigger_sensor). Each reads its rows in
+automated_retraining_triggers every tick, records every request and refusal in
+automated_decision_making, and keys each run on the trigger and the evidence, so one piece
+of evidence retrains once."""
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.jobs import train_model_job
-from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.monitoring.retrain_policy import BUDGET_PERIOD, retrain_verdict
+from alphaplus_mlops.retraining.performance_watch import watch_champion
 from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE, Database
 from alphaplus_mlops.store.drift import latest_drift_check
 from alphaplus_mlops.store.triggers import (
@@ -61,12 +65,86 @@ def drift_trigger_sensor(context: dg.SensorEvaluationContext, postgres: Postgres
         return dg.SkipReason(f"database unavailable, no trigger evaluated: {exc}")
 
 
+@dataclass
+class _Tick:
+    """One tick's requests and refusals; a family gets at most one request per tick."""
+
+    context: dg.SensorEvaluationContext
+    db: Database
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    requests: list = field(default_factory=list)
+    refused: list = field(default_factory=list)
+    requested_families: set = field(default_factory=set)
+
+    def consider(
+        self,
+        *,
+        trigger: dict,
+        family: str,
+        champion: dict,
+        evidence: str,
+        why: str,
+        inputs: dict,
+        run_config: dict,
+        reason_suffix: str,
+    ) -> None:
+        """Decide on one piece of evidence once: record the request or the refusal, and
+        queue the run when requested."""
+        if decision_for_evidence(self.db, str(trigger["id"]), evidence) is not None:
+            return
+        verdict = retrain_verdict(
+            trigger=trigger,
+            requested_before=requests_since(
+                self.db, str(trigger["id"]), family, self.now - BUDGET_PERIOD
+            ),
+            run_in_flight=family in self.requested_families
+            or _in_flight(self.context.instance, family),
+            now=self.now,
+            why=why,
+        )
+        record_trigger_decision(
+            self.db,
+            trigger=trigger,
+            family=family,
+            version_id=str(champion["id"]),
+            evidence=evidence,
+            outcome=verdict.outcome,
+            reasons=list(verdict.reasons),
+            inputs=inputs,
+        )
+        if not verdict.request:
+            self.refused.append(f"{family}: {verdict.reasons[-1]}")
+            return
+        self.requested_families.add(family)
+        self.requests.append(
+            dg.RunRequest(
+                partition_key=family,
+                run_key=f"{trigger['trigger_type']}:{trigger['id']}:{evidence.split(':')[-1]}",
+                run_config=run_config,
+                tags={
+                    run_tags.TRIGGER_TYPE: trigger["trigger_type"],
+                    run_tags.TRIGGER_ID: str(trigger["id"]),
+                    run_tags.PRIORITY: str(trigger["priority"]),
+                    run_tags.REASON: f"{why}; {reason_suffix}",
+                },
+            )
+        )
+
+    def result(self, nothing: str):
+        for line in self.refused:
+            self.context.log.info(f"retrain refused: {line}")
+        return self.requests or dg.SkipReason("; ".join(self.refused) if self.refused else nothing)
+
+
+def _window(trigger: dict) -> int:
+    return int(trigger["config"].get("retrain_window_bars", DEFAULT_RETRAIN_WINDOW_BARS))
+
+
 def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
     triggers = triggers_of_type(db, "drift")
     if not triggers:
         return dg.SkipReason("no enabled drift trigger")
-    now = datetime.now(UTC)
-    requests, refused, requested_families = [], [], set()
+    tick = _Tick(context, db)
     for family in family_names():
         check = latest_drift_check(db, family)
         champion = current_champion(db, family)
@@ -74,58 +152,103 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
             continue
         if str(check["model_version_id"]) != str(champion["id"]):
             continue  # evidence about a version that no longer serves
-        evidence = f"drift_check:{check['id']}"
         why = (
             f"{family} v{champion['version']}: drift {check['dataset_drift_score']:.2f} beyond "
             f"its yardstick {check['threshold']:.2f} over {check['current_window']['start'][:10]}"
             f"..{check['current_window']['end'][:10]}"
         )
         for trigger in triggers:
-            if decision_for_evidence(db, str(trigger["id"]), evidence) is not None:
-                continue
-            verdict = retrain_verdict(
-                trigger=trigger,
-                requested_before=requests_since(
-                    db, str(trigger["id"]), family, now - BUDGET_PERIOD
-                ),
-                run_in_flight=family in requested_families or _in_flight(context.instance, family),
-                now=now,
-                why=why,
-            )
-            window = int(trigger["config"].get("retrain_window_bars", DEFAULT_RETRAIN_WINDOW_BARS))
-            record_trigger_decision(
-                db,
+            window = _window(trigger)
+            tick.consider(
                 trigger=trigger,
                 family=family,
-                version_id=str(champion["id"]),
-                evidence=evidence,
-                outcome=verdict.outcome,
-                reasons=list(verdict.reasons),
+                champion=champion,
+                evidence=f"drift_check:{check['id']}",
+                why=why,
                 inputs={
                     "statistic": check["dataset_drift_score"],
                     "limit": check["threshold"],
                     "retrain_window_bars": window,
                 },
+                run_config={"ops": {"training_dataset": {"config": {"window_bars": window}}}},
+                reason_suffix=f"retrain on the last {window} bars",
             )
-            if not verdict.request:
-                refused.append(f"{family}: {verdict.reasons[-1]}")
+    return tick.result("no new drift beyond a champion's yardstick")
+
+
+@dg.sensor(
+    name="performance_trigger_sensor",
+    job=train_model_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches each champion's realized live per-bar values (the trigger's metric) "
+    "with a CUSUM frozen from its out-of-fold values; on an alarm requests a train_model run "
+    "on a rolling window (retrain_window_bars), judged against the champion on the bars "
+    "since the detected change; refuses within cooldown_seconds, beyond "
+    "max_retrains_per_30_days, or while a run of the family is queued or running.",
+)
+def performance_trigger_sensor(
+    context: dg.SensorEvaluationContext,
+    postgres: PostgresResource,
+    artifacts: ArtifactStoreResource,
+):
+    try:
+        return _performance_requests(context, postgres.db, artifacts.store)
+    except DATABASE_UNAVAILABLE as exc:
+        return dg.SkipReason(f"database unavailable, no trigger evaluated: {exc}")
+
+
+def _performance_requests(context: dg.SensorEvaluationContext, db: Database, store):
+    triggers = triggers_of_type(db, "performance")
+    if not triggers:
+        return dg.SkipReason("no enabled performance trigger")
+    tick = _Tick(context, db)
+    watching = []
+    for family in family_names():
+        champion = current_champion(db, family)
+        if champion is None:
+            continue
+        for trigger in triggers:
+            watch = watch_champion(db, store, family, champion, trigger)
+            if watch.note:
+                context.log.warning(watch.note)
+                tick.refused.append(f"{family}: {watch.note}")
                 continue
-            requested_families.add(family)
-            requests.append(
-                dg.RunRequest(
-                    partition_key=family,
-                    run_key=f"drift:{trigger['id']}:{check['id']}",
-                    run_config={"ops": {"training_dataset": {"config": {"window_bars": window}}}},
-                    tags={
-                        run_tags.TRIGGER_TYPE: "drift",
-                        run_tags.TRIGGER_ID: str(trigger["id"]),
-                        run_tags.PRIORITY: str(trigger["priority"]),
-                        run_tags.REASON: f"{why}; retrain on the last {window} bars",
-                    },
-                )
+            watching.append(
+                f"{family} v{champion['version']} S={watch.statistic:.1f}/h={watch.detector.h:.1f} "
+                f"over {watch.bars} bars"
             )
-    for line in refused:
-        context.log.info(f"retrain refused: {line}")
-    return requests or dg.SkipReason(
-        "; ".join(refused) if refused else "no new drift beyond a champion's yardstick"
-    )
+            if watch.alarm is None:
+                continue
+            alarm, window = watch.alarm, _window(trigger)
+            change = alarm["change_bar_ts"]
+            why = (
+                f"{family} v{champion['version']}: live {alarm['metric']} fell from "
+                f"{change:%Y-%m-%d} (mean {alarm['mean_since_change']:+.5f} per bar since; "
+                f"CUSUM {alarm['statistic']:.1f} > {alarm['threshold']:.1f} at "
+                f"{alarm['alarm_bar_ts']:%Y-%m-%d})"
+            )
+            tick.consider(
+                trigger=trigger,
+                family=family,
+                champion=champion,
+                evidence=f"performance_alarm:{alarm['id']}",
+                why=why,
+                inputs={
+                    "statistic": alarm["statistic"],
+                    "limit": alarm["threshold"],
+                    "change_bar_ts": change.isoformat(),
+                    "retrain_window_bars": window,
+                },
+                run_config={
+                    "ops": {
+                        "training_dataset": {"config": {"window_bars": window}},
+                        "model_evaluation": {"config": {"compare_from": change.isoformat()}},
+                    }
+                },
+                reason_suffix=(
+                    f"retrain on the last {window} bars, judged against the champion on the "
+                    f"bars since {change:%Y-%m-%d}"
+                ),
+            )
+    return tick.result("no performance alarm" + (f": {'; '.join(watching)}" if watching else ""))

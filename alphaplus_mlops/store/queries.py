@@ -987,3 +987,42 @@ RETURNING id, checked_at
 SELECT_LATEST_DRIFT_CHECK = """
 SELECT * FROM model_drift_detection WHERE family = %s ORDER BY checked_at DESC LIMIT 1
 """
+
+# Performance detectors frozen per (version, trigger) and their alarms (sql/020) ------------
+
+SELECT_PERFORMANCE_DETECTOR = """
+SELECT config, detector FROM performance_detectors
+WHERE model_version_id = %s AND trigger_id = %s
+"""
+
+# A changed trigger configuration refreezes; an unchanged one keeps the first write.
+UPSERT_PERFORMANCE_DETECTOR = """
+INSERT INTO performance_detectors (model_version_id, trigger_id, config, detector)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (model_version_id, trigger_id) DO UPDATE
+    SET config = EXCLUDED.config, detector = EXCLUDED.detector, frozen_at = now()
+    WHERE performance_detectors.config IS DISTINCT FROM EXCLUDED.config
+"""
+
+SELECT_OOF_RETURNS = """
+SELECT returns_uri, returns_sha256 FROM model_performance_tracking
+WHERE model_version_id = %s AND split = 'walk_forward_oof' AND returns_uri IS NOT NULL
+ORDER BY evaluated_at DESC LIMIT 1
+"""
+
+SELECT_LAST_PERFORMANCE_ALARM = """
+SELECT * FROM performance_alarms
+WHERE model_version_id = %s AND trigger_id = %s
+ORDER BY alarm_bar_ts DESC LIMIT 1
+"""
+
+INSERT_PERFORMANCE_ALARM = """
+INSERT INTO performance_alarms
+    (model_version_id, trigger_id, family, metric, alarm_bar_ts, change_bar_ts, statistic,
+     threshold, bars_watched, mean_since_change)
+VALUES (%(version_id)s, %(trigger_id)s, %(family)s, %(metric)s, %(alarm_bar_ts)s,
+        %(change_bar_ts)s, %(statistic)s, %(threshold)s, %(bars_watched)s,
+        %(mean_since_change)s)
+ON CONFLICT (model_version_id, trigger_id, alarm_bar_ts) DO UPDATE SET family = EXCLUDED.family
+RETURNING *
+"""

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from alphaplus_mlops.defs.partitions import family_partitions
@@ -55,6 +56,19 @@ class EvaluationConfig(dg.Config):
         "the business_metrics gate row, else 5.",
     )
     band: float = Field(default=0.0, description="Flat when |p - 0.5| <= band.")
+    compare_from: str | None = Field(
+        default=None,
+        description="Judge the candidate against the champion only on bars from this time "
+        "(ISO) on, as the performance trigger asks after a detected change; all bars after "
+        "the champion's training when fewer than 10 per symbol are that recent.",
+    )
+
+    def compare_from_ts(self) -> pd.Timestamp:
+        try:
+            ts = pd.Timestamp(self.compare_from)
+        except ValueError as exc:
+            raise ValueError(f"compare_from {self.compare_from!r} is not an ISO time") from exc
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
 @dg.asset(
@@ -195,6 +209,19 @@ def _compare_with_champion(
     shared = predicted.merge(
         dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"]
     )
+    if config.compare_from is not None:
+        recent = shared[shared["ts"] >= config.compare_from_ts()]
+        if evidence_bars(recent) >= MIN_TESTABLE_BARS:
+            context.log.info(
+                f"judged on the {evidence_bars(recent)} bars per symbol since "
+                f"{config.compare_from}, the detected change"
+            )
+            shared = recent.reset_index(drop=True)
+        else:
+            context.log.warning(
+                f"{evidence_bars(recent)} bars per symbol since {config.compare_from}: too "
+                f"few; judged on all {evidence_bars(shared)} bars after the champion's training"
+            )
     if evidence_bars(shared) < MIN_TESTABLE_BARS:
         context.log.warning(f"{evidence_bars(shared)} shared bars per symbol: too few to test")
         return None, None

@@ -1,0 +1,174 @@
+"""performance_trigger_sensor: a champion whose realized live P&L falls is caught by the
+detector frozen from its out-of-fold returns, once per alarm, and retrained on a rolling
+window judged on the bars since the change; a champion earning what it did offline is not."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.defs.trigger_sensors import performance_trigger_sensor
+from alphaplus_mlops.modeling.model_files import store_returns
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.migrations import migrate
+
+from .conftest import execute, rows
+
+CHAMPION = "00000000-0000-0000-0000-0000000000c1"
+SYMBOLS = ("AAA", "BBB")
+SCALE = 0.01  # the offline per-bar net returns' spread
+
+
+@pytest.fixture
+def world(empty_database_url, tmp_path):
+    migrate(empty_database_url)
+    execute(
+        empty_database_url,
+        "INSERT INTO model_versioning (id, family, version, model_name, status) "
+        "VALUES (%s, 'lightgbm', 4, 'lightgbm-v4', 'champion')",
+        (CHAMPION,),
+    )
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    rng = np.random.default_rng(11)
+    times = pd.bdate_range("2014-01-01", periods=300, tz="UTC")
+    returns = store_returns(store, pd.Series(SCALE * rng.standard_normal(300) + 0.001, times))
+    execute(
+        empty_database_url,
+        "INSERT INTO model_performance_tracking (model_version_id, split, n_rows, ml_metrics, "
+        "business_metrics, returns_uri, returns_sha256) "
+        "VALUES (%s, 'walk_forward_oof', 600, '{}', '{}', %s, %s)",
+        (CHAMPION, returns.uri, returns.sha256),
+    )
+    with Database(empty_database_url) as database:
+        yield database, store
+
+
+def realize(db, start: str, per_bar_mean: list[float], seed: int) -> None:
+    """Realized champion outcomes, one per symbol and bar, whose per-bar mean net return
+    follows ``per_bar_mean`` plus noise of the offline spread."""
+    rng = np.random.default_rng(seed)
+    bars = pd.bdate_range(start, periods=len(per_bar_mean), tz="UTC")
+    with psycopg.connect(db.url) as conn:
+        for ts, mean in zip(bars, per_bar_mean, strict=True):
+            for symbol in SYMBOLS:
+                conn.execute(
+                    "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
+                    "probability, signal, predicted_at, realized_label, realized_net_return) "
+                    "VALUES (%s, 'champion', %s, %s, 'lightgbm', 0.6, 1, now(), 1, %s)",
+                    (CHAMPION, ts, symbol, mean + SCALE * rng.standard_normal()),
+                )
+            conn.execute(
+                "INSERT INTO live_outcome_bars (model_version_id, role, bar_ts) "
+                "VALUES (%s, 'champion', %s)",
+                (CHAMPION, ts),
+            )
+
+
+def tick(world, instance):
+    db, store = world
+    with dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "postgres": PostgresResource(database_url=db.url),
+            "artifacts": ArtifactStoreResource(root=str(store.root)),
+        },
+    ) as context:
+        return performance_trigger_sensor(context)
+
+
+def decisions(db):
+    return rows(
+        db.url,
+        "SELECT outcome, reasons, inputs, decided_by FROM automated_decision_making "
+        "WHERE decision_type = 'retrain_trigger' ORDER BY decided_at",
+    )
+
+
+def test_a_champion_earning_its_offline_returns_raises_no_alarm(world):
+    db, _ = world
+    instance = dg.DagsterInstance.ephemeral()
+    assert "no performance alarm" in tick(world, instance).skip_message  # nothing realized yet
+    realize(db, "2016-01-04", [0.001] * 250, seed=1)
+    skipped = tick(world, instance)
+    assert "no performance alarm: lightgbm v4 S=" in skipped.skip_message
+    assert "over 250 bars" in skipped.skip_message
+    (frozen,) = rows(db.url, "SELECT config, detector FROM performance_detectors")
+    assert frozen["detector"]["metric"] == "net_return"
+    assert frozen["detector"]["scale"] == pytest.approx(SCALE, rel=0.15)
+    assert frozen["config"]["shift_sd"] == 0.5
+    assert rows(db.url, "SELECT * FROM performance_alarms") == []
+    assert decisions(db) == []
+
+
+def test_a_fall_is_caught_once_retrained_on_a_rolling_window_judged_since_the_change(world):
+    db, _ = world
+    instance = dg.DagsterInstance.ephemeral()
+    (trigger,) = rows(
+        db.url, "SELECT * FROM automated_retraining_triggers WHERE trigger_type = 'performance'"
+    )
+    # A year that earns, then a loss of one offline standard deviation per bar.
+    realize(db, "2016-01-04", [0.001] * 120 + [-SCALE] * 60, seed=2)
+    (request,) = tick(world, instance)
+    (alarm,) = rows(db.url, "SELECT * FROM performance_alarms")
+    assert alarm["change_bar_ts"] >= pd.Timestamp("2016-01-04", tz="UTC") + pd.offsets.BDay(110)
+    assert alarm["alarm_bar_ts"] <= alarm["change_bar_ts"] + pd.offsets.BDay(40)
+    assert alarm["statistic"] > alarm["threshold"]
+    assert request.partition_key == "lightgbm"
+    assert request.run_key == f"performance:{trigger['id']}:{alarm['id']}"
+    assert request.tags["alphaplus/trigger_type"] == "performance"
+    assert request.tags["dagster/priority"] == "8"
+    change = alarm["change_bar_ts"].isoformat()
+    assert request.run_config == {
+        "ops": {
+            "training_dataset": {"config": {"window_bars": 504}},
+            "model_evaluation": {"config": {"compare_from": change}},
+        }
+    }
+    reason = request.tags["alphaplus/reason"]
+    assert reason.startswith(f"lightgbm v4: live net_return fell from {change[:10]}")
+    assert reason.endswith(f"judged against the champion on the bars since {change[:10]}")
+    (decision,) = decisions(db)
+    assert decision["outcome"] == "requested"
+    assert decision["inputs"]["evidence"] == f"performance_alarm:{alarm['id']}"
+    assert decision["decided_by"] == "performance_trigger_sensor"
+
+    # The detector restarts after an alarm: the loss went on, so later ticks find later
+    # alarms, each refused within the cooldown and recorded once; then nothing is new.
+    later = [tick(world, instance) for _ in range(8)]
+    assert all(isinstance(t, dg.SkipReason) for t in later)
+    assert "cooldown: last request" in later[0].skip_message
+    assert "no performance alarm" in later[-1].skip_message
+    outcomes = [d["outcome"] for d in decisions(db)]
+    assert outcomes[0] == "requested" and set(outcomes[1:]) == {"refused"}
+    assert len(outcomes) >= 2
+    assert len(rows(db.url, "SELECT * FROM performance_alarms")) == len(outcomes)
+
+    # Earning again raises nothing new.
+    realize(db, "2016-10-03", [0.001] * 60, seed=3)
+    assert "no performance alarm" in tick(world, instance).skip_message
+    assert len(decisions(db)) == len(outcomes)
+
+
+def test_no_offline_returns_no_trigger_and_no_database_are_said(world):
+    db, store = world
+    instance = dg.DagsterInstance.ephemeral()
+    execute(db.url, "UPDATE model_performance_tracking SET returns_uri = NULL")
+    assert "kept no out-of-fold returns" in tick(world, instance).skip_message
+    execute(
+        db.url,
+        "UPDATE automated_retraining_triggers SET enabled = false "
+        "WHERE trigger_type = 'performance'",
+    )
+    assert tick(world, instance).skip_message == "no enabled performance trigger"
+    nowhere = "postgresql://nobody@127.0.0.1:9/none?connect_timeout=1"
+    with dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "postgres": PostgresResource(database_url=nowhere),
+            "artifacts": ArtifactStoreResource(root=str(store.root)),
+        },
+    ) as context:
+        assert "database unavailable" in performance_trigger_sensor(context).skip_message

@@ -49,11 +49,13 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "ingest_market_bars",
         "train_model",
         "live_loop",
+        "drift_check",
         "rollback_job",
         "artifact_scan",
     }
     assert sorted(s["name"] for s in listed["schedules"]) == [
         "artifact_scan_schedule",
+        "drift_check_schedule",
         "model_age_schedule",
     ]
     assert sorted(s["name"] for s in listed["sensors"]) == [

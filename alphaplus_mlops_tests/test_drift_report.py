@@ -57,7 +57,7 @@ def test_a_check_records_every_features_verdict_against_the_frozen_yardstick(pro
     assert stick["window_bars"] == 63 and len(stick["values"]) >= 5
     assert check["model_version_id"] == version["id"] and check["family"] == "lightgbm"
     assert check["threshold"] == pytest.approx(stick["limit"])
-    assert set(check["feature_scores"]) == set(version["feature_names"])
+    assert set(check["feature_scores"]) == {*version["feature_names"], "raw_volatility"}
     # 63 bars x 4 symbols = 252 rows per window: Evidently's small-sample (p-value) tests.
     assert {s["method"] for s in check["feature_scores"].values()} <= {"ks", "chisquare", "z"}
     assert check["drifted"] == (check["dataset_drift_score"] > check["threshold"])
@@ -93,7 +93,7 @@ def test_the_feature_drift_alert_follows_the_ratio_to_the_yardstick(project):
     (alert,) = list_alerts(project.db, "open", "feature_drift")
     assert meta["feature_drift_alert"].value == f"alert {alert['id']} raised"
     assert alert["subject"] == "lightgbm v1"
-    assert "of feature weight drifted" in alert["message"]
+    assert "lightgbm v1: drift severity" in alert["message"]
     threshold(1e9)
     run(project, html_report=False)
     assert list_alerts(project.db, "open", "feature_drift") == []

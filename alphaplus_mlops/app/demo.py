@@ -8,16 +8,20 @@ break and one after it:
 3. go live: the market clock reveals the simulator's bars up to T2, past the break, half a
    year at a time; after each step the live loop scores the new bars with the champions,
    realizes the outcomes and recomputes the live windows, and the champions' live
-   performance is printed: good before the break, decaying after it;
+   performance is printed: good before the break, decaying after it. Then the drift check
+   runs and the drift and performance triggers tick (in process, as the daemon would): a
+   retrain they request runs at once, through the gates, with their reason;
 4. retrain every family as of T2: each candidate's procedure meets its champion on the
    bars after the champion's training, paired tests decide;
 5. retrain every family on a rolling window that lies wholly after the break;
 6. roll one family back to its previous champion;
-7. print the leaderboard, the status table and the stored market data.
+7. print the leaderboard, the status table, what the triggers decided and why, the alerts
+   and the stored market data.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +35,8 @@ from alphaplus_mlops.app.dagster_env import prepare_dagster
 from alphaplus_mlops.app.market_clock import advance_simulated_market
 from alphaplus_mlops.app.reporting import STATUS_WINDOW, leaderboard_report, status_report
 from alphaplus_mlops.data.sources import inclusive_end
-from alphaplus_mlops.defs import build_definitions
+from alphaplus_mlops.defs import build_definitions, build_resources
+from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor, performance_trigger_sensor
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.alerts import list_alerts
@@ -42,6 +47,7 @@ from alphaplus_mlops.store.gate_results import gate_status
 from alphaplus_mlops.store.live import latest_live_window
 from alphaplus_mlops.store.migrations import prepare_schema
 from alphaplus_mlops.store.promotion import ledger, rollback
+from alphaplus_mlops.store.triggers import trigger_decisions
 from alphaplus_mlops.store.versions import champion_since, family_status, version_trained_in_run
 
 # With a signal as weak as real ones, evidence comes from breadth: twenty symbols.
@@ -57,6 +63,7 @@ ROLLING_BARS = 500  # the last 500 bars as of SECOND_AS_OF: all after the break
 DEMO_TRAINING = {"n_estimators": 60, "max_depth": 3, "cv_splits": 2}
 # The demo prints its own summary; engine events and gate failures stay in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+TRIGGER_SENSORS = (drift_trigger_sensor, performance_trigger_sensor)
 
 
 @dataclass
@@ -138,6 +145,7 @@ def live_across_the_break(demo: Demo) -> None:
                 )
         after = "after" if as_of > BREAK else "before"
         demo.echo(f"  {as_of} ({after} the break): {'; '.join(lines) or 'no outcomes yet'}")
+        watch_and_retrain(demo, as_of)
     for alert in list_alerts(demo.db, rule_name=LIVE_PERFORMANCE_DECAY):
         if alert["state"] != "resolved":
             demo.echo(f"  alert {LIVE_PERFORMANCE_DECAY} ({alert['severity']}): {alert['message']}")
@@ -154,6 +162,44 @@ def run_live_loop(demo: Demo) -> None:
         )
         if not result.success:
             raise SystemExit(f"the {family} live loop failed: see the UI (run {result.run_id})")
+
+
+def watch_and_retrain(demo: Demo, as_of: str) -> None:
+    """The drift check, then one tick of each retrain trigger; what they request runs now."""
+    for family in family_names():
+        result = demo.defs.resolve_job_def("drift_check").execute_in_process(
+            partition_key=family,
+            instance=demo.instance,
+            run_config={
+                **QUIET,
+                "ops": {"drift_report": {"config": {"html_report": False}}},
+            },
+            raise_on_error=False,
+            tags={run_tags.REQUESTED_BY: "make demo"},
+        )
+        if not result.success:
+            raise SystemExit(f"the {family} drift check failed: see the UI (run {result.run_id})")
+    resources = build_resources(demo.settings)
+    for sensor in TRIGGER_SENSORS:
+        name = sensor.name
+        with dg.build_sensor_context(instance=demo.instance, resources=resources) as context:
+            context.log.setLevel(logging.WARNING)  # refusals are printed below
+            outcome = sensor(context)
+        if isinstance(outcome, dg.SkipReason):
+            if "cooldown" in (outcome.skip_message or ""):
+                demo.echo(f"    {name}: refused, {outcome.skip_message}")
+            continue
+        for request in outcome:
+            family = request.partition_key
+            demo.echo(f"    {name} -> retrain {family}: {request.tags[run_tags.REASON]}")
+            train_family(
+                demo,
+                family,
+                as_of,
+                f"make demo: {request.tags[run_tags.REASON]}",
+                run_config=request.run_config,
+                tags=request.tags,
+            )
 
 
 def retrain_after_the_break(demo: Demo) -> None:
@@ -197,6 +243,11 @@ def summarize(demo: Demo) -> None:
     echo(leaderboard_report(demo.db))
     echo("\nstatus (alphaplus-mlops status)")
     echo(status_report(demo.db))
+    decided = trigger_decisions(demo.db)
+    echo(f"\nretrain triggers' decisions (automated_decision_making): {len(decided)}")
+    for d in decided:
+        echo(f"  {d['decided_at']:%H:%M:%S} {d['family']:<9} {d['outcome']:<9} {d['reasons'][-1]}")
+        echo(f"      {d['reasons'][0]}")
     unresolved = [a for a in list_alerts(demo.db) if a["state"] != "resolved"]
     echo(f"\nalerts not resolved (alphaplus-mlops alerts): {len(unresolved)}")
     for a in unresolved:
@@ -223,21 +274,34 @@ def load_market_data(demo: Demo, as_of: str) -> None:
     )
 
 
-def train_family(demo: Demo, family: str, as_of: str, reason: str, **dataset) -> None:
-    """One train_model run; prints the gates' verdict and the decision."""
-    run_config = {
-        **QUIET,
-        "ops": {
-            "training_dataset": {"config": {"symbols": SIM_SYMBOLS, "end": as_of, **dataset}},
-            "trained_model": {"config": DEMO_TRAINING},
-        },
+def train_family(
+    demo: Demo,
+    family: str,
+    as_of: str,
+    reason: str,
+    run_config: dict | None = None,
+    tags: dict | None = None,
+    **dataset,
+) -> None:
+    """One train_model run; prints the gates' verdict and the decision. ``run_config`` and
+    ``tags``: a trigger's request, merged over the demo's own."""
+    ops = {
+        "training_dataset": {"config": {"symbols": SIM_SYMBOLS, "end": as_of, **dataset}},
+        "trained_model": {"config": DEMO_TRAINING},
     }
+    for op, settings in ((run_config or {}).get("ops") or {}).items():
+        config = {**ops.get(op, {}).get("config", {}), **settings.get("config", {})}
+        ops[op] = {"config": config}
     result = demo.defs.resolve_job_def("train_model").execute_in_process(
         partition_key=family,
-        run_config=run_config,
+        run_config={**QUIET, "ops": ops},
         instance=demo.instance,
         raise_on_error=False,
-        tags={run_tags.REASON: reason, run_tags.REQUESTED_BY: "make demo"},
+        tags={
+            **(tags or {}),
+            run_tags.REASON: reason,
+            run_tags.REQUESTED_BY: "make demo",
+        },
     )
     version = version_trained_in_run(demo.db, result.run_id)
     if version is None:

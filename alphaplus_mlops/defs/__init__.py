@@ -20,6 +20,7 @@ from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.checks import quality_gate_checks
 from alphaplus_mlops.defs.jobs import (
+    drift_check_job,
     ingest_market_bars_job,
     live_loop_job,
     rollback_job,
@@ -32,7 +33,7 @@ from alphaplus_mlops.defs.resources import (
     postgres_from_settings,
     postgres_json_io_manager,
 )
-from alphaplus_mlops.defs.schedules import model_age_schedule
+from alphaplus_mlops.defs.schedules import drift_check_schedule, model_age_schedule
 from alphaplus_mlops.defs.sensors import run_mirror_sensor
 from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor, performance_trigger_sensor
 from alphaplus_mlops.defs.upkeep import build_training_reaper
@@ -71,10 +72,11 @@ def build_definitions(
             ingest_market_bars_job,
             train_model_job,
             live_loop_job,
+            drift_check_job,
             rollback_job,
             artifact_scan_job,
         ],
-        schedules=[model_age_schedule, artifact_scan_schedule],
+        schedules=[model_age_schedule, drift_check_schedule, artifact_scan_schedule],
         sensors=[
             run_mirror_sensor,
             build_training_reaper(settings),

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
+from alphaplus_mlops.defs.assets.drift import drift_report
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
 from alphaplus_mlops.defs.assets.live import LIVE_LOOP
 from alphaplus_mlops.defs.assets.market import market_bars
@@ -42,6 +43,14 @@ live_loop_job = dg.define_asset_job(
     "scored one (live_signals), realize the outcomes the new bars close "
     "(prediction_outcomes), recompute the live windows (live_performance). The bar-arrival "
     "sensor runs the same three assets.",
+)
+
+drift_check_job = dg.define_asset_job(
+    "drift_check",
+    selection=[drift_report],
+    description="One model family (the partition): the champion's latest live window of "
+    "features against its training, held to its yardstick (drift_report); what the drift "
+    "trigger and the feature_drift alert read.",
 )
 
 

@@ -1,11 +1,12 @@
-"""Schedules: the time-based retraining trigger (maximum model age)."""
+"""Schedules: the time-based retraining trigger (maximum model age) and the daily drift
+check."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from alphaplus_mlops import run_tags
-from alphaplus_mlops.defs.jobs import train_model_job
+from alphaplus_mlops.defs.jobs import drift_check_job, train_model_job
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.store.db import Database
@@ -58,3 +59,18 @@ def model_age_schedule(context: dg.ScheduleEvaluationContext, postgres: Postgres
                 ),
             )
     return list(requests.values()) or dg.SkipReason("every champion is younger than its limit")
+
+
+@dg.schedule(
+    cron_schedule="30 6 * * *",
+    job=drift_check_job,
+    execution_timezone="UTC",
+    description="Daily: a drift check (drift_report) of every family's champion, for the "
+    "drift trigger and the feature_drift alert.",
+)
+def drift_check_schedule(context: dg.ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time or datetime.now(UTC)).strftime("%Y-%m-%d")
+    return [
+        dg.RunRequest(partition_key=family, run_key=f"drift_check:{family}:{day}")
+        for family in family_names()
+    ]

@@ -34,6 +34,7 @@ FEW_VALUES = 5
 STD_FLOOR = 0.001
 DEFAULT_DRIFT_SHARE = 0.5
 THRESHOLDS = {"z": 0.05, "chisquare": 0.05, "ks": 0.05, "jensenshannon": 0.1, "wasserstein": 0.1}
+P_VALUE_METHODS = ("z", "chisquare", "ks")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ class ColumnDrift:
     """The p-value (z, chisquare, ks) or the distance (jensenshannon, wasserstein)."""
     threshold: float
     drifted: bool
+
+    @property
+    def severity(self) -> float:
+        """How far past its threshold the column is, 1 at the threshold and larger with
+        more drift: distance / threshold, or log p / log threshold for the p-value tests
+        (p = 0.05 gives 1, p = 0.0025 gives 2). A verdict says whether; this says how much,
+        which a yardstick can compare between windows."""
+        if self.method in P_VALUE_METHODS:
+            return float(np.log(max(self.score, 1e-300)) / np.log(self.threshold))
+        return self.score / self.threshold
 
 
 @dataclass(frozen=True)

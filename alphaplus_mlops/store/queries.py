@@ -1026,3 +1026,8 @@ VALUES (%(version_id)s, %(trigger_id)s, %(family)s, %(metric)s, %(alarm_bar_ts)s
 ON CONFLICT (model_version_id, trigger_id, alarm_bar_ts) DO UPDATE SET family = EXCLUDED.family
 RETURNING *
 """
+
+SELECT_TRIGGER_DECISIONS = """
+SELECT decided_at, family, rule, outcome, reasons, inputs FROM automated_decision_making
+WHERE decision_type = 'retrain_trigger' ORDER BY decided_at
+"""

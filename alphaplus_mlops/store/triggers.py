@@ -60,3 +60,9 @@ def record_trigger_decision(
         if outcome == "requested":
             conn.execute(queries.MARK_TRIGGER_FIRED, (trigger["id"],))
     return str(decision)
+
+
+def trigger_decisions(db: Database) -> list[dict]:
+    """Every retrain trigger's decision (requested or refused), oldest first."""
+    with db.connection() as conn:
+        return conn.execute(queries.SELECT_TRIGGER_DECISIONS).fetchall()

@@ -14,14 +14,22 @@ from alphaplus_mlops.defs.assets.live import live_signals
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.modeling.model_files import load_dataset
-from alphaplus_mlops.monitoring.drift_yardstick import check_latest_window, yardstick
+from alphaplus_mlops.monitoring.drift_yardstick import (
+    RAW_VOLATILITY,
+    check_latest_window,
+    raw_volatility,
+    yardstick,
+)
 from alphaplus_mlops.serving.batch_features import features_at_bars
 from alphaplus_mlops.store.bars import load_bars
 from alphaplus_mlops.store.dataset_records import dataset_by_id
 from alphaplus_mlops.store.drift import frozen_yardstick, record_drift_check
 from alphaplus_mlops.store.versions import current_champion
 
-METHOD = "importance-weighted share of drifted features (Evidently's column tests)"
+METHOD = (
+    "mean drift severity of the features and the raw volatility (Evidently's column tests, "
+    "score over threshold)"
+)
 
 
 class DriftReportConfig(dg.Config):
@@ -44,8 +52,9 @@ class DriftReportConfig(dg.Config):
     group_name="live",
     description="The champion's features on the bars scored since its training ended, "
     "against its training rows: each feature's Evidently test on the latest live window vs "
-    "the training's last window of equal length, the importance-weighted share that "
-    "drifted, held to the version's yardstick (frozen from its training period); one "
+    "the training's last window of equal length, and of the raw 21-bar volatility the "
+    "normalized features hide; their mean severity held to the version's yardstick (the "
+    "largest between windows of its training period, frozen with it); one "
     "model_drift_detection row, the feature_drift alert, and Evidently's HTML report.",
 )
 def drift_report(
@@ -61,14 +70,21 @@ def drift_report(
     dataset_row = dataset_by_id(db, str(champion["dataset_id"]))
     dataset = load_dataset(store, dataset_row)
     features = list(champion["feature_names"])
-    reference = dataset.frame[["ts", *features]]
+    watched = [*features, RAW_VOLATILITY]
+    bars = load_bars(db, list(dataset_row["symbols"]))
+    volatility = raw_volatility(bars)
+    reference = dataset.frame[["symbol", "ts", *features]].merge(
+        volatility, on=["symbol", "ts"], how="left"
+    )
     stick = frozen_yardstick(
         db,
         str(champion["id"]),
-        lambda: yardstick(reference, features, config.window_bars).as_dict(),
+        lambda: yardstick(reference, watched, config.window_bars).as_dict(),
     )
-    current = _live_features(db, dataset_row, champion, features)
-    check = check_latest_window(reference, current, features, stick["window_bars"], stick["limit"])
+    current = _live_features(bars, dataset_row, champion, features).merge(
+        volatility, on=["symbol", "ts"], how="left"
+    )
+    check = check_latest_window(reference, current, watched, stick["window_bars"], stick["limit"])
     if check is None:
         return dg.MaterializeResult(
             metadata={
@@ -77,7 +93,7 @@ def drift_report(
             }
         )
     report_uri = (
-        _html_report(store, reference, current, features, config) if config.html_report else None
+        _html_report(store, reference, current, watched, config) if config.html_report else None
     )
     row = record_drift_check(
         db,
@@ -111,9 +127,10 @@ def drift_report(
         version=champion["version"],
         ratio=check.ratio,
         message=(
-            f"{family} v{champion['version']}: {check.statistic:.2f} of feature weight drifted "
-            f"over {check.current_span[0]:%Y-%m-%d}..{check.current_span[1]:%Y-%m-%d} (yardstick "
-            f"limit {check.limit:.2f}): {', '.join(moved[:8])}{' ...' if len(moved) > 8 else ''}"
+            f"{family} v{champion['version']}: drift severity {check.statistic:.2f} over "
+            f"{check.current_span[0]:%Y-%m-%d}..{check.current_span[1]:%Y-%m-%d} (yardstick "
+            f"limit {check.limit:.2f}); drifted: {', '.join(moved[:8])}"
+            f"{' ...' if len(moved) > 8 else ''}"
         ),
         details={"drift_check_id": str(row["id"]), "ratio": check.ratio, "drifted": moved},
     )
@@ -130,9 +147,8 @@ def drift_report(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _live_features(db, dataset_row, champion, features) -> pd.DataFrame:
+def _live_features(bars, dataset_row, champion, features) -> pd.DataFrame:
     """Serving features of every stored bar strictly after the training window's end."""
-    bars = load_bars(db, list(dataset_row["symbols"]))
     end = pd.Timestamp(dataset_row["window_end"])
     wanted = bars.loc[bars["ts"] > end, ["symbol", "ts"]]
     found = features_at_bars(
@@ -143,6 +159,7 @@ def _live_features(db, dataset_row, champion, features) -> pd.DataFrame:
     )
     frame = pd.DataFrame(found.x.astype(np.float64), columns=features)
     frame.insert(0, "ts", pd.DatetimeIndex(found.bar_ts))
+    frame.insert(0, "symbol", list(found.symbols))
     return frame
 
 

@@ -55,6 +55,13 @@ def test_a_check_records_every_features_verdict_against_the_frozen_yardstick(pro
     )
     stick = version["drift_yardstick"]
     assert stick["window_bars"] == 63 and len(stick["values"]) >= 5
+    # Weighted by the model's gain per feature, the raw volatility as an average feature.
+    weights = stick["importance"]
+    assert set(weights) == {*version["feature_names"], "raw_volatility"}
+    features = version["feature_names"]
+    assert sum(weights[f] for f in features) == pytest.approx(1.0)
+    assert weights["raw_volatility"] == pytest.approx(1 / len(features))
+    assert len({round(weights[f], 9) for f in features}) > 1
     assert check["model_version_id"] == version["id"] and check["family"] == "lightgbm"
     assert check["threshold"] == pytest.approx(stick["limit"])
     assert set(check["feature_scores"]) == {*version["feature_names"], "raw_volatility"}

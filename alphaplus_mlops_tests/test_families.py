@@ -11,6 +11,7 @@ from alphaplus_mlops.families import (
     get_family,
     register_family,
 )
+from alphaplus_mlops.families.base import feature_importance
 from alphaplus_mlops.serving.onnx_model import OnnxModel
 
 BUILT_IN = ["catboost", "xgboost", "lightgbm"]
@@ -143,3 +144,29 @@ def test_each_family_stops_early_on_a_validation_set_and_says_where(name, data):
     assert fitted.n_iterations < 300
     plain = family.fit(x, y, {**params, family.rounds_key: 10})
     assert plain.best_rounds is None and plain.n_iterations == 10
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_feature_importance_is_each_features_share_of_the_gain(name, data, tmp_path):
+    x, y = data
+    family = get_family(name)
+    model = family.fit(x, y, family.params_for(KNOBS)).model
+    path = tmp_path / f"model{family.native_suffix}"
+    family.save_native(model, path)
+    share = feature_importance(family, family.load_native(path.read_bytes()), x.shape[1])
+    assert share.shape == (8,) and share.sum() == pytest.approx(1.0) and (share >= 0).all()
+    # y is x0 - 0.5 x1 + noise: the two columns that carry it carry most of the gain.
+    assert share[0] > share[1] > max(share[2:])
+    assert share[0] + share[1] > 0.6
+
+
+def test_a_family_that_does_not_measure_importance_gives_none():
+    class Silent:
+        pass
+
+    class Flat:
+        def feature_importance(self, model, n_features):
+            return np.zeros(n_features)
+
+    assert feature_importance(Silent(), object(), 3) is None
+    assert feature_importance(Flat(), object(), 3) is None

@@ -43,6 +43,7 @@ from alphaplus_mlops.core.labels import LabelConfig
 from alphaplus_mlops.core.splits import WalkForward
 from alphaplus_mlops.data.simulator import simulate_market
 from alphaplus_mlops.families import get_family
+from alphaplus_mlops.families.base import feature_importance
 from alphaplus_mlops.modeling.assessment import evaluate_predictions
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import cross_validate, final_fit
@@ -103,15 +104,16 @@ def share_of_features(drift, features: list[str]) -> float:
     return float(np.mean([c.drifted for c in drift.columns if c.column in features]))
 
 
-def drift_trigger(market, train: Dataset, live: Dataset, bars, at_break: int) -> dict:
+def drift_trigger(train: Dataset, live: Dataset, bars, at_break: int, weights: dict) -> dict:
     """Weekly drift checks of the live window against the training's last, as drift_report
-    makes them (features and raw volatility, mean severity), held to limits from every pair
+    makes them (features and raw volatility, mean severity weighted by the model's gain),
+    held to limits from every pair
     of training windows; beside it, the earlier statistic (share of drifted features)."""
     watched = [*train.features, RAW_VOLATILITY]
     windows = consecutive_windows(train.frame, DRIFT_BARS)
     pairs = [dataset_drift(a, b, watched) for i, a in enumerate(windows) for b in windows[i + 1 :]]
     statistics = {
-        "severity": lambda d: weighted_severity(d),
+        "severity": lambda d: weighted_severity(d, weights),
         "share": lambda d: share_of_features(d, train.features),
     }
     checks, at, last_trained = [], [], windows[-1]
@@ -198,7 +200,9 @@ def one_seed(seed: int, grid: Grid) -> dict:
     judged = np.arange(len(x)) >= NAIVE_BARS - 1
     before = naive[judged & (np.arange(len(x)) < at_break)]
 
-    drift = drift_trigger(market, train, live, values.index, at_break)
+    share = feature_importance(family, model, len(train.features))
+    weights = {**dict(zip(train.features, share, strict=True)), RAW_VOLATILITY: 1 / len(share)}
+    drift = drift_trigger(train, live, values.index, at_break, weights)
     return {
         "seed": seed,
         "offline_sharpe": float(offline.mean() / offline.std(ddof=1) * np.sqrt(YEAR)),
@@ -288,7 +292,7 @@ def main() -> None:
         "the break / median delay after it (share detected within a year)"
     )
     labels = {
-        "severity": "mean severity, features + raw volatility (drift_report)",
+        "severity": "mean severity by gain, features + raw volatility (drift_report)",
         "share": "share of drifted features (before session 9)",
     }
     for name, label in labels.items():

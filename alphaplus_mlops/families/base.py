@@ -108,6 +108,19 @@ class ModelFamily(Protocol):
     def export_onnx(self, model: Any, n_features: int, path: Path) -> None: ...
 
 
+def feature_importance(family: Any, model: Any, n_features: int) -> np.ndarray | None:
+    """The model's total gain per feature column, normalized to sum 1; None when the family
+    does not say (its optional ``feature_importance(model, n_features)``) or nothing
+    gained (a model of stumps that never split, say)."""
+    measure = getattr(family, "feature_importance", None)
+    if measure is None:
+        return None
+    gains = np.clip(np.asarray(measure(model, n_features), dtype=float), 0.0, None)
+    if gains.shape != (n_features,) or not np.isfinite(gains).all() or gains.sum() <= 0:
+        return None
+    return gains / gains.sum()
+
+
 def finite_or_nan(value: Any) -> float:
     try:
         number = float(value)

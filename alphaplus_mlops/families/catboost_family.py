@@ -94,6 +94,9 @@ class CatBoostFamily:
         model.load_model(blob=data, format="cbm")
         return model
 
+    def feature_importance(self, model: CatBoostClassifier, n_features: int) -> np.ndarray:
+        return np.asarray(model.get_feature_importance(), dtype=float)
+
     def export_onnx(self, model: CatBoostClassifier, n_features: int, path: Path) -> None:
         model.save_model(
             str(path),

@@ -127,6 +127,9 @@ class LightGBMFamily:
     def load_native(self, data: bytes) -> lgb.Booster:
         return lgb.Booster(model_str=data.decode())
 
+    def feature_importance(self, model: lgb.Booster, n_features: int) -> np.ndarray:
+        return np.asarray(model.feature_importance(importance_type="gain"), dtype=float)
+
     def export_onnx(self, model: lgb.Booster, n_features: int, path: Path) -> None:
         from onnxmltools import convert_lightgbm
         from onnxmltools.convert.common.data_types import FloatTensorType

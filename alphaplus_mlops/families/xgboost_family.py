@@ -161,6 +161,12 @@ class XGBoostFamily:
         booster.load_model(bytearray(data))
         return booster
 
+    def feature_importance(self, model: xgb.Booster, n_features: int) -> np.ndarray:
+        # Keyed f0, f1, ... (or by name when the booster has names); unused features absent.
+        names = model.feature_names or [f"f{i}" for i in range(n_features)]
+        gain = model.get_score(importance_type="total_gain")
+        return np.array([gain.get(name, 0.0) for name in names], dtype=float)
+
     def export_onnx(self, model: xgb.Booster, n_features: int, path: Path) -> None:
         from onnxmltools import convert_xgboost
         from onnxmltools.convert.common.data_types import FloatTensorType

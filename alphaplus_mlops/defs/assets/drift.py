@@ -13,7 +13,9 @@ from alphaplus_mlops.alerting.rules import check_feature_drift
 from alphaplus_mlops.defs.assets.live import live_signals
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
-from alphaplus_mlops.modeling.model_files import load_dataset
+from alphaplus_mlops.families import get_family
+from alphaplus_mlops.families.base import feature_importance
+from alphaplus_mlops.modeling.model_files import load_dataset, load_model
 from alphaplus_mlops.monitoring.drift_yardstick import (
     RAW_VOLATILITY,
     check_latest_window,
@@ -53,7 +55,8 @@ class DriftReportConfig(dg.Config):
     description="The champion's features on the bars scored since its training ended, "
     "against its training rows: each feature's Evidently test on the latest live window vs "
     "the training's last window of equal length, and of the raw 21-bar volatility the "
-    "normalized features hide; their mean severity held to the version's yardstick (the "
+    "normalized features hide; their mean severity, weighted by the model's gain per "
+    "feature, held to the version's yardstick (the "
     "largest between windows of its training period, frozen with it); one "
     "model_drift_detection row, the feature_drift alert, and Evidently's HTML report.",
 )
@@ -76,15 +79,21 @@ def drift_report(
     reference = dataset.frame[["symbol", "ts", *features]].merge(
         volatility, on=["symbol", "ts"], how="left"
     )
-    stick = frozen_yardstick(
-        db,
-        str(champion["id"]),
-        lambda: yardstick(reference, watched, config.window_bars).as_dict(),
-    )
+
+    def freeze() -> dict:
+        weights = _importance(store, family, champion, features)
+        return {
+            **yardstick(reference, watched, config.window_bars, weights).as_dict(),
+            "importance": weights,
+        }
+
+    stick = frozen_yardstick(db, str(champion["id"]), freeze)
     current = _live_features(bars, dataset_row, champion, features).merge(
         volatility, on=["symbol", "ts"], how="left"
     )
-    check = check_latest_window(reference, current, watched, stick["window_bars"], stick["limit"])
+    check = check_latest_window(
+        reference, current, watched, stick["window_bars"], stick["limit"], stick.get("importance")
+    )
     if check is None:
         return dg.MaterializeResult(
             metadata={
@@ -145,6 +154,19 @@ def drift_report(
     if report_uri:
         metadata["evidently_report"] = dg.MetadataValue.path(str(store.path_of(report_uri)))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _importance(store, family: str, champion: dict, features: list[str]) -> dict | None:
+    """The champion's gain per feature (shares summing to 1), and the raw volatility at the
+    average feature's weight; None (equal weights) when its family does not say."""
+    impl = get_family(family)
+    share = feature_importance(impl, load_model(store, impl, champion), len(features))
+    if share is None:
+        return None
+    return {
+        **dict(zip(features, map(float, share), strict=True)),
+        RAW_VOLATILITY: 1 / len(features),
+    }
 
 
 def _live_features(bars, dataset_row, champion, features) -> pd.DataFrame:

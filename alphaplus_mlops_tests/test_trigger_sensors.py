@@ -126,3 +126,17 @@ def test_a_check_within_the_yardstick_a_disabled_trigger_and_a_lost_database_req
         instance=instance, resources={"postgres": PostgresResource(database_url=nowhere)}
     ) as context:
         assert "database unavailable" in drift_trigger_sensor(context).skip_message
+
+
+def test_a_flood_of_evidence_queues_one_run_per_family_per_cooldown(db):
+    instance = dg.DagsterInstance.ephemeral()
+    requested = []
+    for i in range(100):  # a new drifted check before every tick, within a minute
+        drift_check(db, score=0.5 + i / 1000)
+        result = tick(db, instance)
+        if not isinstance(result, dg.SkipReason):
+            requested += list(result)
+    assert len(requested) == 1
+    outcomes = [d["outcome"] for d in decisions(db)]
+    assert outcomes == ["requested"] + ["refused"] * 99
+    assert all("cooldown" in d["reasons"][-1] for d in decisions(db)[1:])

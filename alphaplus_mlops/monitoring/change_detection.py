@@ -88,7 +88,8 @@ def per_bar_values(rows: pd.DataFrame, metric: str) -> pd.Series:
         else:
             q = np.clip(p, _EPS, 1 - _EPS)
             value = pd.Series(y * np.log(q) + (1 - y) * np.log(1 - q), index=rows.index)
-    return value.groupby(rows["ts"].to_numpy()).mean().sort_index()
+    # Grouped by the column itself: .to_numpy() of tz-aware times is an array of objects.
+    return value.groupby(rows["ts"]).mean().sort_index()
 
 
 def largest_statistic(paths: np.ndarray, k: float) -> np.ndarray:

@@ -2,6 +2,7 @@
 row's cooldown and budget, and every request and refusal is a decision row."""
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from alphaplus_mlops.defs.resources import PostgresResource
@@ -28,7 +29,7 @@ def db(empty_database_url):
         yield database
 
 
-def drift_check(db, drifted=True, score=0.6):
+def drift_check(db, drifted=True, score=0.6, window=("2016-01-04", "2016-03-31")):
     return record_drift_check(
         db,
         {
@@ -36,7 +37,11 @@ def drift_check(db, drifted=True, score=0.6):
             "version_id": CHAMPION,
             "dataset_id": None,
             "reference_window": {"start": "2015-07-01", "end": "2015-09-30", "rows": 1260},
-            "current_window": {"start": "2016-01-04", "end": "2016-03-31", "rows": 1260},
+            "current_window": {
+                "start": f"{window[0]}T00:00:00+00:00",
+                "end": f"{window[1]}T00:00:00+00:00",
+                "rows": 1260,
+            },
             "method": "test",
             "threshold": 0.3,
             "score": score,
@@ -99,8 +104,13 @@ def test_drift_beyond_the_yardstick_requests_one_rolling_window_retrain_per_evid
     assert isinstance(tick(db, instance), dg.SkipReason)
     assert len(decisions(db)) == 1
 
-    # New evidence within the cooldown: refused, with the reason, once.
-    drift_check(db, score=0.7)
+    # A later check on a window that shares bars with the decided one: the same evidence.
+    drift_check(db, score=0.7, window=("2016-02-01", "2016-04-29"))
+    assert isinstance(tick(db, instance), dg.SkipReason)
+    assert len(decisions(db)) == 1
+
+    # New bars drifted within the cooldown: refused, with the reason, once.
+    drift_check(db, score=0.7, window=("2016-04-01", "2016-06-30"))
     skipped = tick(db, instance)
     assert "cooldown: last request" in skipped.skip_message
     tick(db, instance)
@@ -131,8 +141,11 @@ def test_a_check_within_the_yardstick_a_disabled_trigger_and_a_lost_database_req
 def test_a_flood_of_evidence_queues_one_run_per_family_per_cooldown(db):
     instance = dg.DagsterInstance.ephemeral()
     requested = []
+    start = pd.Timestamp("2016-01-04")
     for i in range(100):  # a new drifted check before every tick, within a minute
-        drift_check(db, score=0.5 + i / 1000)
+        first = start + pd.offsets.BDay(63 * i)  # each on new bars
+        last = first + pd.offsets.BDay(62)
+        drift_check(db, score=0.5 + i / 1000, window=(f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"))
         result = tick(db, instance)
         if not isinstance(result, dg.SkipReason):
             requested += list(result)
@@ -140,3 +153,13 @@ def test_a_flood_of_evidence_queues_one_run_per_family_per_cooldown(db):
     outcomes = [d["outcome"] for d in decisions(db)]
     assert outcomes == ["requested"] + ["refused"] * 99
     assert all("cooldown" in d["reasons"][-1] for d in decisions(db)[1:])
+
+
+def test_checks_on_overlapping_windows_are_one_piece_of_evidence(db):
+    instance = dg.DagsterInstance.ephemeral()
+    for i in range(30):  # daily checks of a 63-bar window that stays drifted
+        first = pd.Timestamp("2016-01-04") + pd.offsets.BDay(i)
+        last = first + pd.offsets.BDay(62)
+        drift_check(db, window=(f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"))
+        tick(db, instance)
+    assert [d["outcome"] for d in decisions(db)] == ["requested"]

@@ -62,9 +62,9 @@ NAIVE_BARS = 63
 DRIFT_BARS = 63
 DRIFT_EVERY = 5
 COST_BPS = 5.0
-DRIFT_QUANTILES = (0.95, 1.0)
+DRIFT_QUANTILES = (0.95, 1.0, 1.1, 1.25)
 DRIFT_PERSIST = (1, 3, 6)
-PRODUCT_DRIFT = ("severity", 1.0, 1)  # what drift_report and the drift trigger do
+PRODUCT_DRIFT = ("severity", 1.1, "new")  # what drift_report and the drift trigger do
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,16 @@ def onsets(flags: np.ndarray) -> int:
     """How many times ``flags`` turns on (a run of True counts once)."""
     f = np.asarray(flags, dtype=bool)
     return int(f[0]) + int(np.sum(f[1:] & ~f[:-1])) if len(f) else 0
+
+
+def new_windows(flags: np.ndarray, at: np.ndarray, bars: int) -> np.ndarray:
+    """Alarms that are new evidence: a flagged check whose window shares no bar with the
+    last one counted (the drift trigger's rule: the same drifted bars retrain once)."""
+    counted, last = np.zeros(len(flags), dtype=bool), None
+    for i, flag in enumerate(flags):
+        if flag and (last is None or at[i] - last >= bars):
+            counted[i], last = True, at[i]
+    return counted
 
 
 def persisted(flags: np.ndarray, checks: int) -> np.ndarray:
@@ -128,7 +138,8 @@ def drift_trigger(train: Dataset, live: Dataset, bars, at_break: int, weights: d
         observed = np.array([statistic(c) for c in checks])
         ordinary = [statistic(p) for p in pairs]
         for quantile in DRIFT_QUANTILES:
-            limit = float(np.quantile(ordinary, quantile))
+            # Above 1: that multiple of the largest value between training windows.
+            limit = float(np.quantile(ordinary, min(quantile, 1.0))) * max(quantile, 1.0)
             for persist in DRIFT_PERSIST:
                 flags = persisted(observed > limit, persist)
                 after = np.flatnonzero(flags & (at >= at_break))
@@ -136,6 +147,12 @@ def drift_trigger(train: Dataset, live: Dataset, bars, at_break: int, weights: d
                     "false": onsets(flags[at < at_break]),
                     "delay": int(at[after[0]] - at_break) if len(after) else None,
                 }
+            counted = new_windows(observed > limit, at, DRIFT_BARS)
+            after = np.flatnonzero(counted & (at >= at_break))
+            cells[name, quantile, "new"] = {
+                "false": int(np.sum(counted[at < at_break])),
+                "delay": int(at[after[0]] - at_break) if len(after) else None,
+            }
     return cells
 
 
@@ -288,8 +305,9 @@ def main() -> None:
     print(
         f"\ndrift trigger: the latest 63-bar window against the training's last, every "
         f"{DRIFT_EVERY} bars; limit = a quantile of the statistic over every pair of training "
-        "windows; an alarm when beyond it for N checks in a row -> onsets per 2 years before "
-        "the break / median delay after it (share detected within a year)"
+        "windows; an alarm when beyond it for N checks in a row (xN: onsets), or (new) when "
+        "beyond it on a window sharing no bar with the last alarm's -> alarms per 2 years "
+        "before the break / median delay after it (share detected within a year)"
     )
     labels = {
         "severity": "mean severity by gain, features + raw volatility (drift_report)",
@@ -298,11 +316,11 @@ def main() -> None:
     for name, label in labels.items():
         print(f"  {label}")
         for quantile in DRIFT_QUANTILES:
-            for persist in DRIFT_PERSIST:
+            for persist in (*DRIFT_PERSIST, "new"):
                 cells = [r[name, quantile, persist] for r in frame["drift"]]
                 mark = "  <- the product" if (name, quantile, persist) == PRODUCT_DRIFT else ""
                 print(
-                    f"    q{quantile:<5g} x{persist:<2d} "
+                    f"    q{quantile:<5g} {'x' + str(persist) if persist != 'new' else 'new':<4}"
                     f"{np.mean([c['false'] for c in cells]):5.2f} / "
                     f"{median_delay([c['delay'] for c in cells]):4.0f} "
                     f"({np.mean([found(c['delay']) for c in cells]):.2f}){mark}"

@@ -20,6 +20,7 @@ from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE, Database
 from alphaplus_mlops.store.drift import latest_drift_check
 from alphaplus_mlops.store.triggers import (
     decision_for_evidence,
+    last_decision_on_version,
     record_trigger_decision,
     requests_since,
     triggers_of_type,
@@ -55,7 +56,8 @@ def _in_flight(instance: dg.DagsterInstance, family: str) -> bool:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a train_model run on a rolling window (the trigger's "
     "retrain_window_bars) when a family's latest drift check of its champion drifted "
-    "beyond the yardstick; refuses within cooldown_seconds, beyond "
+    "beyond the yardstick on a window sharing no bar with the last one it decided on; "
+    "refuses within cooldown_seconds, beyond "
     "max_retrains_per_30_days, or while a run of the family is queued or running.",
 )
 def drift_trigger_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
@@ -140,6 +142,15 @@ def _window(trigger: dict) -> int:
     return int(trigger["config"].get("retrain_window_bars", DEFAULT_RETRAIN_WINDOW_BARS))
 
 
+def _same_bars(db: Database, trigger: dict, champion: dict, check: dict) -> bool:
+    """Whether the trigger already decided on a drifted window of this champion that shares
+    bars with this check's: windows overlap from one check to the next, and the same
+    drifted bars are one piece of evidence (bench/trigger_calibration.py)."""
+    last = last_decision_on_version(db, str(trigger["id"]), str(champion["id"]))
+    seen_until = (last or {}).get("inputs", {}).get("window_end")
+    return seen_until is not None and check["current_window"]["start"] <= seen_until
+
+
 def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
     triggers = triggers_of_type(db, "drift")
     if not triggers:
@@ -158,6 +169,8 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
             f"..{check['current_window']['end'][:10]}"
         )
         for trigger in triggers:
+            if _same_bars(db, trigger, champion, check):
+                continue
             window = _window(trigger)
             tick.consider(
                 trigger=trigger,
@@ -168,6 +181,8 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
                 inputs={
                     "statistic": check["dataset_drift_score"],
                     "limit": check["threshold"],
+                    "window_start": check["current_window"]["start"],
+                    "window_end": check["current_window"]["end"],
                     "retrain_window_bars": window,
                 },
                 run_config={"ops": {"training_dataset": {"config": {"window_bars": window}}}},

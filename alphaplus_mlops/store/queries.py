@@ -541,6 +541,13 @@ WHERE decision_type = 'retrain_trigger' AND inputs->>'trigger_id' = %s
 LIMIT 1
 """
 
+SELECT_LAST_TRIGGER_DECISION_ON_VERSION = """
+SELECT id, outcome, inputs, decided_at FROM automated_decision_making
+WHERE decision_type = 'retrain_trigger' AND inputs->>'trigger_id' = %s
+  AND model_version_id = %s
+ORDER BY decided_at DESC LIMIT 1
+"""
+
 SELECT_TRIGGER_REQUESTS_SINCE = """
 SELECT decided_at FROM automated_decision_making
 WHERE decision_type = 'retrain_trigger' AND family = %s AND outcome = 'requested'

@@ -23,6 +23,14 @@ def decision_for_evidence(db: Database, trigger_id: str, evidence: str) -> dict 
         ).fetchone()
 
 
+def last_decision_on_version(db: Database, trigger_id: str, version_id: str) -> dict | None:
+    """The trigger's latest decision (requested or refused) about this model version."""
+    with db.connection() as conn:
+        return conn.execute(
+            queries.SELECT_LAST_TRIGGER_DECISION_ON_VERSION, (str(trigger_id), str(version_id))
+        ).fetchone()
+
+
 def requests_since(db: Database, trigger_id: str, family: str, since: datetime) -> list[datetime]:
     """When the trigger requested retrains of ``family`` after ``since``, newest first."""
     with db.connection() as conn:

@@ -83,7 +83,7 @@ def test_drift_beyond_the_yardstick_requests_one_rolling_window_retrain_per_evid
     assert request.tags["alphaplus/trigger_id"] == str(trigger["id"])
     assert request.tags["dagster/priority"] == "5"
     assert request.tags["alphaplus/reason"] == (
-        "xgboost v3: drift 0.60 beyond its yardstick 0.30 over 2016-01-04..2016-03-31; "
+        "xgboost v3: drift 0.600 beyond its yardstick 0.300 over 2016-01-04..2016-03-31; "
         "retrain on the last 504 bars"
     )
     assert request.run_config == {"ops": {"training_dataset": {"config": {"window_bars": 504}}}}

@@ -164,8 +164,8 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
         if str(check["model_version_id"]) != str(champion["id"]):
             continue  # evidence about a version that no longer serves
         why = (
-            f"{family} v{champion['version']}: drift {check['dataset_drift_score']:.2f} beyond "
-            f"its yardstick {check['threshold']:.2f} over {check['current_window']['start'][:10]}"
+            f"{family} v{champion['version']}: drift {check['dataset_drift_score']:.3f} beyond "
+            f"its yardstick {check['threshold']:.3f} over {check['current_window']['start'][:10]}"
             f"..{check['current_window']['end'][:10]}"
         )
         for trigger in triggers:

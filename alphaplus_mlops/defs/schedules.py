@@ -65,6 +65,7 @@ def model_age_schedule(context: dg.ScheduleEvaluationContext, postgres: Postgres
     cron_schedule="30 6 * * *",
     job=drift_check_job,
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily: a drift check (drift_report) of every family's champion, for the "
     "drift trigger and the feature_drift alert.",
 )

@@ -105,3 +105,20 @@ def test_the_feature_drift_alert_follows_the_ratio_to_the_yardstick(project):
     run(project, html_report=False)
     assert list_alerts(project.db, "open", "feature_drift") == []
     threshold(1.0)
+
+
+def test_once_outcomes_are_realized_the_outputs_are_compared_beside_the_statistic(project):
+    assert run(project, html_report=False)["outputs"].value == "no realized live rows yet"
+    live = project.defs.resolve_job_def("live_loop").execute_in_process(
+        partition_key="lightgbm", instance=dg.DagsterInstance.ephemeral()
+    )
+    assert live.success
+    meta = run(project, html_report=False)
+    check = rows(
+        project.url, "SELECT * FROM model_drift_detection ORDER BY checked_at DESC LIMIT 1"
+    )[0]
+    beside = {k: v for k, v in check["feature_scores"].items() if "in_statistic" in v}
+    assert set(beside) == {"prediction", "label_base_rate"}
+    assert all(v["in_statistic"] is False for v in beside.values())
+    assert meta["outputs"].value.startswith("long share ")
+    assert meta["statistic"].value == pytest.approx(check["dataset_drift_score"])

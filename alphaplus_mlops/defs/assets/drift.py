@@ -15,17 +15,19 @@ from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.families.base import feature_importance
-from alphaplus_mlops.modeling.model_files import load_dataset, load_model
+from alphaplus_mlops.modeling.model_files import load_dataset, load_frame, load_model
 from alphaplus_mlops.monitoring.drift_yardstick import (
     RAW_VOLATILITY,
     check_latest_window,
     raw_volatility,
     yardstick,
 )
+from alphaplus_mlops.monitoring.output_drift import OutputDrift, output_drift
 from alphaplus_mlops.serving.batch_features import features_at_bars
 from alphaplus_mlops.store.bars import load_bars
 from alphaplus_mlops.store.dataset_records import dataset_by_id
 from alphaplus_mlops.store.drift import frozen_yardstick, record_drift_check
+from alphaplus_mlops.store.live import realized_window
 from alphaplus_mlops.store.versions import current_champion
 
 METHOD = (
@@ -58,7 +60,9 @@ class DriftReportConfig(dg.Config):
     "normalized features hide; their mean severity, weighted by the model's gain per "
     "feature, held to the version's yardstick (the "
     "largest between windows of its training period, frozen with it); one "
-    "model_drift_detection row, the feature_drift alert, and Evidently's HTML report.",
+    "model_drift_detection row, the feature_drift alert, and Evidently's HTML report. "
+    "Beside the statistic: the champion's probabilities, long share and label base rate, "
+    "live against out of fold.",
 )
 def drift_report(
     context: dg.AssetExecutionContext,
@@ -104,6 +108,8 @@ def drift_report(
     report_uri = (
         _html_report(store, reference, current, watched, config) if config.html_report else None
     )
+    outputs = _outputs(db, store, champion, stick["window_bars"])
+    beside = [] if outputs is None else [outputs.prediction, outputs.label]
     row = record_drift_check(
         db,
         {
@@ -125,6 +131,16 @@ def drift_report(
                     "drifted": c.drifted,
                 }
                 for c in check.drift.columns
+            }
+            | {
+                c.column: {
+                    "method": c.method,
+                    "score": c.score,
+                    "threshold": c.threshold,
+                    "drifted": c.drifted,
+                    "in_statistic": False,
+                }
+                for c in beside
             },
             "report_path": report_uri,
         },
@@ -150,10 +166,28 @@ def drift_report(
         "drifted": check.drifted,
         "drifted_features": ", ".join(moved) or "none",
         "feature_drift_alert": alert.sentence() if alert else "none",
+        "outputs": outputs.sentence() if outputs else "no realized live rows yet",
     }
     if report_uri:
         metadata["evidently_report"] = dg.MetadataValue.path(str(store.path_of(report_uri)))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _outputs(db, store, champion: dict, window_bars: int) -> OutputDrift | None:
+    """The champion's probabilities and labels: its out-of-fold rows of the training's last
+    ``window_bars`` bars against its realized live rows of the latest as many."""
+    live = realized_window(db, str(champion["id"]), "champion", window_bars)
+    if live.empty or not champion.get("oof_uri"):
+        return None
+    oof = load_frame(store, champion["oof_uri"], champion["oof_sha256"])
+    last = np.sort(oof["ts"].unique())[-window_bars:]
+    oof = oof[oof["ts"].isin(last)]
+    return output_drift(
+        oof["proba"].to_numpy(),
+        oof["label"].to_numpy(),
+        live["probability"].to_numpy(),
+        live["realized_label"].to_numpy(),
+    )
 
 
 def _importance(store, family: str, champion: dict, features: list[str]) -> dict | None:

@@ -172,3 +172,34 @@ def test_no_offline_returns_no_trigger_and_no_database_are_said(world):
         },
     ) as context:
         assert "database unavailable" in performance_trigger_sensor(context).skip_message
+
+
+def test_from_the_change_point_once_enough_bars_have_passed_else_rolling(world):
+    db, _ = world
+    execute(
+        db.url,
+        "UPDATE automated_retraining_triggers SET config = config || "
+        "'{\"retrain_from\": \"change_point\", \"min_window_bars\": 300}'::jsonb "
+        "WHERE trigger_type = 'performance'",
+    )
+    realize(db, "2016-01-04", [0.001] * 120 + [-SCALE] * 60, seed=2)
+    (request,) = tick(world, dg.DagsterInstance.ephemeral())
+    (decision,) = decisions(db)
+    since = decision["inputs"]["bars_since_change"]
+    assert 40 <= since <= 70  # the loss began at bar 120 of 180
+    assert request.run_config["ops"]["training_dataset"] == {"config": {"window_bars": 504}}
+    assert f"retrain on the last 504 bars (only {since} since the change" in (
+        request.tags["alphaplus/reason"]
+    )
+
+    execute(
+        db.url,
+        "UPDATE automated_retraining_triggers SET config = config || "
+        "'{\"min_window_bars\": 21}'::jsonb, cooldown_seconds = 0 "
+        "WHERE trigger_type = 'performance'",
+    )
+    requested = tick(world, dg.DagsterInstance.ephemeral())  # the loss went on: a new alarm
+    (request,) = requested
+    since = decisions(db)[-1]["inputs"]["bars_since_change"]
+    assert request.run_config["ops"]["training_dataset"] == {"config": {"window_bars": since}}
+    assert f"retrain on the {since} bars since the change" in request.tags["alphaplus/reason"]

@@ -142,6 +142,22 @@ def _window(trigger: dict) -> int:
     return int(trigger["config"].get("retrain_window_bars", DEFAULT_RETRAIN_WINDOW_BARS))
 
 
+def _window_after_change(trigger: dict, bars_since_change: int | None) -> tuple[int, str]:
+    """The training window after a detected change, and how to say it: from the change
+    point (config ``retrain_from: change_point``) once ``min_window_bars`` (126) have passed
+    since it, else the rolling ``retrain_window_bars``."""
+    config = trigger["config"]
+    rolling = _window(trigger)
+    if config.get("retrain_from", "rolling") == "change_point" and bars_since_change:
+        if bars_since_change >= int(config.get("min_window_bars", 126)):
+            return bars_since_change, f"the {bars_since_change} bars since the change"
+        return rolling, (
+            f"the last {rolling} bars (only {bars_since_change} since the change, fewer "
+            f"than min_window_bars)"
+        )
+    return rolling, f"the last {rolling} bars"
+
+
 def _same_bars(db: Database, trigger: dict, champion: dict, check: dict) -> bool:
     """Whether the trigger already decided on a drifted window of this champion that shares
     bars with this check's: windows overlap from one check to the next, and the same
@@ -198,7 +214,9 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches each champion's realized live per-bar values (the trigger's metric) "
     "with a CUSUM frozen from its out-of-fold values; on an alarm requests a train_model run "
-    "on a rolling window (retrain_window_bars), judged against the champion on the bars "
+    "on a rolling window (retrain_window_bars) or, with retrain_from: change_point, on the "
+    "bars since the detected change once min_window_bars have passed, judged against the "
+    "champion on the bars "
     "since the detected change; refuses within cooldown_seconds, beyond "
     "max_retrains_per_30_days, or while a run of the family is queued or running.",
 )
@@ -235,8 +253,8 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
             )
             if watch.alarm is None:
                 continue
-            alarm, window = watch.alarm, _window(trigger)
-            change = alarm["change_bar_ts"]
+            alarm, change = watch.alarm, watch.alarm["change_bar_ts"]
+            window, since = _window_after_change(trigger, watch.bars_since_change)
             why = (
                 f"{family} v{champion['version']}: live {alarm['metric']} fell from "
                 f"{change:%Y-%m-%d} (mean {alarm['mean_since_change']:+.5f} per bar since; "
@@ -253,6 +271,7 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
                     "statistic": alarm["statistic"],
                     "limit": alarm["threshold"],
                     "change_bar_ts": change.isoformat(),
+                    "bars_since_change": watch.bars_since_change,
                     "retrain_window_bars": window,
                 },
                 run_config={
@@ -262,8 +281,8 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
                     }
                 },
                 reason_suffix=(
-                    f"retrain on the last {window} bars, judged against the champion on the "
-                    f"bars since {change:%Y-%m-%d}"
+                    f"retrain on {since}, judged against the champion on the bars since "
+                    f"{change:%Y-%m-%d}"
                 ),
             )
     return tick.result("no performance alarm" + (f": {'; '.join(watching)}" if watching else ""))

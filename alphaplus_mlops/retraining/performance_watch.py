@@ -43,6 +43,8 @@ class Watch:
     statistic: float
     note: str | None = None
     """Why nothing could be watched (no offline values to calibrate on, say)."""
+    bars_since_change: int | None = None
+    """With an alarm: realized bars from the detected change to the latest one."""
 
 
 def _setting(config: dict, name: str):
@@ -131,4 +133,4 @@ def watch_champion(
             "mean_since_change": float(np.nanmean(x[first.change_at : first.at + 1])),
         },
     )
-    return Watch(detector, row, len(x), first.statistic)
+    return Watch(detector, row, len(x), first.statistic, None, len(x) - first.change_at)

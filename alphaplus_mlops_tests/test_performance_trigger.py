@@ -179,7 +179,7 @@ def test_from_the_change_point_once_enough_bars_have_passed_else_rolling(world):
     execute(
         db.url,
         "UPDATE automated_retraining_triggers SET config = config || "
-        "'{\"retrain_from\": \"change_point\", \"min_window_bars\": 300}'::jsonb "
+        '\'{"retrain_from": "change_point", "min_window_bars": 300}\'::jsonb '
         "WHERE trigger_type = 'performance'",
     )
     realize(db, "2016-01-04", [0.001] * 120 + [-SCALE] * 60, seed=2)
@@ -188,8 +188,9 @@ def test_from_the_change_point_once_enough_bars_have_passed_else_rolling(world):
     since = decision["inputs"]["bars_since_change"]
     assert 40 <= since <= 70  # the loss began at bar 120 of 180
     assert request.run_config["ops"]["training_dataset"] == {"config": {"window_bars": 504}}
-    assert f"retrain on the last 504 bars (only {since} since the change" in (
-        request.tags["alphaplus/reason"]
+    assert (
+        f"retrain on the last 504 bars (only {since} since the change"
+        in (request.tags["alphaplus/reason"])
     )
 
     execute(

@@ -1,0 +1,70 @@
+"""The always-valid sequential test of a paired difference (mSPRT), exact on small inputs,
+valid when looked at every bar, and the same number for one series or many at once."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphaplus_mlops.core.sequential import (
+    first_rejection,
+    log_mixture_ratio,
+    long_run_variance,
+    sequential_looks,
+)
+
+
+def ar1(phi, runs, bars, seed):
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal((runs, bars))
+    x = np.empty_like(e)
+    x[:, 0] = e[:, 0] / np.sqrt(1 - phi * phi)
+    for t in range(1, bars):
+        x[:, t] = phi * x[:, t - 1] + e[:, t]
+    return x
+
+
+def test_the_mixture_ratio_is_the_formula():
+    # n = 4, mean 0.5, variance 1, tau = 1 sd: -1/2 log 5 + 16 * 0.25 / (2 * 5)
+    assert log_mixture_ratio(4, 0.5, 1.0, 1.0) == pytest.approx(-0.5 * np.log(5) + 0.4)
+    assert log_mixture_ratio(4, 0.0, 0.0, 1.0) == 0.0
+    assert log_mixture_ratio(4, 0.1, 0.0, 1.0) == float("inf")
+
+
+def test_the_long_run_variance_of_an_ar1_is_sigma2_over_one_minus_phi_squared():
+    (x,) = ar1(0.5, 1, 20_000, seed=3)
+    assert long_run_variance(x) == pytest.approx(1 / (1 - 0.5) ** 2, rel=0.1)
+    white = np.random.default_rng(4).standard_normal(20_000)
+    assert long_run_variance(white) == pytest.approx(1.0, rel=0.05)
+    with pytest.raises(ValueError, match="at least 3 values"):
+        long_run_variance(np.ones(2))
+
+
+def test_the_p_value_never_rises_and_looks_start_at_min_bars():
+    d = np.random.default_rng(5).standard_normal(200) + 0.5
+    looks = sequential_looks(d, min_bars=40)
+    assert looks[0].n == 40 and looks[-1].n == 200
+    p = [look.p_value for look in looks]
+    assert all(b <= a for a, b in zip(p, p[1:], strict=False))
+    assert p[-1] < 0.01  # an edge of half a sd per bar is found within 200 bars
+    assert looks[-1].mean == pytest.approx(d.mean())
+    with pytest.raises(ValueError, match="min_bars must be at least 2"):
+        sequential_looks(d, min_bars=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 0.6), st.floats(0.02, 0.5))
+def test_many_series_at_once_reject_where_each_alone_does(seed, edge, tau_sd):
+    paths = np.random.default_rng(seed).standard_normal((3, 120)) + edge
+    found = first_rejection(paths, 0.05, tau_sd=tau_sd, min_bars=10)
+    for path, n in zip(paths, found, strict=True):
+        alone = [look.n for look in sequential_looks(path, tau_sd=tau_sd, min_bars=10)]
+        p = [look.p_value for look in sequential_looks(path, tau_sd=tau_sd, min_bars=10)]
+        expected = next((k for k, q in zip(alone, p, strict=True) if q <= 0.05), 0)
+        assert n == expected
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.8])
+def test_looked_at_every_bar_a_true_null_is_rarely_rejected(phi):
+    found = first_rejection(ar1(phi, 400, 1000, seed=int(phi * 10)), 0.05)
+    assert np.mean(found > 0) <= 0.08  # alpha 0.05; 400 series scatter by about 0.011

@@ -37,6 +37,7 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "live_signals",
         "prediction_outcomes",
         "live_performance",
+        "ab_evaluation",
         "drift_report",
     }
     assert {c["key"] for c in listed["asset_checks"]} == {

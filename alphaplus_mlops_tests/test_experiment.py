@@ -2,9 +2,15 @@
 guardrails, in the order a desk relies on."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from alphaplus_mlops.core.experiment import ExperimentRule, drawdown, judge_experiment
+from alphaplus_mlops.core.experiment import (
+    ExperimentRule,
+    drawdown,
+    judge_experiment,
+    paired_outcomes,
+)
 from alphaplus_mlops.core.sequential import sequential_looks
 
 RULE = ExperimentRule(min_bars=20, max_bars=300)
@@ -67,3 +73,37 @@ def test_bad_input_is_named():
         ExperimentRule(min_bars=50, max_bars=10)
     with pytest.raises(ValueError, match="alpha must lie strictly between 0 and 1"):
         ExperimentRule(alpha=1.5)
+
+
+def test_outcomes_are_paired_on_the_bars_both_answered():
+    ts = pd.to_datetime(["2020-01-02", "2020-01-02", "2020-01-03", "2020-01-06"], utc=True)
+
+    def rows(net, proba):
+        return pd.DataFrame(
+            {
+                "bar_ts": ts,
+                "symbol": ["A", "B", "A", "A"],
+                "probability": proba,
+                "realized_label": [1, 0, 1, 1],
+                "realized_net_return": net,
+            }
+        )
+
+    a = rows([0.02, 0.0, 0.01, np.nan], [0.8, 0.2, 0.6, 0.5])
+    b = rows([0.01, -0.01, 0.0, 0.03], [0.5, 0.5, 0.5, 0.5]).iloc[:3]
+    paired = paired_outcomes(a, b)
+    assert list(paired.bars.strftime("%Y-%m-%d")) == ["2020-01-02", "2020-01-03"]
+    assert paired.challenger.tolist() == pytest.approx([0.01, 0.01])
+    assert paired.champion.tolist() == pytest.approx([0.0, 0.0])
+    assert paired.champion_log_loss == pytest.approx(np.log(2))
+    expected = -np.mean([np.log(0.8), np.log(0.8), np.log(0.6)])
+    assert paired.challenger_log_loss == pytest.approx(expected)
+
+
+def test_the_rule_is_read_from_its_row():
+    row = {"threshold": 0.01, "config": {"min_bars": 40, "max_bars": 200, "unknown": 1}}
+    rule = ExperimentRule.from_gate(row)
+    assert (rule.alpha, rule.min_bars, rule.max_bars) == (0.01, 40, 200)
+    assert rule.max_drawdown == ExperimentRule().max_drawdown
+    assert ExperimentRule(**rule.as_dict()) == rule
+    assert ExperimentRule.from_gate(None) == ExperimentRule()

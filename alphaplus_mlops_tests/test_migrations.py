@@ -70,8 +70,9 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
     url = empty_database_url
     assert scalar(url, "SELECT count(*) FROM automated_retraining_triggers") == 3
     gates = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates")
-    # The seed's three, the data-quality and serving gates the promotion path needs, and
-    # the champion comparison's settings; drift is disabled: it never rejects a candidate.
+    # The seed's three, the data-quality and serving gates the promotion path needs, the
+    # champion comparison's settings and the live experiment's rule (021); drift is
+    # disabled: it never rejects a candidate.
     assert set(gates) == {
         "model_performance",
         "drift",
@@ -79,6 +80,7 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
         "data_quality",
         "serving",
         "champion_comparison",
+        "live_experiment",
     }
     enabled = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates WHERE enabled")
     assert "drift" not in enabled
@@ -96,7 +98,7 @@ def test_migrating_again_is_a_no_op(empty_database_url):
     before = scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations")
     assert migrate(empty_database_url) == []
     assert scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations") == before
-    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 6
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 7
 
 
 def test_status_lists_pending_then_applied(empty_database_url):
@@ -172,7 +174,7 @@ def test_two_concurrent_migrate_processes_end_with_one_schema(empty_database_url
     applied_counts = sorted(int(out.strip()) for out, _ in results)
     assert applied_counts == [0, len(discover())]
     assert scalar(empty_database_url, "SELECT count(*) FROM schema_migrations") == len(discover())
-    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 6
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 7
 
 
 def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(

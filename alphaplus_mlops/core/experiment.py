@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from alphaplus_mlops.core.sequential import DEFAULT_MIN_BARS, DEFAULT_TAU_SD, sequential_looks
 
@@ -32,6 +33,18 @@ class ExperimentRule:
     """The challenger's largest peak-to-trough loss over the experiment."""
     max_log_loss_excess: float = 0.02
     """The challenger's mean log loss minus the champion's, on the same rows."""
+
+    @classmethod
+    def from_gate(cls, row: dict | None) -> ExperimentRule:
+        """From the live_experiment row of quality_gates (threshold: alpha), else defaults."""
+        if row is None:
+            return cls()
+        config = row.get("config") or {}
+        known = {k: config[k] for k in cls.__dataclass_fields__ if k in config and k != "alpha"}
+        return cls(alpha=float(row["threshold"]), **known)
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -120,3 +133,39 @@ def judge_experiment(
     if n >= rule.max_bars:
         return verdict("expired", f"no difference shown in {rule.max_bars} bars: {edge}")
     return verdict("continue", edge)
+
+
+@dataclass(frozen=True)
+class PairedOutcomes:
+    """Both versions' realized outcomes on the (symbol, bar)s both answered."""
+
+    bars: pd.DatetimeIndex
+    challenger: np.ndarray
+    """Per-bar net return (the mean over the bar's symbols)."""
+    champion: np.ndarray
+    challenger_log_loss: float
+    champion_log_loss: float
+
+
+def _log_loss(label: np.ndarray, proba: np.ndarray) -> float:
+    p = np.clip(proba, 1e-15, 1 - 1e-15)
+    return float(-np.mean(label * np.log(p) + (1 - label) * np.log(1 - p)))
+
+
+def paired_outcomes(challenger: pd.DataFrame, champion: pd.DataFrame) -> PairedOutcomes:
+    """``challenger``, ``champion``: realized rows (bar_ts, symbol, probability,
+    realized_label, realized_net_return), each version in its own role."""
+    both = challenger.merge(champion, on=["bar_ts", "symbol"], suffixes=("_a", "_b"))
+    both = both.dropna(subset=["realized_net_return_a", "realized_net_return_b"])
+    if both.empty:
+        empty = np.array([])
+        return PairedOutcomes(pd.DatetimeIndex([]), empty, empty, float("nan"), float("nan"))
+    per_bar = both.groupby("bar_ts")[["realized_net_return_a", "realized_net_return_b"]].mean()
+    label = both["realized_label_a"].to_numpy(dtype=float)
+    return PairedOutcomes(
+        pd.DatetimeIndex(per_bar.index),
+        per_bar["realized_net_return_a"].to_numpy(),
+        per_bar["realized_net_return_b"].to_numpy(),
+        _log_loss(label, both["probability_a"].to_numpy(dtype=float)),
+        _log_loss(label, both["probability_b"].to_numpy(dtype=float)),
+    )

@@ -14,6 +14,7 @@ from alphaplus_mlops.defs.artifact_scan import artifact_scan_job, artifact_scan_
 from alphaplus_mlops.defs.assets.deployment import champion_model, deployment_decision
 from alphaplus_mlops.defs.assets.drift import drift_report
 from alphaplus_mlops.defs.assets.evaluation import model_evaluation
+from alphaplus_mlops.defs.assets.experiments import ab_evaluation
 from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
@@ -65,6 +66,7 @@ def build_definitions(
             live_signals,
             prediction_outcomes,
             live_performance,
+            ab_evaluation,
             drift_report,
         ],
         asset_checks=quality_gate_checks,

@@ -438,7 +438,7 @@ LEFT JOIN LATERAL (
            OR (q.model_version_id IS NULL AND q.dataset_id = v.dataset_id))
     ORDER BY checked_at DESC LIMIT 1
 ) r ON true
-WHERE g.enabled AND g.gate_type <> 'champion_comparison'
+WHERE g.enabled AND g.gate_type NOT IN ('champion_comparison', 'live_experiment')
 ORDER BY g.name
 """
 
@@ -1037,4 +1037,46 @@ RETURNING *
 SELECT_TRIGGER_DECISIONS = """
 SELECT decided_at, family, rule, outcome, reasons, inputs FROM automated_decision_making
 WHERE decision_type = 'retrain_trigger' ORDER BY decided_at
+"""
+
+# Live experiments, champion vs challenger (ab_testing_framework, sql/021) ------------------
+
+ABORT_RUNNING_EXPERIMENTS = """
+UPDATE ab_testing_framework
+SET status = 'aborted', verdict = %(why)s, ended_at = now(), updated_at = now()
+WHERE family = %(family)s AND status = 'running'
+RETURNING id
+"""
+
+INSERT_EXPERIMENT = """
+INSERT INTO ab_testing_framework (family, champion_version_id, challenger_version_id, rule)
+VALUES (%s, %s, %s, %s)
+RETURNING *
+"""
+
+SELECT_RUNNING_EXPERIMENT = """
+SELECT * FROM ab_testing_framework WHERE family = %s AND status = 'running'
+"""
+
+UPDATE_EXPERIMENT_LOOK = """
+UPDATE ab_testing_framework
+SET statistic = %(statistic)s, n_observations = %(n)s, p_value = %(p_value)s,
+    updated_at = now()
+WHERE id = %(id)s
+"""
+
+CONCLUDE_EXPERIMENT = """
+UPDATE ab_testing_framework
+SET status = %(status)s, verdict = %(verdict)s, ended_at = now(), updated_at = now()
+WHERE id = %(id)s AND status = 'running'
+"""
+
+SELECT_EXPERIMENTS = """
+SELECT * FROM ab_testing_framework WHERE family = %s ORDER BY started_at
+"""
+
+RETIRE_CHALLENGER = """
+UPDATE model_versioning SET status = 'not_promoted', status_changed_at = now()
+WHERE id = %s AND status = 'challenger'
+RETURNING id
 """

@@ -6,8 +6,10 @@ import dagster as dg
 from pydantic import Field
 
 from alphaplus_mlops.core.decision import ComparisonRule, decide
+from alphaplus_mlops.core.experiment import ExperimentRule
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
+from alphaplus_mlops.store.experiments import start_experiment
 from alphaplus_mlops.store.gate_results import gate_status, load_gates
 from alphaplus_mlops.store.performance import evaluation_of
 from alphaplus_mlops.store.promotion import (
@@ -32,7 +34,8 @@ _STAGE = {"promote": "gated", "shadow": "shadow", "keep_champion": "gated", "rej
     group_name="deployment",
     description="The automated decision for this run's candidate (rule deploy-v2): promote, "
     "shadow as challenger, keep the champion, or reject; on paired tests against the "
-    "champion with a minimum of shared bars; recorded with its rule, inputs and reasons.",
+    "champion with a minimum of shared bars; recorded with its rule, inputs and reasons. "
+    "A shadowed challenger starts a live experiment (ab_evaluation).",
 )
 def deployment_decision(
     context: dg.AssetExecutionContext,
@@ -70,6 +73,15 @@ def deployment_decision(
         new_status=_STATUS[decision.outcome],
         stage=_STAGE[decision.outcome],
     )
+    experiment = None
+    if decision.outcome == "shadow" and champion is not None:
+        experiment = start_experiment(
+            db,
+            family=candidate["family"],
+            champion_id=str(champion["id"]),
+            challenger_id=str(candidate["id"]),
+            rule=ExperimentRule.from_gate(load_gates(db).get("live_experiment")).as_dict(),
+        )
     context.log.info(
         f"{candidate['family']} v{candidate['version']}: {decision.outcome} "
         f"({'; '.join(decision.reasons)})"
@@ -89,6 +101,7 @@ def deployment_decision(
             "rule": decision.rule,
             "reasons": "; ".join(decision.reasons),
             "gates": status.summary(),
+            "experiment": str(experiment["id"]) if experiment else "none",
         },
     )
 

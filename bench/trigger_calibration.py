@@ -16,11 +16,13 @@ flips and volatility doubles), with the project's own code except Dagster:
   naive      the seeded rule "63-bar net Sharpe < 0", evaluated every bar: the share of
              pre-break bars on which it holds, its onsets per two years, and its delay;
   drift      the drift check (monitoring.drift_yardstick, as drift_report makes it: the
-             features and the raw volatility, mean severity) of the latest 63 bars against
-             the training window's last 63, every 5 bars (a weekly check), held to the
-             largest value over every pair of training windows; beside it, other limits,
-             alarms only after N checks in a row, and the earlier statistic (the share of
-             drifted features): alarm onsets before the break, delay after.
+             features and the raw volatility, mean severity weighted by the model's gain)
+             of the latest 63 bars against the training window's last 63, every 5 bars (a
+             weekly check), held to 1.1 x the largest value over every pair of training
+             windows, a window sharing bars with the last alarm's counting once (the drift
+             trigger's rule); beside it, other limits (a quantile q of the pairs, or above 1
+             that multiple of the largest), alarms after N checks in a row, and the earlier
+             statistic (the share of drifted features): alarms before the break, delay after.
 
 A delay is counted in bars from the break to the alarm (outcomes of 1-bar labels arrive one
 bar later: the live half sees the alarm a bar after this). No alarm within a year counts as

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from alphaplus_mlops.core.paired import log_loss_per_row
 from alphaplus_mlops.core.sequential import DEFAULT_MIN_BARS, DEFAULT_TAU_SD, sequential_looks
 
 
@@ -147,11 +148,6 @@ class PairedOutcomes:
     champion_log_loss: float
 
 
-def _log_loss(label: np.ndarray, proba: np.ndarray) -> float:
-    p = np.clip(proba, 1e-15, 1 - 1e-15)
-    return float(-np.mean(label * np.log(p) + (1 - label) * np.log(1 - p)))
-
-
 def paired_outcomes(challenger: pd.DataFrame, champion: pd.DataFrame) -> PairedOutcomes:
     """``challenger``, ``champion``: realized rows (bar_ts, symbol, probability,
     realized_label, realized_net_return), each version in its own role."""
@@ -166,6 +162,6 @@ def paired_outcomes(challenger: pd.DataFrame, champion: pd.DataFrame) -> PairedO
         pd.DatetimeIndex(per_bar.index),
         per_bar["realized_net_return_a"].to_numpy(),
         per_bar["realized_net_return_b"].to_numpy(),
-        _log_loss(label, both["probability_a"].to_numpy(dtype=float)),
-        _log_loss(label, both["probability_b"].to_numpy(dtype=float)),
+        float(log_loss_per_row(label, both["probability_a"].to_numpy()).mean()),
+        float(log_loss_per_row(label, both["probability_b"].to_numpy()).mean()),
     )

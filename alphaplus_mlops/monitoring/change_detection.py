@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from alphaplus_mlops.core.paired import log_loss_per_row
+
 
 @dataclass(frozen=True)
 class CusumResult:
@@ -69,7 +71,6 @@ def cusum(
 
 METRICS = ("net_return", "accuracy", "log_loss")
 NO_SKILL = {"net_return": 0.0, "accuracy": 0.5, "log_loss": -float(np.log(2.0))}
-_EPS = 1e-15
 
 
 def per_bar_values(rows: pd.DataFrame, metric: str) -> pd.Series:
@@ -86,8 +87,7 @@ def per_bar_values(rows: pd.DataFrame, metric: str) -> pd.Series:
         if metric == "accuracy":
             value = pd.Series(((p > 0.5) == (y > 0.5)).astype(float), index=rows.index)
         else:
-            q = np.clip(p, _EPS, 1 - _EPS)
-            value = pd.Series(y * np.log(q) + (1 - y) * np.log(1 - q), index=rows.index)
+            value = pd.Series(-log_loss_per_row(y, p), index=rows.index)
     # Grouped by the column itself: .to_numpy() of tz-aware times is an array of objects.
     return value.groupby(rows["ts"]).mean().sort_index()
 

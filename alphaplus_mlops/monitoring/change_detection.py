@@ -27,7 +27,6 @@ Metrics (higher is better; the target is what no skill earns):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -114,41 +113,6 @@ def block_bootstrap(
     starts = rng.integers(0, n, size=(runs, blocks))
     index = (starts[:, :, None] + np.arange(block)[None, None, :]) % n
     return np.asarray(values)[index.reshape(runs, -1)[:, :horizon]]
-
-
-def run_lengths(
-    simulate: Callable[[np.random.Generator, int], np.ndarray],
-    *,
-    k: float,
-    h: float,
-    runs: int,
-    horizon: int,
-    seed: int = 0,
-) -> np.ndarray:
-    """Bars to the first alarm on ``runs`` simulated in-control series of ``horizon`` bars
-    (``simulate(rng, horizon)`` returns standardized values); ``horizon + 1`` where none."""
-    rng = np.random.default_rng(seed)
-    found = np.empty(runs)
-    for i in range(runs):
-        result = cusum(simulate(rng, horizon), k=k, h=h)
-        found[i] = horizon + 1 if result.alarm_at is None else result.alarm_at + 1
-    return found
-
-
-def threshold_for_arl(
-    simulate: Callable[[np.random.Generator, int], np.ndarray],
-    *,
-    k: float,
-    false_alarm_probability: float,
-    horizon: int,
-    runs: int = 400,
-    seed: int = 0,
-) -> float:
-    """The smallest h with at most ``false_alarm_probability`` of ``runs`` simulated
-    in-control series of ``horizon`` bars alarming."""
-    rng = np.random.default_rng(seed)
-    paths = np.stack([simulate(rng, horizon) for _ in range(runs)])
-    return _threshold(largest_statistic(paths, k), false_alarm_probability)
 
 
 def _threshold(largest: np.ndarray, false_alarm_probability: float) -> float:

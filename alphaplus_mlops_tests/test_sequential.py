@@ -68,3 +68,9 @@ def test_many_series_at_once_reject_where_each_alone_does(seed, edge, tau_sd):
 def test_looked_at_every_bar_a_true_null_is_rarely_rejected(phi):
     found = first_rejection(ar1(phi, 400, 1000, seed=int(phi * 10)), 0.05)
     assert np.mean(found > 0) <= 0.08  # alpha 0.05; 400 series scatter by about 0.011
+
+
+def test_without_a_long_run_variance_a_persistent_null_is_rejected_far_too_often():
+    paths = ar1(0.8, 400, 1000, seed=8)
+    assert np.mean(first_rejection(paths, 0.05, variance="sample") > 0) > 0.5
+    assert np.mean(first_rejection(paths, 0.05) > 0) <= 0.08

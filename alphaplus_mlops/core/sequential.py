@@ -50,6 +50,26 @@ def _prewhitened(gamma: list, lags: int):
     return np.maximum(total, 0.0) / (1 - rho) ** 2
 
 
+def _newey_west(gamma: list, lags: int):
+    total = gamma[0]
+    for j in range(1, lags + 1):
+        total = total + 2 * (1 - j / (lags + 1)) * gamma[j]
+    return np.maximum(total, 0.0)
+
+
+def _sample(gamma: list, lags: int):
+    return np.maximum(gamma[0], 0.0)
+
+
+#: How a look estimates σ² from the autocovariances: the test's own (prewhitened), and the
+#: two it is measured against in bench/ab_sequential.py.
+VARIANCE_ESTIMATORS = {
+    "prewhitened": _prewhitened,
+    "newey_west": _newey_west,
+    "sample": _sample,
+}
+
+
 def long_run_variance(d: np.ndarray, lags: int | None = None) -> float:
     """The long-run variance of ``d``: AR(1)-prewhitened Newey–West (Bartlett weights
     1 − j/(L+1) on the residuals, autocovariances with divisor n, ``lags`` default
@@ -71,6 +91,11 @@ def log_mixture_ratio(n: int, mean: float, variance: float, tau_sd: float) -> fl
     τ² = tau_sd²·variance: −½·log(1 + nρ) + n²ρ·mean² / (2·variance·(1 + nρ)), ρ = tau_sd²."""
     if variance <= 0:
         return 0.0 if mean == 0 else float("inf")
+    return float(_log_ratio(n, mean, variance, tau_sd))
+
+
+def _log_ratio(n: int, mean, variance, tau_sd: float):
+    """log Λ_n for numbers or arrays (variance > 0)."""
     rho = tau_sd**2
     return -0.5 * np.log1p(n * rho) + n * n * rho * mean * mean / (2 * variance * (1 + n * rho))
 
@@ -108,10 +133,13 @@ def first_rejection(
     *,
     tau_sd: float = DEFAULT_TAU_SD,
     min_bars: int = DEFAULT_MIN_BARS,
+    variance: str = "prewhitened",
 ) -> np.ndarray:
     """For each row of ``paths`` (runs × bars), the number of bars at the first look with
     p ≤ ``alpha`` (0 where none): :func:`sequential_looks` for many series at once, with
-    running sums (a look costs O(lags) per series, not O(n))."""
+    running sums (a look costs O(lags) per series, not O(n)). ``variance``: one of
+    VARIANCE_ESTIMATORS (the others only to show what prewhitening is for)."""
+    estimate = VARIANCE_ESTIMATORS[variance]
     x = np.asarray(paths, dtype=float)
     runs, horizon = x.shape
     max_lags = newey_west_lags(horizon) + 1
@@ -134,12 +162,7 @@ def first_rejection(
             head = s1[:, t] - s1[:, j - 1]  # Σ x_u, u = j..n−1
             tail = s1[:, t - j]  # Σ x_{u−j}, u = j..n−1
             gamma.append((cross[j][:, t] - mean * (head + tail) + (n - j) * mean * mean) / n)
-        variance = _prewhitened(gamma, lags)
-        variance = np.maximum(variance, 1e-300)
-        rho = tau_sd**2
-        log_ratio = -0.5 * np.log1p(n * rho) + n * n * rho * mean * mean / (
-            2 * variance * (1 + n * rho)
-        )
-        newly = (found == 0) & (log_ratio >= threshold)
+        sigma2 = np.maximum(estimate(gamma, lags), 1e-300)
+        newly = (found == 0) & (_log_ratio(n, mean, sigma2, tau_sd) >= threshold)
         found[newly] = n
     return found

@@ -8,6 +8,7 @@ from alphaplus_mlops.monitoring.column_drift import ColumnDrift, DatasetDrift, d
 from alphaplus_mlops.monitoring.drift_yardstick import (
     RAW_VOLATILITY,
     consecutive_windows,
+    drift_weights,
     raw_volatility,
     weighted_severity,
     yardstick,
@@ -86,3 +87,9 @@ def test_a_stationary_period_has_a_low_limit_and_a_shifted_window_exceeds_it():
     assert live > 2 * stick.limit
     with pytest.raises(ValueError, match="holds 2 windows of 63 bars"):
         yardstick(frame(130), ["x"], 63)
+
+
+def test_drift_weights_give_the_raw_volatility_the_average_features_weight():
+    weights = drift_weights(["a", "b", "c", "d"], np.array([0.5, 0.3, 0.2, 0.0]))
+    assert weights == {"a": 0.5, "b": 0.3, "c": 0.2, "d": 0.0, RAW_VOLATILITY: 0.25}
+    assert drift_weights(["a"], None) is None

@@ -41,25 +41,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alphaplus_mlops.core.labels import LabelConfig
-from alphaplus_mlops.core.splits import WalkForward
-from alphaplus_mlops.data.simulator import simulate_market
-from alphaplus_mlops.families import get_family
 from alphaplus_mlops.families.base import feature_importance
-from alphaplus_mlops.modeling.assessment import evaluate_predictions
-from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
-from alphaplus_mlops.modeling.fitting import cross_validate, final_fit
+from alphaplus_mlops.modeling.datasets import Dataset
+from alphaplus_mlops.modeling.scenarios import WINDOW, YEAR, champion_around_the_break
 from alphaplus_mlops.monitoring.change_detection import METRICS, calibrate_detector, per_bar_values
 from alphaplus_mlops.monitoring.column_drift import dataset_drift
 from alphaplus_mlops.monitoring.drift_yardstick import (
     RAW_VOLATILITY,
     consecutive_windows,
-    raw_volatility,
+    drift_weights,
     weighted_severity,
 )
 
-YEAR = 252
-WINDOW = 2 * YEAR
 NAIVE_BARS = 63
 DRIFT_BARS = 63
 DRIFT_EVERY = 5
@@ -78,12 +71,6 @@ class Grid:
     rounds: int
     symbols: int
     metric: str
-
-
-def rows_between(dataset: Dataset, start, end) -> Dataset:
-    keep = (dataset.frame["ts"] >= start) & (dataset.frame["ts"] < end)
-    frame = dataset.frame[keep].reset_index(drop=True)
-    return Dataset(frame, dataset.features, dataset.label_config)
 
 
 def onsets(flags: np.ndarray) -> int:
@@ -164,35 +151,22 @@ def first_at_or_after(flags: np.ndarray, start: int) -> int | None:
 
 
 def one_seed(seed: int, grid: Grid) -> dict:
-    symbols = [f"S{i:02d}" for i in range(grid.symbols)]
-    market = simulate_market(symbols, seed=seed)
-    full = build_dataset(market.bars, LabelConfig(horizon=1))
-    full.frame[RAW_VOLATILITY] = (
-        full.frame[["symbol", "ts"]]
-        .merge(raw_volatility(market.bars), on=["symbol", "ts"], how="left")[RAW_VOLATILITY]
-        .to_numpy()
+    scenario = champion_around_the_break(
+        seed, [f"S{i:02d}" for i in range(grid.symbols)], rounds=grid.rounds, cost_bps=COST_BPS
     )
-    times = pd.DatetimeIndex(full.frame["ts"].unique()).sort_values()
-    brk = int(times.searchsorted(market.break_ts))
-    train = rows_between(full, times[brk - 2 * WINDOW], times[brk - WINDOW])
-    live = rows_between(full, times[brk - WINDOW], times[min(brk + YEAR, len(times) - 1)])
-
-    family = get_family("lightgbm")
-    params = {"n_estimators": grid.rounds, "num_leaves": 7, "num_threads": 1}
-    splitter = WalkForward(n_splits=4, gap=1, min_train_size=50)
-    cv = cross_validate(family, train, params, splitter)
-    offline = evaluate_predictions(cv.oof, cv.oof["proba"].to_numpy(), COST_BPS, 0.0).returns
-    model = final_fit(family, train, params).model
-    proba = family.predict_proba(model, live.x)
-    values = evaluate_predictions(live.frame, proba, COST_BPS, 0.0).returns
-    at_break = int(values.index.searchsorted(market.break_ts))
+    train, live, family, model = scenario.train, scenario.live, scenario.family, scenario.model
+    offline, values, at_break = (
+        scenario.offline_returns,
+        scenario.live_returns,
+        scenario.at_break,
+    )
     x = values.to_numpy()
     if grid.metric == "net_return":
         watched, offline_watched = x, offline.to_numpy()
     else:
-        scored = live.frame.assign(proba=proba)
+        scored = live.frame.assign(proba=scenario.live_proba)
         watched = per_bar_values(scored, grid.metric).reindex(values.index).to_numpy()
-        offline_watched = per_bar_values(cv.oof, grid.metric).to_numpy()
+        offline_watched = per_bar_values(scenario.oof, grid.metric).to_numpy()
 
     performance = {}
     for shift in grid.shifts:
@@ -219,8 +193,7 @@ def one_seed(seed: int, grid: Grid) -> dict:
     judged = np.arange(len(x)) >= NAIVE_BARS - 1
     before = naive[judged & (np.arange(len(x)) < at_break)]
 
-    share = feature_importance(family, model, len(train.features))
-    weights = {**dict(zip(train.features, share, strict=True)), RAW_VOLATILITY: 1 / len(share)}
+    weights = drift_weights(train.features, feature_importance(family, model, len(train.features)))
     drift = drift_trigger(train, live, values.index, at_break, weights)
     return {
         "seed": seed,

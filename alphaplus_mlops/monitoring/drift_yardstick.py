@@ -55,6 +55,15 @@ def raw_volatility(bars: pd.DataFrame, window: int = RAW_VOLATILITY_BARS) -> pd.
     return ordered[["symbol", "ts"]].assign(**{RAW_VOLATILITY: vol.to_numpy()})
 
 
+def drift_weights(features: Sequence[str], share: np.ndarray | None) -> dict | None:
+    """Each feature's share of the model's gain, and the raw volatility at the average
+    feature's weight; None (equal weights) without shares."""
+    if share is None:
+        return None
+    weights = dict(zip(features, map(float, share), strict=True))
+    return {**weights, RAW_VOLATILITY: 1 / len(features)}
+
+
 def weighted_severity(drift: DatasetDrift, importance: Mapping[str, float] | None = None) -> float:
     """Σ importance · severity / Σ importance over the compared columns (equal weights when
     ``importance`` is None or sums to zero over them)."""

@@ -19,6 +19,7 @@ from alphaplus_mlops.modeling.model_files import load_dataset, load_frame, load_
 from alphaplus_mlops.monitoring.drift_yardstick import (
     RAW_VOLATILITY,
     check_latest_window,
+    drift_weights,
     raw_volatility,
     yardstick,
 )
@@ -195,12 +196,7 @@ def _importance(store, family: str, champion: dict, features: list[str]) -> dict
     average feature's weight; None (equal weights) when its family does not say."""
     impl = get_family(family)
     share = feature_importance(impl, load_model(store, impl, champion), len(features))
-    if share is None:
-        return None
-    return {
-        **dict(zip(features, map(float, share), strict=True)),
-        RAW_VOLATILITY: 1 / len(features),
-    }
+    return drift_weights(features, share)
 
 
 def _live_features(bars, dataset_row, champion, features) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.jobs import train_model_job
@@ -164,7 +165,9 @@ def _same_bars(db: Database, trigger: dict, champion: dict, check: dict) -> bool
     drifted bars are one piece of evidence (bench/trigger_calibration.py)."""
     last = last_decision_on_version(db, str(trigger["id"]), str(champion["id"]))
     seen_until = (last or {}).get("inputs", {}).get("window_end")
-    return seen_until is not None and check["current_window"]["start"] <= seen_until
+    if seen_until is None:
+        return False
+    return pd.Timestamp(check["current_window"]["start"]) <= pd.Timestamp(seen_until)
 
 
 def _drift_requests(context: dg.SensorEvaluationContext, db: Database):

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alphaplus_mlops.monitoring.change_detection import (
@@ -12,6 +12,7 @@ from alphaplus_mlops.monitoring.change_detection import (
     calibrate_detector,
     cusum,
     largest_statistic,
+    no_skill_value,
     per_bar_values,
 )
 
@@ -86,6 +87,69 @@ def test_per_bar_values_average_each_metric_over_the_bars_symbols():
     assert loss[2] == pytest.approx((np.log(0.8) + np.log(0.5)) / 2)
     with pytest.raises(ValueError, match="unknown performance metric 'sharpe'"):
         per_bar_values(rows, "sharpe")
+
+
+def test_f1_per_bar_is_twice_the_hits_over_forecast_and_actual_positives():
+    rows = pd.DataFrame(
+        {
+            "ts": [1, 1, 1, 2, 2, 3, 3],
+            "proba": [0.9, 0.8, 0.2, 0.7, 0.6, 0.1, 0.4],
+            "label": [1, 0, 1, 1, 1, 0, 0],
+        }
+    )
+    f1 = per_bar_values(rows, "f1")
+    # bar 1: forecasts 1,1,0 labels 1,0,1 -> TP 1, 2+2 positives -> 0.5; bar 2: both right
+    assert f1[1] == pytest.approx(0.5) and f1[2] == pytest.approx(1.0)
+    assert np.isnan(f1[3])  # no positive forecast, no positive label: no F1 (skipped)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 12), st.floats(0.2, 0.8), st.integers(0, 2**16))
+def test_the_no_skill_f1_is_what_forecasts_unrelated_to_the_labels_score(symbols, rate, seed):
+    rng = np.random.default_rng(seed)
+    bars = 2000
+    rows = pd.DataFrame(
+        {
+            "ts": np.repeat(np.arange(bars), symbols),
+            "proba": rng.random(bars * symbols),
+            "label": (rng.random(bars * symbols) < rate).astype(int),
+        }
+    )
+    no_skill = no_skill_value(rows, "f1", seed=seed)
+    # These forecasts have no skill already: their own mean per-bar F1 is the value within
+    # the noise of 2,000 bars (0.05 is over six standard deviations of the difference). The
+    # pooled 2·π·q / (π + q) is not: a ratio per bar is biased.
+    own = float(np.nanmean(per_bar_values(rows, "f1")))
+    assert no_skill == pytest.approx(own, abs=0.05)
+    # A model that knows the labels scores 1 on every bar it is scored on.
+    perfect = rows.assign(proba=rows["label"].astype(float))
+    assert np.nanmin(per_bar_values(perfect, "f1")) == 1.0
+    assert no_skill_value(rows, "accuracy") == 0.5
+
+
+def test_f1_needs_a_measured_no_skill_target():
+    offline = np.random.default_rng(0).uniform(0.4, 0.9, size=100)
+    with pytest.raises(ValueError, match="f1 has no fixed no-skill value"):
+        calibrate_detector(
+            offline,
+            metric="f1",
+            shift_sd=0.5,
+            false_alarm_probability=0.1,
+            horizon_bars=100,
+            block_bars=5,
+            runs=50,
+        )
+    detector = calibrate_detector(
+        offline,
+        metric="f1",
+        target=0.45,
+        shift_sd=0.5,
+        false_alarm_probability=0.1,
+        horizon_bars=100,
+        block_bars=5,
+        runs=50,
+    )
+    assert detector.target == 0.45
 
 
 @given(st.lists(st.floats(-3, 3), min_size=3, max_size=40), st.floats(0, 1))

@@ -10,7 +10,7 @@ import pytest
 
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.defs.trigger_sensors import performance_trigger_sensor
-from alphaplus_mlops.modeling.model_files import store_returns
+from alphaplus_mlops.modeling.model_files import store_frame, store_returns
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.migrations import migrate
@@ -204,3 +204,68 @@ def test_from_the_change_point_once_enough_bars_have_passed_else_rolling(world):
     since = decisions(db)[-1]["inputs"]["bars_since_change"]
     assert request.run_config["ops"]["training_dataset"] == {"config": {"window_bars": since}}
     assert f"retrain on the {since} bars since the change" in request.tags["alphaplus/reason"]
+
+
+def realize_forecasts(db, start: str, hit_rates: list[float], seed: int) -> None:
+    """Realized champion outcomes whose forecast class matches the label with the bar's
+    ``hit_rates`` probability (labels a fair coin)."""
+    rng = np.random.default_rng(seed)
+    bars = pd.bdate_range(start, periods=len(hit_rates), tz="UTC")
+    with psycopg.connect(db.url) as conn:
+        for ts, hit_rate in zip(bars, hit_rates, strict=True):
+            for symbol in SYMBOLS:
+                label = int(rng.random() < 0.5)
+                right = rng.random() < hit_rate
+                probability = 0.7 if (label == 1) == right else 0.3
+                conn.execute(
+                    "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
+                    "probability, signal, predicted_at, realized_label, realized_net_return) "
+                    "VALUES (%s, 'champion', %s, %s, 'lightgbm', %s, 1, now(), %s, 0)",
+                    (CHAMPION, ts, symbol, probability, label),
+                )
+            conn.execute(
+                "INSERT INTO live_outcome_bars (model_version_id, role, bar_ts) "
+                "VALUES (%s, 'champion', %s)",
+                (CHAMPION, ts),
+            )
+
+
+def test_an_f1_trigger_catches_forecasts_that_stopped_matching_the_labels(world):
+    db, store = world
+    rng = np.random.default_rng(5)
+    times = pd.bdate_range("2014-01-01", periods=300, tz="UTC")
+    label = (rng.random((300, 2)) < 0.5).astype(int)
+    right = rng.random((300, 2)) < 0.75
+    oof = pd.DataFrame(
+        {
+            "ts": np.repeat(times, 2),
+            "symbol": list(SYMBOLS) * 300,
+            "label": label.ravel(),
+            "proba": np.where((label == 1) == right, 0.7, 0.3).ravel(),
+        }
+    )
+    stored = store_frame(store, oof)
+    execute(
+        db.url,
+        "UPDATE model_versioning SET oof_uri = %s, oof_sha256 = %s WHERE id = %s",
+        (stored.uri, stored.sha256, CHAMPION),
+    )
+    execute(
+        db.url,
+        'UPDATE automated_retraining_triggers SET config = config || \'{"metric": "f1"}\' '
+        "WHERE trigger_type = 'performance'",
+    )
+    realize_forecasts(db, "2016-01-04", [0.75] * 150, seed=3)
+    assert "no performance alarm" in tick(world, dg.DagsterInstance.ephemeral()).skip_message
+    (frozen,) = rows(db.url, "SELECT detector FROM performance_detectors")
+    detector = frozen["detector"]
+    assert detector["metric"] == "f1"
+    # Measured on the out-of-fold rows with their forecasts shuffled: about what a coin
+    # scores on two symbols a bar, well below the champion's offline per-bar F1.
+    assert 0.4 < detector["target"] < 0.55 and detector["offline_mean"] > 0.6
+
+    realize_forecasts(db, "2016-08-01", [0.25] * 60, seed=4)
+    (request,) = tick(world, dg.DagsterInstance.ephemeral())
+    (alarm,) = rows(db.url, "SELECT metric, mean_since_change FROM performance_alarms")
+    assert alarm["metric"] == "f1" and alarm["mean_since_change"] < detector["target"]
+    assert request.tags["alphaplus/trigger_type"] == "performance"

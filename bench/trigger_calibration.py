@@ -44,7 +44,12 @@ import pandas as pd
 from alphaplus_mlops.families.base import feature_importance
 from alphaplus_mlops.modeling.datasets import Dataset
 from alphaplus_mlops.modeling.scenarios import WINDOW, YEAR, champion_around_the_break
-from alphaplus_mlops.monitoring.change_detection import METRICS, calibrate_detector, per_bar_values
+from alphaplus_mlops.monitoring.change_detection import (
+    METRICS,
+    calibrate_detector,
+    no_skill_value,
+    per_bar_values,
+)
 from alphaplus_mlops.monitoring.column_drift import dataset_drift
 from alphaplus_mlops.monitoring.drift_yardstick import (
     RAW_VOLATILITY,
@@ -162,11 +167,12 @@ def one_seed(seed: int, grid: Grid) -> dict:
     )
     x = values.to_numpy()
     if grid.metric == "net_return":
-        watched, offline_watched = x, offline.to_numpy()
+        watched, offline_watched, no_skill = x, offline.to_numpy(), 0.0
     else:
         scored = live.frame.assign(proba=scenario.live_proba)
         watched = per_bar_values(scored, grid.metric).reindex(values.index).to_numpy()
         offline_watched = per_bar_values(scenario.oof, grid.metric).to_numpy()
+        no_skill = no_skill_value(scenario.oof, grid.metric)
 
     performance = {}
     for shift in grid.shifts:
@@ -174,6 +180,7 @@ def one_seed(seed: int, grid: Grid) -> dict:
             detector = calibrate_detector(
                 offline_watched,
                 metric=grid.metric,
+                target=no_skill,
                 shift_sd=shift,
                 false_alarm_probability=p,
                 horizon_bars=grid.horizon,

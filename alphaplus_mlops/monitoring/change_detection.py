@@ -22,6 +22,11 @@ Metrics (higher is better; the target is what no skill earns):
 
   net_return  the bar's mean net P&L over the symbols (target 0: "not losing");
   accuracy    the share of symbols whose predicted class was the realized label (0.5);
+  f1          the F1 score of the "up" class over the bar's symbols, 2·TP / (predicted +
+              actual positives), skipped on a bar with neither; its no-skill value depends
+              on the base rates and on the number of symbols (a ratio per bar is biased),
+              so it is measured: the mean per-bar F1 of the same rows with the forecasts
+              shuffled among them (``no_skill_value``);
   log_loss    minus the bar's mean log loss (−ln 2, a constant 0.5 forecast).
 """
 
@@ -68,27 +73,60 @@ def cusum(
     return CusumResult(statistic, alarm, change)
 
 
-METRICS = ("net_return", "accuracy", "log_loss")
+METRICS = ("net_return", "accuracy", "f1", "log_loss")
 NO_SKILL = {"net_return": 0.0, "accuracy": 0.5, "log_loss": -float(np.log(2.0))}
+"""The no-skill value of each metric that has a fixed one; f1's is measured."""
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown performance metric {metric!r}; one of {', '.join(METRICS)}")
 
 
 def per_bar_values(rows: pd.DataFrame, metric: str) -> pd.Series:
     """One value per bar of ``metric`` (see the module docstring), the mean over the bar's
     symbols, indexed by bar time and sorted. ``rows``: ``ts`` and, by metric,
     ``net_return`` or ``proba`` and ``label``."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown performance metric {metric!r}; one of {', '.join(METRICS)}")
+    _check_metric(metric)
     if metric == "net_return":
         value = rows["net_return"].astype(float)
     else:
         p = rows["proba"].to_numpy(dtype=float)
         y = rows["label"].to_numpy(dtype=float)
+        if metric == "f1":
+            return _f1_per_bar(p > 0.5, y > 0.5, rows)
         if metric == "accuracy":
             value = pd.Series(((p > 0.5) == (y > 0.5)).astype(float), index=rows.index)
         else:
             value = pd.Series(-log_loss_per_row(y, p), index=rows.index)
     # Grouped by the column itself: .to_numpy() of tz-aware times is an array of objects.
     return value.groupby(rows["ts"]).mean().sort_index()
+
+
+def _f1_per_bar(predicted: np.ndarray, actual: np.ndarray, rows: pd.DataFrame) -> pd.Series:
+    counts = pd.DataFrame(
+        {"both": predicted & actual, "either": predicted.astype(int) + actual.astype(int)},
+        index=rows.index,
+    )
+    sums = counts.groupby(rows["ts"]).sum().sort_index()
+    # A bar with no positive forecast and no positive label has no F1: NaN, skipped by cusum.
+    return (2 * sums["both"] / sums["either"].where(sums["either"] > 0)).astype(float)
+
+
+def no_skill_value(rows: pd.DataFrame, metric: str, *, shuffles: int = 20, seed: int = 0) -> float:
+    """What a model without skill scores on ``rows`` (as per_bar_values reads them): the
+    fixed value of NO_SKILL, or for f1 the mean per-bar F1 over ``shuffles`` copies of the
+    rows with the forecasts shuffled among them (same positive rates, same symbols per bar,
+    no link between forecast and label)."""
+    _check_metric(metric)
+    if metric in NO_SKILL:
+        return NO_SKILL[metric]
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(shuffles):
+        shuffled = rows.assign(proba=rng.permutation(rows["proba"].to_numpy()))
+        means.append(float(np.nanmean(per_bar_values(shuffled, metric).to_numpy())))
+    return float(np.mean(means))
 
 
 def largest_statistic(paths: np.ndarray, k: float) -> np.ndarray:
@@ -193,13 +231,19 @@ def calibrate_detector(
     false_alarm_probability: float,
     horizon_bars: int,
     block_bars: int,
+    target: float | None = None,
     runs: int = 2000,
     seed: int = 0,
 ) -> Detector:
     """The detector for a version whose out-of-fold per-bar values of ``metric`` are
-    ``offline``. Raises ValueError with fewer than 30 finite values or none that vary."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown performance metric {metric!r}; one of {', '.join(METRICS)}")
+    ``offline``, alarming on a fall towards ``target`` (by default the metric's NO_SKILL
+    value; f1 has none and needs ``no_skill_value``). Raises ValueError with fewer than 30
+    finite values or none that vary."""
+    _check_metric(metric)
+    if target is None:
+        if metric not in NO_SKILL:
+            raise ValueError(f"{metric} has no fixed no-skill value: pass target=no_skill_value()")
+        target = NO_SKILL[metric]
     if shift_sd <= 0 or horizon_bars < 1 or block_bars < 1:
         raise ValueError(
             f"shift_sd must be > 0 and horizon_bars, block_bars >= 1, got {shift_sd}, "
@@ -230,7 +274,7 @@ def calibrate_detector(
     )
     return Detector(
         metric=metric,
-        target=NO_SKILL[metric],
+        target=float(target),
         scale=scale,
         k=k,
         h=h,

@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 
 from alphaplus_mlops.modeling.model_files import load_frame, load_returns
-from alphaplus_mlops.monitoring.change_detection import Detector, calibrate_detector, per_bar_values
+from alphaplus_mlops.monitoring.change_detection import (
+    Detector,
+    calibrate_detector,
+    no_skill_value,
+    per_bar_values,
+)
 from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.live import realized_window
@@ -51,21 +56,23 @@ def _setting(config: dict, name: str):
     return config.get(name, DEFAULTS[name])
 
 
-def offline_values(store: ArtifactStore, db: Database, version: dict, metric: str) -> np.ndarray:
-    """The version's out-of-fold per-bar values of ``metric``. Raises LookupError when the
-    version kept none."""
+def offline_values(
+    store: ArtifactStore, db: Database, version: dict, metric: str
+) -> tuple[np.ndarray, float]:
+    """The version's out-of-fold per-bar values of ``metric`` and the metric's no-skill
+    value on those rows. Raises LookupError when the version kept none."""
     if metric == "net_return":
         where = oof_returns_location(db, str(version["id"]))
         if where is None:
             raise LookupError(
                 f"{version['family']} v{version['version']} kept no out-of-fold returns"
             )
-        return load_returns(store, where["returns_uri"], where["returns_sha256"]).to_numpy()
+        returns = load_returns(store, where["returns_uri"], where["returns_sha256"])
+        return returns.to_numpy(), no_skill_value(pd.DataFrame(), metric)
     if not version.get("oof_uri"):
         raise LookupError(f"{version['family']} v{version['version']} kept no out-of-fold rows")
-    return per_bar_values(
-        load_frame(store, version["oof_uri"], version["oof_sha256"]), metric
-    ).to_numpy()
+    rows = load_frame(store, version["oof_uri"], version["oof_sha256"])
+    return per_bar_values(rows, metric).to_numpy(), no_skill_value(rows, metric)
 
 
 def live_values(realized: pd.DataFrame, metric: str) -> pd.Series:
@@ -81,6 +88,21 @@ def live_values(realized: pd.DataFrame, metric: str) -> pd.Series:
     return per_bar_values(rows, metric)
 
 
+def _calibrate(store: ArtifactStore, db: Database, champion: dict, config: dict) -> Detector:
+    metric = _setting(config, "metric")
+    values, no_skill = offline_values(store, db, champion, metric)
+    return calibrate_detector(
+        values,
+        metric=metric,
+        target=no_skill,
+        shift_sd=float(_setting(config, "shift_sd")),
+        false_alarm_probability=float(_setting(config, "false_alarm_probability")),
+        horizon_bars=int(_setting(config, "horizon_bars")),
+        block_bars=int(_setting(config, "block_bars")),
+        seed=int(champion["version"]),
+    )
+
+
 def watch_champion(
     db: Database, store: ArtifactStore, family: str, champion: dict, trigger: dict
 ) -> Watch:
@@ -93,15 +115,7 @@ def watch_champion(
             version_id,
             trigger_id,
             config,
-            lambda: calibrate_detector(
-                offline_values(store, db, champion, metric),
-                metric=metric,
-                shift_sd=float(_setting(config, "shift_sd")),
-                false_alarm_probability=float(_setting(config, "false_alarm_probability")),
-                horizon_bars=int(_setting(config, "horizon_bars")),
-                block_bars=int(_setting(config, "block_bars")),
-                seed=int(champion["version"]),
-            ).as_dict(),
+            lambda: _calibrate(store, db, champion, config).as_dict(),
         )
     except (LookupError, ValueError) as exc:
         return Watch(None, None, 0, 0.0, f"no detector for {family} v{champion['version']}: {exc}")

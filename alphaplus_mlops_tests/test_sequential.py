@@ -74,3 +74,43 @@ def test_without_a_long_run_variance_a_persistent_null_is_rejected_far_too_often
     paths = ar1(0.8, 400, 1000, seed=8)
     assert np.mean(first_rejection(paths, 0.05, variance="sample") > 0) > 0.5
     assert np.mean(first_rejection(paths, 0.05) > 0) <= 0.08
+
+
+@given(st.integers(1, 200), st.floats(-0.5, 0.5), st.floats(0.5, 4), st.floats(0.02, 0.5))
+def test_the_one_sided_ratio_is_the_half_normal_mixture(n, mean, variance, tau_sd):
+    """Λ⁻ = 2·Λ·Φ(−z): the mixture over negative means only, integrated numerically."""
+    from scipy import integrate, stats
+
+    sigma, tau = np.sqrt(variance), tau_sd * np.sqrt(variance)
+
+    def integrand(theta):
+        # the likelihood ratio of mean theta against 0 for n values with mean `mean`
+        log_lr = theta * n * mean / variance - n * theta * theta / (2 * variance)
+        return np.exp(log_lr) * 2 * stats.norm.pdf(theta, scale=tau)
+
+    width = 12 * min(tau, sigma / np.sqrt(n))
+    centre = tau * tau * n * mean / (variance + n * tau * tau)
+    value, _ = integrate.quad(integrand, min(centre - width, -width), 0, limit=200)
+    expected = np.log(value) if value > 0 else -np.inf
+    got = log_mixture_ratio(n, mean, variance, tau_sd, alternative="less")
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_one_sided_the_ratio_grows_only_for_a_negative_mean():
+    assert log_mixture_ratio(100, -1.0, 1.0, 0.2, alternative="less") == pytest.approx(
+        log_mixture_ratio(100, -1.0, 1.0, 0.2) + np.log(2), abs=1e-6
+    )  # far below 0: twice the two-sided ratio
+    assert log_mixture_ratio(100, 0.3, 1.0, 0.2, alternative="less") < 0  # p stays 1
+    assert log_mixture_ratio(4, 0.1, 0.0, 1.0, alternative="less") == 0.0
+    with pytest.raises(ValueError, match="alternative must be one of"):
+        sequential_looks(np.zeros(40), alternative="greater")
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5])
+def test_one_sided_looked_at_every_bar_a_null_or_a_better_champion_is_rarely_rejected(phi):
+    paths = ar1(phi, 400, 1000, seed=20 + int(phi * 10))
+    assert np.mean(first_rejection(paths, 0.05, alternative="less") > 0) <= 0.08
+    # a new champion better than the one it replaced is never "significantly worse"
+    assert np.mean(first_rejection(paths + 0.2, 0.05, alternative="less") > 0) <= 0.01
+    # and a worse one is found
+    assert np.mean(first_rejection(paths - 0.3, 0.05, alternative="less") > 0) >= 0.9

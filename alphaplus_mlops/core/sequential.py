@@ -14,7 +14,14 @@ by Newey–West (Bartlett kernel, the usual automatic bandwidth) after AR(1) pre
 daily return differences are autocorrelated, and the plain variance would make the test
 too eager.
 τ is given relative to σ (``tau_sd``: τ = tau_sd·σ, the size of edge per bar the test is
-most sensitive to). No Dagster, no database.
+most sensitive to).
+
+One-sided (``alternative="less"``: H0 "the mean is not below 0", for "is the new champion
+worse than the one it replaced"), the mixture is the same normal restricted to negative
+means (a half-normal, twice the density), which multiplies Λ_n by 2·Φ(−z_n) with
+z_n = √ρ·n·d̄ / (σ√(1 + nρ)), ρ = tau_sd²: each likelihood ratio in the mixture has a
+negative mean under the alternative and expectation at most 1 for any mean ≥ 0, so the
+test stays valid for the whole composite null. No Dagster, no database.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_ndtr
 
 from alphaplus_mlops.core.paired import newey_west_lags
 
@@ -86,18 +94,38 @@ def long_run_variance(d: np.ndarray, lags: int | None = None) -> float:
     return float(_prewhitened(gamma, lags))
 
 
-def log_mixture_ratio(n: int, mean: float, variance: float, tau_sd: float) -> float:
+ALTERNATIVES = ("two-sided", "less")
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+
+
+def log_mixture_ratio(
+    n: int, mean: float, variance: float, tau_sd: float, alternative: str = "two-sided"
+) -> float:
     """log Λ_n for n values with mean ``mean`` and (long-run) variance ``variance``, with
-    τ² = tau_sd²·variance: −½·log(1 + nρ) + n²ρ·mean² / (2·variance·(1 + nρ)), ρ = tau_sd²."""
+    τ² = tau_sd²·variance: −½·log(1 + nρ) + n²ρ·mean² / (2·variance·(1 + nρ)), ρ = tau_sd²;
+    for ``alternative="less"`` plus log(2·Φ(−z_n)) (module docstring)."""
+    _check_alternative(alternative)
     if variance <= 0:
-        return 0.0 if mean == 0 else float("inf")
-    return float(_log_ratio(n, mean, variance, tau_sd))
+        if mean == 0 or (alternative == "less" and mean > 0):
+            return 0.0
+        return float("inf")
+    return float(_log_ratio(n, mean, variance, tau_sd, alternative))
 
 
-def _log_ratio(n: int, mean, variance, tau_sd: float):
+def _log_ratio(n: int, mean, variance, tau_sd: float, alternative: str = "two-sided"):
     """log Λ_n for numbers or arrays (variance > 0)."""
     rho = tau_sd**2
-    return -0.5 * np.log1p(n * rho) + n * n * rho * mean * mean / (2 * variance * (1 + n * rho))
+    two_sided = -0.5 * np.log1p(n * rho) + n * n * rho * mean * mean / (
+        2 * variance * (1 + n * rho)
+    )
+    if alternative == "two-sided":
+        return two_sided
+    z = np.sqrt(rho) * n * mean / np.sqrt(variance * (1 + n * rho))
+    return two_sided + np.log(2.0) + log_ndtr(-z)
 
 
 @dataclass(frozen=True)
@@ -111,10 +139,16 @@ class Look:
 
 
 def sequential_looks(
-    d: np.ndarray, *, tau_sd: float = DEFAULT_TAU_SD, min_bars: int = DEFAULT_MIN_BARS
+    d: np.ndarray,
+    *,
+    tau_sd: float = DEFAULT_TAU_SD,
+    min_bars: int = DEFAULT_MIN_BARS,
+    alternative: str = "two-sided",
 ) -> list[Look]:
     """One look per bar from ``min_bars`` on (fewer bars tell nothing of the variance):
-    the running always-valid p-value of H0 "the mean of ``d`` is 0" (two-sided)."""
+    the running always-valid p-value of H0 "the mean of ``d`` is 0" (two-sided), or with
+    ``alternative="less"`` of H0 "the mean of ``d`` is not below 0"."""
+    _check_alternative(alternative)
     x = np.asarray(d, dtype=float)
     if min_bars < 2:
         raise ValueError(f"min_bars must be at least 2, got {min_bars}")
@@ -122,7 +156,8 @@ def sequential_looks(
     for n in range(min_bars, len(x) + 1):
         seen = x[:n]
         mean, variance = float(seen.mean()), long_run_variance(seen)
-        p = min(p, float(np.exp(-log_mixture_ratio(n, mean, variance, tau_sd))))
+        log_ratio = log_mixture_ratio(n, mean, variance, tau_sd, alternative)
+        p = min(p, float(np.exp(-log_ratio)))
         looks.append(Look(n, mean, variance, min(p, 1.0)))
     return looks
 
@@ -134,11 +169,13 @@ def first_rejection(
     tau_sd: float = DEFAULT_TAU_SD,
     min_bars: int = DEFAULT_MIN_BARS,
     variance: str = "prewhitened",
+    alternative: str = "two-sided",
 ) -> np.ndarray:
     """For each row of ``paths`` (runs × bars), the number of bars at the first look with
     p ≤ ``alpha`` (0 where none): :func:`sequential_looks` for many series at once, with
     running sums (a look costs O(lags) per series, not O(n)). ``variance``: one of
     VARIANCE_ESTIMATORS (the others only to show what prewhitening is for)."""
+    _check_alternative(alternative)
     estimate = VARIANCE_ESTIMATORS[variance]
     x = np.asarray(paths, dtype=float)
     runs, horizon = x.shape
@@ -163,6 +200,6 @@ def first_rejection(
             tail = s1[:, t - j]  # Σ x_{u−j}, u = j..n−1
             gamma.append((cross[j][:, t] - mean * (head + tail) + (n - j) * mean * mean) / n)
         sigma2 = np.maximum(estimate(gamma, lags), 1e-300)
-        newly = (found == 0) & (_log_ratio(n, mean, sigma2, tau_sd) >= threshold)
+        newly = (found == 0) & (_log_ratio(n, mean, sigma2, tau_sd, alternative) >= threshold)
         found[newly] = n
     return found

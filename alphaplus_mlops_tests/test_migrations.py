@@ -71,8 +71,8 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
     assert scalar(url, "SELECT count(*) FROM automated_retraining_triggers") == 3
     gates = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates")
     # The seed's three, the data-quality and serving gates the promotion path needs, the
-    # champion comparison's settings and the live experiment's rule (021); drift is
-    # disabled: it never rejects a candidate.
+    # champion comparison's settings, the live experiment's rule (021) and the automatic
+    # rollback's (022); drift is disabled: it never rejects a candidate.
     assert set(gates) == {
         "model_performance",
         "drift",
@@ -81,11 +81,13 @@ def test_migrating_an_empty_database_creates_every_table_index_and_default_row(
         "serving",
         "champion_comparison",
         "live_experiment",
+        "auto_rollback",
     }
     enabled = scalar(url, "SELECT array_agg(name ORDER BY name) FROM quality_gates WHERE enabled")
     assert "drift" not in enabled
-    # The seed's four, artifact_missing (009) and serving_load_failed (011).
-    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 7
+    # The seed's four, artifact_missing (009), serving_load_failed (011), stale_market_data
+    # (018) and auto_rollback (022).
+    assert scalar(url, "SELECT count(*) FROM ml_ops_alerts WHERE record_type = 'rule'") == 8
     trigger_types = scalar(
         url,
         "SELECT array_agg(trigger_type ORDER BY trigger_type) FROM automated_retraining_triggers",
@@ -98,7 +100,7 @@ def test_migrating_again_is_a_no_op(empty_database_url):
     before = scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations")
     assert migrate(empty_database_url) == []
     assert scalar(empty_database_url, "SELECT max(applied_at) FROM schema_migrations") == before
-    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 7
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 8
 
 
 def test_status_lists_pending_then_applied(empty_database_url):
@@ -174,7 +176,7 @@ def test_two_concurrent_migrate_processes_end_with_one_schema(empty_database_url
     applied_counts = sorted(int(out.strip()) for out, _ in results)
     assert applied_counts == [0, len(discover())]
     assert scalar(empty_database_url, "SELECT count(*) FROM schema_migrations") == len(discover())
-    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 7
+    assert scalar(empty_database_url, "SELECT count(*) FROM quality_gates") == 8
 
 
 def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(

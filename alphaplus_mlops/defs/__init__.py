@@ -18,6 +18,7 @@ from alphaplus_mlops.defs.assets.experiments import ab_evaluation
 from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
+from alphaplus_mlops.defs.assets.probation import probation_review
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.checks import quality_gate_checks
 from alphaplus_mlops.defs.jobs import (
@@ -67,6 +68,7 @@ def build_definitions(
             prediction_outcomes,
             live_performance,
             ab_evaluation,
+            probation_review,
             drift_report,
         ],
         asset_checks=quality_gate_checks,

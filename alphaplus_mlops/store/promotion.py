@@ -265,17 +265,26 @@ def rollback(
     actor: str,
     reason: str,
     to_version: int | None = None,
+    evidence: dict | None = None,
+    replacing: str | None | object = ANY_CHAMPION,
 ) -> LedgerEntry:
     """Restore the previous known-good champion (or ``to_version``) in one transaction.
 
     The current champion's files are never read, so this works when they are gone or
     corrupt; the target's files are verified first, and a target that fails is refused.
+    ``evidence`` joins the target's gates in the ledger row; ``replacing`` is the champion
+    an automated decision judged (refused if another one serves by now).
     """
     if not reason.strip():
         raise PromotionRefused("a rollback needs a reason")
     with db.connection() as conn, conn.transaction():
         lock_family(conn, family)
         current = champion_in(conn, family, for_update=True)
+        current_id = str(current["id"]) if current else None
+        if replacing is not ANY_CHAMPION and current_id != replacing:
+            raise PromotionRefused(
+                f"the {family} rollback judged champion {replacing}, but {current_id} serves now"
+            )
         if to_version is not None:
             target = version_by_number_in(conn, family, to_version)
             if target is None:
@@ -314,7 +323,12 @@ def rollback(
                 current["id"] if current else None,
                 actor,
                 reason,
-                jsonb({"gates": {g["gate_name"]: g["passed"] for g in status.gates}}),
+                jsonb(
+                    {
+                        **(evidence or {}),
+                        "gates": {g["gate_name"]: g["passed"] for g in status.gates},
+                    }
+                ),
                 target["dataset_hash"],
                 code_version(),
             ),

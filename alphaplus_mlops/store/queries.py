@@ -426,7 +426,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 # The latest judgement per enabled gate for one version (data quality: for its dataset);
 # a gate never run for it has passed = NULL, which is not a pass. The champion_comparison
-# row configures the deployment decision and is not a pass/fail gate.
+# row configures the deployment decision, live_experiment and auto_rollback the live rules;
+# they are not pass/fail gates.
 SELECT_GATE_STATUS = """
 SELECT g.name AS gate_name, r.passed, r.reason, r.checked_at, r.measured
 FROM quality_gates g
@@ -438,7 +439,8 @@ LEFT JOIN LATERAL (
            OR (q.model_version_id IS NULL AND q.dataset_id = v.dataset_id))
     ORDER BY checked_at DESC LIMIT 1
 ) r ON true
-WHERE g.enabled AND g.gate_type NOT IN ('champion_comparison', 'live_experiment')
+WHERE g.enabled
+  AND g.gate_type NOT IN ('champion_comparison', 'live_experiment', 'auto_rollback')
 ORDER BY g.name
 """
 
@@ -1079,4 +1081,35 @@ RETIRE_CHALLENGER = """
 UPDATE model_versioning SET status = 'not_promoted', status_changed_at = now()
 WHERE id = %s AND status = 'challenger'
 RETURNING id
+"""
+
+# Probation after a promotion and automatic rollback (sql/022) -----------------------------
+
+# The family's latest change of champion, with the version each side of it.
+SELECT_LATEST_CHAMPION_MOVE = """
+SELECT l.seq, l.action, l.actor, l.recorded_at, l.model_version_id, l.previous_version_id,
+       v.version, p.version AS previous_version
+FROM model_promotion_ledger l
+JOIN model_versioning v ON v.id = l.model_version_id
+LEFT JOIN model_versioning p ON p.id = l.previous_version_id
+WHERE l.family = %s AND l.action IN ('promote', 'rollback')
+ORDER BY l.seq DESC LIMIT 1
+"""
+
+SELECT_PROBATION_CONCLUSION = """
+SELECT outcome, reasons, decided_at FROM automated_decision_making
+WHERE decision_type = 'probation' AND family = %s AND inputs->>'ledger_seq' = %s
+  AND outcome IN ('passed', 'rollback')
+ORDER BY decided_at DESC LIMIT 1
+"""
+
+SELECT_LAST_AUTO_ROLLBACK = """
+SELECT max(recorded_at) AS at FROM model_promotion_ledger
+WHERE family = %s AND action = 'rollback' AND actor = 'auto-rollback'
+"""
+
+SELECT_REMOVED_BY_AUTO_ROLLBACK = """
+SELECT EXISTS (SELECT 1 FROM model_promotion_ledger
+               WHERE action = 'rollback' AND actor = 'auto-rollback'
+                 AND previous_version_id = %s) AS removed
 """

@@ -149,13 +149,15 @@ def _metadata(served, features, due, records, logged: int) -> dict:
 
 
 # The live loop's run: new bars are scored, earlier predictions whose label interval the
-# new bars close get their outcomes, the live windows are recomputed and the running
-# experiment is looked at (by key: the monitoring assets import this module).
+# new bars close get their outcomes, the live windows are recomputed, and the running
+# experiment and the probation after a promotion are looked at (by key: the monitoring
+# assets import this module).
 LIVE_LOOP = [
     live_signals.key,
     dg.AssetKey("prediction_outcomes"),
     dg.AssetKey("live_performance"),
     dg.AssetKey("ab_evaluation"),
+    dg.AssetKey("probation_review"),
 ]
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from alphaplus_mlops.defs.assets.probation import probation_review
 from alphaplus_mlops.store.alerts import open_alerts
-from alphaplus_mlops.store.promotion import promote
+from alphaplus_mlops.store.promotion import PromotionRefused, promote
+from alphaplus_mlops.store.serving_state import desired_serving
 
 from .conftest import execute, rows, simulated_project
 
@@ -115,6 +116,9 @@ def test_a_worse_champion_is_rolled_back_once_and_never_flaps(project):
     promote(db, store, v2, actor="test", reason="v2 looked better offline")
     outcomes(url, v2, 0.0, v1, 0.0, bars=10)
     assert look(project)["probation"] == "continue"  # 10 bars: too few to judge
+    # While the probation is open the previous champion keeps answering in shadow, however
+    # short the serving's own window (0 s here).
+    assert str(desired_serving(db, 0)["lightgbm"]["previous"]["id"]) == v1
 
     outcomes(url, v2, -0.002, v1, 0.001)
     meta = look(project)
@@ -129,6 +133,7 @@ def test_a_worse_champion_is_rolled_back_once_and_never_flaps(project):
     assert alert["subject"] == "lightgbm v2"
     assert "rolled back automatically to v1" in alert["message"]
     assert look(project)["probation"].startswith("none")  # the latest move is the rollback
+    assert "previous" not in desired_serving(db, 0)["lightgbm"]
 
     # A person promotes v2 again and it is still worse: the cooldown refuses a second
     # automatic rollback within a week; the alert is repeated, not duplicated.
@@ -161,6 +166,47 @@ def test_a_worse_champion_is_rolled_back_once_and_never_flaps(project):
         "rollback_refused",
         "rollback_refused",
     ]
+
+
+def test_a_drill_promotion_takes_only_a_shuffled_label_version(project):
+    url, db, store = project.url, project.db, project.store
+    result = project.defs.resolve_job_def("train_model").execute_in_process(
+        partition_key="lightgbm",
+        run_config={
+            "ops": {
+                "training_dataset": {"config": {"symbols": SYMBOLS, "shuffle_labels": True}},
+                "trained_model": {
+                    "config": {"n_estimators": 20, "cv_splits": 2, "early_stopping_rounds": 0}
+                },
+            }
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    (shuffled,) = rows(
+        url,
+        "SELECT v.id, v.version, v.status FROM model_versioning v "
+        "JOIN training_data_management d ON d.id = v.dataset_id WHERE d.labels_shuffled",
+    )
+    assert result.run_id and shuffled["status"] == "rejected"
+    current = champion_version(url)
+    other = version_ids(url)[2 if current == 1 else 1]
+    with pytest.raises(PromotionRefused, match="trained on real labels"):
+        promote(db, store, other, actor="test", reason="drill", drill=True)
+    with pytest.raises(PromotionRefused, match="has not passed every quality gate"):
+        promote(db, store, str(shuffled["id"]), actor="test", reason="no drill")
+    promote(db, store, str(shuffled["id"]), actor="test", reason="drill", drill=True)
+    entry = latest_ledger(url)
+    assert entry["version"] == shuffled["version"] and entry["action"] == "promote"
+    assert entry["evidence"]["drill"] == "gates bypassed: shuffled-label drill"
+    assert False in {gate["passed"] for gate in entry["evidence"]["gates"].values()}
+    # Put the family back as the next test expects it: a real champion.
+    execute(url, "UPDATE model_versioning SET status = 'rejected' WHERE id = %s", (shuffled["id"],))
+    execute(
+        url,
+        "UPDATE model_versioning SET status = 'champion' WHERE version = %s",
+        (current,),
+    )
 
 
 def test_a_champion_not_worse_for_max_bars_passes_probation(project):

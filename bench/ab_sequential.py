@@ -13,6 +13,15 @@ from ``--min-bars`` on. Simulated, side by side in one run:
          within 2,000 bars (8 years of daily bars) and the median bars to the verdict over
          ``--long-bars`` (25,200: a century; '>' when fewer than half are decided by then).
 
+  probation  the automatic rollback's one-sided test (``alternative="less"``, τ =
+         ``--probation-tau-sd``: 0.2, as a rollback is for a clear fall, which a wider
+         mixture finds sooner; first look at ``--probation-min-bars``; d = new champion −
+         previous): how often a new champion that is not worse is rolled back (H0 over the
+         AR(1) coefficients, and one better by a Sharpe of 1), looked at every bar for
+         2,000 bars; and, for new champions worse by a Sharpe of 1 to 8, the share caught
+         within the probation window (``--probation-bars``, 252) and the median bars to the
+         rollback.
+
 The last line: ``AB false-positive rate X at alpha A`` (the worst φ, prewhitened).
 Run: .venv/bin/python bench/ab_sequential.py [--runs 2000] [--alpha 0.05] [--tau-sd 0.05]
 """
@@ -56,6 +65,9 @@ def main() -> None:
     parser.add_argument("--tau-sd", type=float, default=DEFAULT_TAU_SD)
     parser.add_argument("--min-bars", type=int, default=DEFAULT_MIN_BARS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probation-min-bars", type=int, default=20)
+    parser.add_argument("--probation-bars", type=int, default=252)
+    parser.add_argument("--probation-tau-sd", type=float, default=0.2)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.monotonic()
@@ -111,8 +123,44 @@ def main() -> None:
             else (f"{'>' + str(args.long_bars):>13}{'>100':>8}")
         )
         print(f"{sharpe:<8g}{np.mean(short > 0):>8.3f}{shown}")
+    probation(args, rng)
     print(f"\nseconds: {time.monotonic() - started:.0f}")
     print(f"AB false-positive rate {worst:.3f} at alpha {args.alpha:g}")
+
+
+def probation(args: argparse.Namespace, rng: np.random.Generator) -> None:
+    def rolled_back(paths: np.ndarray) -> np.ndarray:
+        return first_rejection(
+            paths,
+            args.alpha,
+            tau_sd=args.probation_tau_sd,
+            min_bars=args.probation_min_bars,
+            alternative="less",
+        )
+
+    print(
+        f"\nprobation (one-sided, tau = {args.probation_tau_sd} sd, first look at "
+        f"{args.probation_min_bars} bars): rolled back "
+        f"though not worse, looked at every bar for {args.bars} bars ({args.runs} series)"
+    )
+    print(f"{'AR(1)':<7}{'same':>8}{'better by Sharpe 1':>20}")
+    for phi in PHIS:
+        paths = ar1(phi, args.runs, args.bars, rng)
+        same = np.mean(rolled_back(paths) > 0)
+        better = np.mean(rolled_back(paths + 1.0 / np.sqrt(YEAR)) > 0)
+        print(f"{phi:<7g}{same:>8.3f}{better:>20.3f}")
+    print(
+        f"worse by an annualized Sharpe of: caught within {args.probation_bars} bars / "
+        "median bars to the rollback (iid t shocks)"
+    )
+    print(f"{'Sharpe':<8}{'within':>8}{'median bars':>13}")
+    for sharpe in (1.0, 2.0, 4.0, 8.0):
+        found = rolled_back(ar1(0.0, args.runs, args.bars, rng) - sharpe / np.sqrt(YEAR))
+        within = np.mean((found > 0) & (found <= args.probation_bars))
+        bars = np.where(found > 0, found, np.inf)
+        median = np.median(bars)
+        shown = f"{median:>13.0f}" if np.isfinite(median) else f"{'>' + str(args.bars):>13}"
+        print(f"{sharpe:<8g}{within:>8.3f}{shown}")
 
 
 if __name__ == "__main__":

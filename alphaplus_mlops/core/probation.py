@@ -26,15 +26,16 @@ from datetime import datetime
 import numpy as np
 
 from alphaplus_mlops.core.experiment import drawdown
-from alphaplus_mlops.core.sequential import DEFAULT_TAU_SD, sequential_looks
+from alphaplus_mlops.core.sequential import sequential_looks
 
 
 @dataclass(frozen=True)
 class ProbationRule:
     alpha: float = 0.05
-    tau_sd: float = DEFAULT_TAU_SD
+    tau_sd: float = 0.2
+    """Wider than the experiment's: a rollback is for a clear fall (bench/ab_sequential.py)."""
     min_bars: int = 20
-    max_bars: int = 126
+    max_bars: int = 252
     max_drawdown: float = 0.15
     max_log_loss_excess: float = 0.02
     cooldown_seconds: float = 7 * 86_400.0

@@ -194,8 +194,13 @@ def promote(
     evidence: dict | None = None,
     replacing: str | None | object = ANY_CHAMPION,
     max_evidence_age: timedelta | None = None,
+    drill: bool = False,
 ) -> LedgerEntry:
     """Make ``version_id`` its family's champion, or raise PromotionRefused saying why.
+
+    ``drill`` is the one way past the gates, for `make demo` to show the automatic
+    rollback: it takes only a version trained on shuffled labels (its dataset records it),
+    which can never be a real model, and the ledger row says it was a drill.
 
     ``replacing`` is the champion an automated decision compared the candidate with (None:
     there was none). If another version became champion since, the decision is stale and
@@ -213,12 +218,21 @@ def promote(
         lock_family(conn, family)
         version = version_in(conn, version_id, for_update=True)
         status = gate_status_in(conn, version_id)
-        if not status.all_passed:
+        if drill:
+            if not conn.execute(queries.SELECT_LABELS_SHUFFLED, (version_id,)).fetchone()[
+                "shuffled"
+            ]:
+                raise PromotionRefused(
+                    f"{family} v{version['version']} was trained on real labels: a drill "
+                    "promotion takes only a shuffled-label version"
+                )
+            evidence = {**(evidence or {}), "drill": "gates bypassed: shuffled-label drill"}
+        elif not status.all_passed:
             raise PromotionRefused(
                 f"{family} v{version['version']} has not passed every quality gate "
                 f"({status.summary()}): refusing to promote"
             )
-        if version["status"] in ("rejected", "champion"):
+        if version["status"] == "champion" or (version["status"] == "rejected" and not drill):
             raise PromotionRefused(f"{family} v{version['version']} is {version['status']}")
         if max_evidence_age is not None:
             _check_evidence_age(status, family, version["version"], max_evidence_age)

@@ -500,7 +500,9 @@ ORDER BY l.seq DESC LIMIT 1
 
 # Serving: what should answer, per family and role (serving/service.py) ----------------------
 # champion by status; the latest challenger; the champion the family's latest promotion or
-# rollback replaced, while that ledger row is younger than the probation window (seconds).
+# rollback replaced, while that ledger row is younger than the probation window (seconds)
+# or, after a promotion, while probation_review's latest look at it keeps the probation
+# open (it started within the window and has not passed or rolled back yet).
 _SERVED_COLUMNS = """v.id, v.family, v.version, v.status, v.feature_names, v.onnx_uri,
        v.onnx_sha256, v.native_uri, v.native_sha256,
        (SELECT d.feature_version FROM training_data_management d WHERE d.id = v.dataset_id)
@@ -515,12 +517,18 @@ UNION ALL
  ORDER BY v.family, v.version DESC)
 UNION ALL
 SELECT 'previous', latest.recorded_at, {_SERVED_COLUMNS}
-FROM (SELECT DISTINCT ON (l.family) l.family, l.previous_version_id, l.recorded_at
+FROM (SELECT DISTINCT ON (l.family) l.family, l.previous_version_id, l.recorded_at,
+             l.action, l.seq
       FROM model_promotion_ledger l WHERE l.action IN ('promote', 'rollback')
       ORDER BY l.family, l.seq DESC) latest
 JOIN model_versioning v ON v.id = latest.previous_version_id
-WHERE latest.recorded_at > clock_timestamp() - make_interval(secs => %s)
-  AND v.status <> 'champion'
+WHERE v.status <> 'champion'
+  AND (latest.recorded_at > clock_timestamp() - make_interval(secs => %s)
+       OR (latest.action = 'promote'
+           AND (SELECT d.outcome FROM automated_decision_making d
+                WHERE d.decision_type = 'probation' AND d.family = latest.family
+                  AND d.inputs->>'ledger_seq' = latest.seq::text
+                ORDER BY d.decided_at DESC LIMIT 1) IN ('continue', 'rollback_refused')))
 """
 
 SELECT_CHAMPION_SINCE = """
@@ -1112,4 +1120,10 @@ SELECT_REMOVED_BY_AUTO_ROLLBACK = """
 SELECT EXISTS (SELECT 1 FROM model_promotion_ledger
                WHERE action = 'rollback' AND actor = 'auto-rollback'
                  AND previous_version_id = %s) AS removed
+"""
+
+SELECT_LABELS_SHUFFLED = """
+SELECT coalesce(d.labels_shuffled, false) AS shuffled
+FROM model_versioning v LEFT JOIN training_data_management d ON d.id = v.dataset_id
+WHERE v.id = %s
 """

@@ -14,8 +14,9 @@ def desired_serving(db: Database, probation_seconds: float) -> dict[str, dict[st
 
     ``champion``: the version with status champion. ``challenger``: the latest version with
     status challenger. ``previous``: the champion that the family's latest promotion or
-    rollback replaced, while that ledger row is younger than ``probation_seconds`` (its
-    ``since`` is the ledger row's time). Rows carry id, family, version, status,
+    rollback replaced, while that ledger row is younger than ``probation_seconds`` or, after
+    a promotion, while probation_review keeps its probation open (its ``since`` is the
+    ledger row's time). Rows carry id, family, version, status,
     feature_names, onnx_uri and onnx_sha256. Read in one statement, so the roles are from
     one snapshot of the database.
     """

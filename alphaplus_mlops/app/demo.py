@@ -2,21 +2,27 @@
 
 A replay on the simulator (realistic signal strength), as of a date before its planted
 break and one after it:
-1. load market data as of T1 and train every family: gates, decision, promotion;
+1. load market data as of T1 and train every family: gates, decision, promotion; then a
+   second lightgbm candidate on a shorter window: with no bars after the champion's
+   training to judge it on, it shadows the champion as challenger and a live experiment
+   starts;
 2. train a deliberately broken candidate (shuffled labels): the gates block it and the
-   champion stays;
+   champion stays; then the drill forces it into production through the one path past the
+   gates (it takes only shuffled-label versions), so that probation can catch it;
 3. go live: the market clock reveals the simulator's bars up to T2, past the break, half a
    year at a time; after each step the live loop scores the new bars with the champions,
-   realizes the outcomes and recomputes the live windows, and the champions' live
-   performance is printed: good before the break, decaying after it. Then the drift check
+   realizes the outcomes and recomputes the live windows, looks at the experiment and at
+   the forced champion's probation (rolled back automatically once live outcomes show it
+   worse than the champion it replaced), and the champions' live performance is printed:
+   good before the break, decaying after it. Then the drift check
    runs and the drift and performance triggers tick (in process, as the daemon would): a
    retrain they request runs at once, through the gates, with their reason;
 4. retrain every family as of T2: each candidate's procedure meets its champion on the
    bars after the champion's training, paired tests decide;
 5. retrain every family on a rolling window that lies wholly after the break;
 6. roll one family back to its previous champion;
-7. print the leaderboard, the status table, what the triggers decided and why, the alerts
-   and the stored market data.
+7. print the leaderboard, the status table, what the triggers, the experiment and the
+   probation decided and why, the alerts and the stored market data.
 """
 
 from __future__ import annotations
@@ -43,10 +49,11 @@ from alphaplus_mlops.store.alerts import list_alerts
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import summarize_bars
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
+from alphaplus_mlops.store.experiments import live_verdicts, running_experiment
 from alphaplus_mlops.store.gate_results import gate_status
 from alphaplus_mlops.store.live import latest_live_window
 from alphaplus_mlops.store.migrations import prepare_schema
-from alphaplus_mlops.store.promotion import ledger, rollback
+from alphaplus_mlops.store.promotion import PromotionRefused, ledger, promote, rollback
 from alphaplus_mlops.store.triggers import trigger_decisions
 from alphaplus_mlops.store.versions import champion_since, family_status, version_trained_in_run
 
@@ -64,6 +71,9 @@ DEMO_TRAINING = {"n_estimators": 60, "max_depth": 3, "cv_splits": 2}
 # The demo prints its own summary; engine events and gate failures stay in the UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 TRIGGER_SENSORS = (drift_trigger_sensor, performance_trigger_sensor)
+EXPERIMENT_FAMILY = "lightgbm"  # a second candidate shadows its champion: a live experiment
+CHALLENGER_TRAINING = {"n_estimators": 120, "max_depth": 2}  # more, shallower trees
+DRILL_FAMILY = "catboost"  # the sabotage and probation drills
 
 
 @dataclass
@@ -102,16 +112,44 @@ def train_first_models(demo: Demo) -> None:
     load_market_data(demo, FIRST_AS_OF)
     for family in family_names():
         train_family(demo, family, FIRST_AS_OF, "make demo: first models")
+    demo.echo(
+        f"  a second {EXPERIMENT_FAMILY} candidate, {CHALLENGER_TRAINING}: no bar after the "
+        "champion's training to judge it on, so live outcomes will"
+    )
+    train_family(
+        demo,
+        EXPERIMENT_FAMILY,
+        FIRST_AS_OF,
+        "make demo: a challenger for a live experiment",
+        run_config={"ops": {"trained_model": {"config": CHALLENGER_TRAINING}}},
+    )
+    running = running_experiment(demo.db, EXPERIMENT_FAMILY)
+    demo.echo(f"  live experiment running: {'yes' if running else 'no'}")
 
 
 def sabotage_drill(demo: Demo) -> None:
     demo.echo("\n2. a deliberately broken candidate (labels shuffled) must not get through")
-    before = champion_since(demo.db, "catboost")
-    train_family(demo, "catboost", FIRST_AS_OF, "make demo: sabotage drill", shuffle_labels=True)
-    after = champion_since(demo.db, "catboost")
+    before = champion_since(demo.db, DRILL_FAMILY)
+    broken = train_family(
+        demo, DRILL_FAMILY, FIRST_AS_OF, "make demo: sabotage drill", shuffle_labels=True
+    )
+    after = champion_since(demo.db, DRILL_FAMILY)
     unchanged = (before["id"] if before else None) == (after["id"] if after else None)
     shown = f" (v{after['version']})" if after else ""
-    demo.echo(f"  catboost champion unchanged: {'yes' if unchanged else 'NO'}{shown}")
+    demo.echo(f"  {DRILL_FAMILY} champion unchanged: {'yes' if unchanged else 'NO'}{shown}")
+    entry = promote(
+        demo.db,
+        LocalArtifactStore(demo.settings.artifacts_dir),
+        str(broken["id"]),
+        actor="make demo",
+        reason="make demo: probation drill (a shuffled-label model forced past its gates)",
+        drill=True,
+    )
+    demo.echo(
+        f"  drill: {DRILL_FAMILY} v{entry.version} forced into production past its gates "
+        f"(ledger #{entry.seq}); v{entry.previous_version} answers in shadow during its "
+        "probation"
+    )
 
 
 def live_across_the_break(demo: Demo) -> None:
@@ -122,6 +160,7 @@ def live_across_the_break(demo: Demo) -> None:
         f"and recomputes the live windows (champions' last {LIVE_WINDOW} realized bars)"
     )
     run_live_loop(demo)  # the champions score the bars they were trained up to
+    seen: set[str] = set()
     for as_of in LIVE_STEPS:
         advance_simulated_market(
             demo.db,
@@ -145,10 +184,25 @@ def live_across_the_break(demo: Demo) -> None:
                 )
         after = "after" if as_of > BREAK else "before"
         demo.echo(f"  {as_of} ({after} the break): {'; '.join(lines) or 'no outcomes yet'}")
+        print_live_verdicts(demo, seen)
         watch_and_retrain(demo, as_of)
     for alert in list_alerts(demo.db, rule_name=LIVE_PERFORMANCE_DECAY):
         if alert["state"] != "resolved":
             demo.echo(f"  alert {LIVE_PERFORMANCE_DECAY} ({alert['severity']}): {alert['message']}")
+
+
+def print_live_verdicts(demo: Demo, seen: set[str]) -> None:
+    """The experiment's and the probation's conclusions since the last call."""
+    for verdict in live_verdicts(demo.db):
+        key = f"{verdict['decision_type']}:{verdict['decided_at'].isoformat()}"
+        if key in seen:
+            continue
+        seen.add(key)
+        what = "experiment" if verdict["decision_type"] == "live_experiment" else "probation"
+        demo.echo(
+            f"    {what} {verdict['family']} v{verdict['version']}: {verdict['outcome']} "
+            f"({'; '.join(verdict['reasons'])})"
+        )
 
 
 def run_live_loop(demo: Demo) -> None:
@@ -226,15 +280,19 @@ def rollback_drill(demo: Demo) -> None:
     for family in family_names():
         promotions = [e for e in ledger(demo.db, family) if e["action"] == "promote"]
         if len(promotions) >= 2:
-            entry = rollback(
-                demo.db, store, family, actor="make demo", reason="make demo: rollback drill"
-            )
+            try:
+                entry = rollback(
+                    demo.db, store, family, actor="make demo", reason="make demo: rollback drill"
+                )
+            except PromotionRefused as exc:  # e.g. its earlier champion was rolled back
+                demo.echo(f"  {family}: {exc}")
+                continue
             demo.echo(
                 f"  {family}: v{entry.previous_version} -> v{entry.version} "
                 f"(ledger #{entry.seq}); `alphaplus-mlops rollback` does the same"
             )
             return
-    demo.echo("  no family has an earlier champion yet: nothing to roll back")
+    demo.echo("  no family has an earlier champion to roll back to by hand: nothing to do")
 
 
 def summarize(demo: Demo) -> None:
@@ -248,6 +306,13 @@ def summarize(demo: Demo) -> None:
     for d in decided:
         echo(f"  {d['decided_at']:%H:%M:%S} {d['family']:<9} {d['outcome']:<9} {d['reasons'][-1]}")
         echo(f"      {d['reasons'][0]}")
+    verdicts = live_verdicts(demo.db)
+    echo(
+        f"\nlive experiments and probations concluded (automated_decision_making): {len(verdicts)}"
+    )
+    for v in verdicts:
+        echo(f"  {v['decided_at']:%H:%M:%S} {v['family']:<9} v{v['version']} {v['outcome']}")
+        echo(f"      {'; '.join(v['reasons'])}")
     unresolved = [a for a in list_alerts(demo.db) if a["state"] != "resolved"]
     echo(f"\nalerts not resolved (alphaplus-mlops alerts): {len(unresolved)}")
     for a in unresolved:
@@ -282,9 +347,9 @@ def train_family(
     run_config: dict | None = None,
     tags: dict | None = None,
     **dataset,
-) -> None:
-    """One train_model run; prints the gates' verdict and the decision. ``run_config`` and
-    ``tags``: a trigger's request, merged over the demo's own."""
+) -> dict:
+    """One train_model run; prints the gates' verdict and the decision, returns the version.
+    ``run_config`` and ``tags``: a trigger's request, merged over the demo's own."""
     ops = {
         "training_dataset": {"config": {"symbols": SIM_SYMBOLS, "end": as_of, **dataset}},
         "trained_model": {"config": DEMO_TRAINING},
@@ -324,3 +389,4 @@ def train_family(
     if outcome != "reject" and decision:
         for reason in decision["reasons"]:
             demo.echo(f"      {reason}")
+    return version

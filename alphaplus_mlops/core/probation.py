@@ -32,9 +32,11 @@ from alphaplus_mlops.core.sequential import sequential_looks
 @dataclass(frozen=True)
 class ProbationRule:
     alpha: float = 0.05
-    tau_sd: float = 0.2
+    tau_sd: float = 0.1
     """Wider than the experiment's: a rollback is for a clear fall (bench/ab_sequential.py)."""
-    min_bars: int = 20
+    min_bars: int = 40
+    """Also the hysteresis: a few bad days prove nothing, and the long-run variance of
+    fewer bars is too noisy for the wider mixture (bench/ab_sequential.py)."""
     max_bars: int = 252
     max_drawdown: float = 0.15
     max_log_loss_excess: float = 0.02

@@ -79,3 +79,10 @@ def record_verdict(
                 {"id": experiment["id"], "status": "concluded", "verdict": outcome},
             )
     return str(decision)
+
+
+def live_verdicts(db: Database) -> list[dict]:
+    """Every look of a live experiment or a probation that did not just continue (a
+    verdict, a rollback, a refused one), oldest first, with the version's number."""
+    with db.connection() as conn:
+        return conn.execute(queries.SELECT_LIVE_VERDICTS).fetchall()

@@ -583,7 +583,8 @@ SELECT
      AS last_training,
   (SELECT row_to_json(d) FROM (SELECT d.outcome, d.reasons, d.decided_at, v.version
      FROM automated_decision_making d JOIN model_versioning v ON v.id = d.model_version_id
-     WHERE d.family = %(f)s ORDER BY d.decided_at DESC LIMIT 1) d) AS last_decision
+     WHERE d.family = %(f)s AND d.decision_type = 'deployment'
+     ORDER BY d.decided_at DESC LIMIT 1) d) AS last_decision
 """
 
 # Orchestration mirror ------------------------------------------------------------------------
@@ -1126,4 +1127,13 @@ SELECT_LABELS_SHUFFLED = """
 SELECT coalesce(d.labels_shuffled, false) AS shuffled
 FROM model_versioning v LEFT JOIN training_data_management d ON d.id = v.dataset_id
 WHERE v.id = %s
+"""
+
+# What the live experiments and probations concluded (every look but "continue"), for people.
+SELECT_LIVE_VERDICTS = """
+SELECT d.decided_at, d.decision_type, d.family, v.version, d.outcome, d.reasons, d.inputs
+FROM automated_decision_making d
+LEFT JOIN model_versioning v ON v.id = d.model_version_id
+WHERE d.decision_type IN ('live_experiment', 'probation') AND d.outcome <> 'continue'
+ORDER BY d.decided_at
 """

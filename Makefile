@@ -16,7 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# Debian's Chromium for the page tests (alphaplus_mlops_tests/test_report_pages.py), where
+# apt and root are at hand; elsewhere set ALPHAPLUS_CHROMIUM, or those tests skip.
+$(VENV)/.browser: $(STAMP)
+	@command -v chromium >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } || \
+	  echo "no Chromium: the page tests will skip (install chromium or set ALPHAPLUS_CHROMIUM)"
+	@touch $@
+
+install: $(STAMP) $(VENV)/.browser
 
 demo: install
 	$(BIN)/alphaplus-mlops demo

@@ -628,6 +628,42 @@ def alerts_ack(alert_id: str, by: str | None) -> None:
     raise click.ClickException(f"alert {alert_id} is {state}, not open: nothing to acknowledge")
 
 
+@main.command("report")
+@click.option(
+    "--since",
+    default=None,
+    help="Start of the period, an ISO date (default: 30 days ago).",
+)
+@click.option("--open", "open_it", is_flag=True, help="Open the HTML report in a browser.")
+def report(since: str | None, open_it: bool) -> None:
+    """Write the ML ops report (HTML and Markdown, into the artifact store and
+    ml_ops_reports) and print where: per family the live equity by version and role, live
+    beside offline metrics, drift per feature over time, the timeline of retrains, gates,
+    decisions, promotions and rollbacks, and the open alerts."""
+    from datetime import UTC, datetime
+
+    from alphaplus_mlops.reports.publish import write_ops_report
+    from alphaplus_mlops.store.artifacts import LocalArtifactStore
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+        except ValueError:
+            raise click.BadParameter(f"not an ISO date: {since!r}", param_hint="--since") from None
+    settings = _settings()
+    with _database(settings) as db:
+        written = write_ops_report(db, LocalArtifactStore(settings.artifacts_dir), start)
+    click.echo(f"html      {written.html_path}")
+    click.echo(f"markdown  {written.markdown_path}")
+    click.echo(f"{written.families} families, {written.open_alerts} open alerts")
+    if open_it:
+        import webbrowser
+
+        if not webbrowser.open(written.html_path.as_uri()):
+            click.echo("no browser to open it with: open the html file above")
+
+
 @main.command("which")
 @FAMILY_OPTION
 @click.option("--at", "at", default=None, help="ISO time (default: now).")

@@ -22,7 +22,8 @@ break and one after it:
 5. retrain every family on a rolling window that lies wholly after the break;
 6. roll one family back to its previous champion;
 7. print the leaderboard, the status table, what the triggers, the experiment and the
-   probation decided and why, the alerts and the stored market data.
+   probation decided and why, the alerts and the stored market data, and write the ML ops
+   report (the live loop has kept the dashboard's snapshot current all along).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from alphaplus_mlops.data.sources import inclusive_end
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor, performance_trigger_sensor
 from alphaplus_mlops.families import family_names
+from alphaplus_mlops.reports.publish import write_ops_report
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.alerts import list_alerts
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
@@ -320,6 +322,12 @@ def summarize(demo: Demo) -> None:
     echo("\nmarket data")
     for s in summarize_bars(demo.db):
         echo(f"  {s.symbol:<8} {s.bars:>6} bars  {s.first_ts.date()} .. {s.last_ts.date()}")
+    written = write_ops_report(demo.db, LocalArtifactStore(demo.settings.artifacts_dir))
+    echo(
+        f"\nthe ML ops report (alphaplus-mlops report): {written.html_path}\n  and its "
+        f"Markdown: {written.markdown_path}\nthe fleet's dashboard: `alphaplus-mlops serve`, "
+        "then http://127.0.0.1:8000/dashboard"
+    )
     echo(
         "\nEvery run is recorded in Dagster's PostgreSQL storage: `make dev` opens the UI at "
         "http://127.0.0.1:3000 (Runs, and the asset graph with its checks)."

@@ -1,8 +1,10 @@
-"""Readable summaries of the fleet for the CLI and the demo: status table and leaderboard."""
+"""Readable summaries of the fleet for the CLI and the demo: status table and leaderboard
+(the ML ops report and the dashboard: reports/)."""
 
 from __future__ import annotations
 
 from alphaplus_mlops.families import family_names
+from alphaplus_mlops.reports.publish import STATUS_WINDOW
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.gate_results import gate_status
 from alphaplus_mlops.store.live import latest_live_window, offline_evaluation
@@ -11,9 +13,6 @@ from alphaplus_mlops.store.versions import family_status, leaderboard, version_b
 
 def _when(value) -> str:
     return str(value)[:19].replace("T", " ") if value else "-"
-
-
-STATUS_WINDOW = "63b"
 
 
 def _num(value, spec: str = ".3f") -> str:

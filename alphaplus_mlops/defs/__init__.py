@@ -19,6 +19,12 @@ from alphaplus_mlops.defs.assets.live import live_signals, live_signals_sensor
 from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.monitoring import live_performance, prediction_outcomes
 from alphaplus_mlops.defs.assets.probation import probation_review
+from alphaplus_mlops.defs.assets.reports import (
+    ml_ops_dashboard,
+    ml_ops_report,
+    ml_ops_report_job,
+    ml_ops_report_schedule,
+)
 from alphaplus_mlops.defs.assets.training import trained_model, training_dataset
 from alphaplus_mlops.defs.checks import quality_gate_checks
 from alphaplus_mlops.defs.jobs import (
@@ -70,6 +76,8 @@ def build_definitions(
             ab_evaluation,
             probation_review,
             drift_report,
+            ml_ops_dashboard,
+            ml_ops_report,
         ],
         asset_checks=quality_gate_checks,
         jobs=[
@@ -79,8 +87,14 @@ def build_definitions(
             drift_check_job,
             rollback_job,
             artifact_scan_job,
+            ml_ops_report_job,
         ],
-        schedules=[model_age_schedule, drift_check_schedule, artifact_scan_schedule],
+        schedules=[
+            model_age_schedule,
+            drift_check_schedule,
+            artifact_scan_schedule,
+            ml_ops_report_schedule,
+        ],
         sensors=[
             run_mirror_sensor,
             build_training_reaper(settings),

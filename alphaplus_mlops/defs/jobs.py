@@ -41,16 +41,18 @@ live_loop_job = dg.define_asset_job(
     selection=LIVE_LOOP,
     description="One model family (the partition): score the bars stored since the last "
     "scored one (live_signals), realize the outcomes the new bars close "
-    "(prediction_outcomes), recompute the live windows (live_performance). The bar-arrival "
-    "sensor runs the same three assets.",
+    "(prediction_outcomes), recompute the live windows (live_performance), look at the "
+    "running experiment (ab_evaluation) and the probation after a promotion "
+    "(probation_review), and write the fleet's dashboard snapshot (ml_ops_dashboard). The "
+    "bar-arrival sensor runs the same assets.",
 )
 
 drift_check_job = dg.define_asset_job(
     "drift_check",
-    selection=[drift_report],
+    selection=[drift_report.key, dg.AssetKey("ml_ops_dashboard")],
     description="One model family (the partition): the champion's latest live window of "
     "features against its training, held to its yardstick (drift_report); what the drift "
-    "trigger and the feature_drift alert read.",
+    "trigger and the feature_drift alert read; then the dashboard snapshot (ml_ops_dashboard).",
 )
 
 

@@ -20,9 +20,10 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from alphaplus_mlops.reports.dashboard import render_dashboard
 from alphaplus_mlops.serving.features import (
     MAX_SYMBOLS,
     CacheMiss,
@@ -39,6 +40,7 @@ from alphaplus_mlops.serving.prediction_log import (
 )
 from alphaplus_mlops.serving.service import FeatureWidthError, NoChampionError, SignalService
 from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.fleet import latest_dashboard_snapshot
 from alphaplus_mlops.store.promotion import serving_at
 
 #: Request bodies larger than this are refused (413) before they are parsed.
@@ -313,6 +315,23 @@ def create_app(
                     "reason": entry["reason"],
                 }
         return out
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    def dashboard() -> HTMLResponse:
+        """Fleet health from the latest ml_ops_dashboard snapshot, as a page."""
+        return HTMLResponse(render_dashboard(latest_dashboard_snapshot(db), datetime.now(UTC)))
+
+    @app.get("/v1/dashboard")
+    def dashboard_json() -> dict:
+        """The latest ml_ops_dashboard snapshot (null before the first)."""
+        snapshot = latest_dashboard_snapshot(db)
+        if snapshot is None:
+            return {"snapshot": None}
+        return {
+            "snapshot_at": snapshot["snapshot_at"].isoformat(),
+            "fleet": snapshot["fleet"],
+            "summary": snapshot["summary"],
+        }
 
     @app.get("/healthz")
     def healthz() -> dict:

@@ -1137,3 +1137,93 @@ LEFT JOIN model_versioning v ON v.id = d.model_version_id
 WHERE d.decision_type IN ('live_experiment', 'probation') AND d.outcome <> 'continue'
 ORDER BY d.decided_at
 """
+
+# The ML ops report and the dashboard (store/fleet.py) ----------------------------------------
+
+# Per family, version, role and bar: the mean realized net return over the bar's symbols,
+# for outcomes realized since %(since)s.
+SELECT_LIVE_EQUITY = """
+SELECT o.family, v.version, o.role, o.bar_ts, avg(o.realized_net_return) AS net_return
+FROM live_outcomes o JOIN model_versioning v ON v.id = o.model_version_id
+WHERE o.realized_net_return IS NOT NULL AND o.realized_at >= %(since)s
+GROUP BY o.family, v.version, o.role, o.bar_ts
+ORDER BY o.bar_ts
+"""
+
+SELECT_DRIFT_HISTORY = """
+SELECT d.family, v.version, d.checked_at, d.current_window, d.feature_scores, d.drifted,
+       d.dataset_drift_score
+FROM model_drift_detection d LEFT JOIN model_versioning v ON v.id = d.model_version_id
+WHERE d.checked_at >= %(since)s AND d.family IS NOT NULL
+ORDER BY d.checked_at
+"""
+
+# Everything that happened to the models since %(since)s, one line each: trainings, gate
+# results, decisions (deployment, triggers, experiments, probation), ledger moves.
+SELECT_TIMELINE = """
+SELECT j.created_at AS at, j.family, 'training' AS kind, v.version,
+       j.status || ' (' || j.trigger_type || coalesce(': ' || j.reason, '') || ')' AS what
+FROM model_training_jobs j LEFT JOIN model_versioning v ON v.training_job_id = j.id
+WHERE j.created_at >= %(since)s
+UNION ALL
+SELECT g.checked_at, v.family, 'gate', v.version,
+       g.gate_name || CASE WHEN g.passed THEN ' passed' ELSE ' FAILED' END || ': ' || g.reason
+FROM quality_gate_results g JOIN model_versioning v ON v.id = g.model_version_id
+WHERE g.checked_at >= %(since)s
+UNION ALL
+SELECT d.decided_at, d.family, d.decision_type, v.version,
+       d.outcome || ': ' || coalesce(d.reasons->>0, '')
+FROM automated_decision_making d LEFT JOIN model_versioning v ON v.id = d.model_version_id
+WHERE d.decided_at >= %(since)s AND d.outcome <> 'continue'
+UNION ALL
+SELECT l.recorded_at, l.family, l.action, v.version, l.actor || ': ' || l.reason
+FROM model_promotion_ledger l JOIN model_versioning v ON v.id = l.model_version_id
+WHERE l.recorded_at >= %(since)s
+ORDER BY 1
+"""
+
+INSERT_REPORT = """
+INSERT INTO ml_ops_reports (report_type, period_start, period_end, format, path, body)
+VALUES (%s, %s, %s, %s, %s, %s)
+RETURNING id, created_at
+"""
+
+SELECT_LATEST_REPORTS = """
+SELECT id, report_type, period_start, period_end, format, path, created_at
+FROM ml_ops_reports WHERE report_type = %s ORDER BY created_at DESC LIMIT %s
+"""
+
+INSERT_DASHBOARD_SNAPSHOT = """
+INSERT INTO ml_ops_dashboard (fleet, summary) VALUES (%s, %s) RETURNING id, snapshot_at
+"""
+
+SELECT_LATEST_DASHBOARD = """
+SELECT id, snapshot_at, fleet, summary FROM ml_ops_dashboard ORDER BY snapshot_at DESC LIMIT 1
+"""
+
+# Per family, the facts the dashboard shows beside the live window (which store.live reads).
+SELECT_DASHBOARD_FACTS = """
+SELECT f.family,
+  (SELECT max(l.recorded_at) FROM model_promotion_ledger l
+   WHERE l.family = f.family AND l.action IN ('promote', 'rollback')) AS champion_since,
+  (SELECT row_to_json(d) FROM (SELECT drifted, dataset_drift_score, checked_at
+     FROM model_drift_detection WHERE family = f.family
+     ORDER BY checked_at DESC LIMIT 1) d) AS drift,
+  (SELECT count(*) FROM ml_ops_alerts a
+   WHERE a.record_type = 'alert' AND a.state <> 'resolved'
+     AND a.subject LIKE f.family || ' %%') AS open_alerts,
+  (SELECT row_to_json(e) FROM (SELECT status, n_observations, p_value, verdict, started_at
+     FROM ab_testing_framework WHERE family = f.family
+     ORDER BY started_at DESC LIMIT 1) e) AS experiment
+FROM unnest(%s::text[]) AS f(family)
+"""
+
+SELECT_EXPERIMENTS_WITH_VERSIONS = """
+SELECT e.status, e.verdict, e.n_observations, e.p_value, e.started_at, e.ended_at,
+       c.version AS champion_version, h.version AS challenger_version
+FROM ab_testing_framework e
+JOIN model_versioning c ON c.id = e.champion_version_id
+JOIN model_versioning h ON h.id = e.challenger_version_id
+WHERE e.family = %s AND (e.status = 'running' OR e.ended_at >= %s)
+ORDER BY e.started_at
+"""

@@ -158,6 +158,7 @@ LIVE_LOOP = [
     dg.AssetKey("live_performance"),
     dg.AssetKey("ab_evaluation"),
     dg.AssetKey("probation_review"),
+    dg.AssetKey("ml_ops_dashboard"),
 ]
 
 

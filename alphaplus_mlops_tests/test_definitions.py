@@ -38,7 +38,10 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "prediction_outcomes",
         "live_performance",
         "ab_evaluation",
+        "probation_review",
         "drift_report",
+        "ml_ops_dashboard",
+        "ml_ops_report",
     }
     assert {c["key"] for c in listed["asset_checks"]} == {
         "training_dataset:data_quality",
@@ -53,10 +56,12 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "drift_check",
         "rollback_job",
         "artifact_scan",
+        "ml_ops_report_job",
     }
     assert sorted(s["name"] for s in listed["schedules"]) == [
         "artifact_scan_schedule",
         "drift_check_schedule",
+        "ml_ops_report_schedule",
         "model_age_schedule",
     ]
     assert sorted(s["name"] for s in listed["sensors"]) == [

@@ -95,6 +95,7 @@ def test_the_dashboard_marks_what_needs_a_look():
                 "family": "xgboost",
                 "champion": 4,
                 "champion_age_days": 2.4,
+                "last_change": "rollback by auto-rollback",
                 "live_window": "63b",
                 "live_net_sharpe": -0.5,
                 "drift": "within yardstick",
@@ -108,4 +109,5 @@ def test_the_dashboard_marks_what_needs_a_look():
     assert "(40 s ago)" in page and "<td class=''>v4</td>" in page
     assert "<td class='bad'>-0.50</td>" in page and "<td class='bad'>2</td>" in page
     assert "<td class=''>2.4</td>" in page
+    assert "<td class='bad'>rollback by auto-rollback</td>" in page
     assert "<svg" in page

@@ -159,6 +159,8 @@ def test_the_dashboard_snapshot_is_served(fleet):
         lightgbm = next(f for f in snapshot["fleet"] if f["family"] == "lightgbm")
         assert lightgbm["champion"] == 1 and lightgbm["drift"] == "drifted"
         assert lightgbm["open_alerts"] == 1
+        assert lightgbm["last_change"].startswith("promote by ")
+        assert lightgbm["experiment"] == "running, 0 bars"  # v2 shadows: no look yet
         assert lightgbm["live_net_sharpe"] is None  # no live window computed yet
         assert snapshot["summary"] == {
             "families": 3,

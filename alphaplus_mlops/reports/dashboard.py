@@ -14,6 +14,7 @@ COLUMNS = (
     ("family", "family"),
     ("champion", "champion"),
     ("in office (days)", "champion_age_days"),
+    ("last change", "last_change"),
     ("live net Sharpe", "live_net_sharpe"),
     ("drift", "drift"),
     ("open alerts", "open_alerts"),
@@ -48,6 +49,7 @@ def _bad(key: str, value) -> bool:
         or (key == "open_alerts" and bool(value))
         or (key == "drift" and value == "drifted")
         or (key == "champion" and value is None)
+        or (key == "last_change" and bool(value) and "auto-rollback" in str(value))
     )
 
 
@@ -79,7 +81,8 @@ def render_dashboard(snapshot: dict | None, now: datetime) -> str:
     )
     chart = bars_svg(
         {f"{r['family']} v{r['champion']}": r.get("live_net_sharpe") for r in fleet},
-        f"Champions' live net Sharpe, last {fleet[0]['live_window'] if fleet else ''} bars",
+        f"Champions' live net Sharpe, last {fleet[0]['live_window'].rstrip('b') if fleet else ''}"
+        " realized bars",
         "annualized net Sharpe",
     )
     return (

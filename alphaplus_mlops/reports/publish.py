@@ -128,8 +128,9 @@ def write_ops_report(
 
 
 def dashboard_snapshot(db: Database) -> tuple[list[dict], dict]:
-    """Fleet health now, per family: champion, its age, its live net Sharpe, drift state,
-    open alerts, last retrain, experiment state; and a summary over the fleet."""
+    """Fleet health now, per family: champion, its days in office and the ledger move that
+    put it there, its live net Sharpe, drift state, open alerts, last retrain, experiment
+    state; and a summary over the fleet."""
     families = family_names()
     facts = dashboard_facts(db, families)
     now = datetime.now(UTC)
@@ -142,7 +143,8 @@ def dashboard_snapshot(db: Database) -> tuple[list[dict], dict]:
             if champion
             else None
         )
-        since = fact.get("champion_since")
+        move = fact.get("last_move") or {}
+        since = datetime.fromisoformat(move["recorded_at"]) if move else None
         drift = fact.get("drift") or {}
         experiment = fact.get("experiment") or {}
         fleet.append(
@@ -150,6 +152,7 @@ def dashboard_snapshot(db: Database) -> tuple[list[dict], dict]:
                 "family": family,
                 "champion": champion["version"] if champion else None,
                 "champion_age_days": (now - since).total_seconds() / 86_400 if since else None,
+                "last_change": f"{move['action']} by {move['actor']}" if move else None,
                 "live_window": STATUS_WINDOW,
                 "live_net_sharpe": ((live or {}).get("metrics") or {}).get("net_sharpe"),
                 "drift": (
@@ -159,7 +162,9 @@ def dashboard_snapshot(db: Database) -> tuple[list[dict], dict]:
                 ),
                 "open_alerts": int(fact.get("open_alerts") or 0),
                 "last_retrain": (
-                    f"{training['status']} {str(training['created_at'])[:16]}" if training else None
+                    f"{training['status']} {str(training['created_at'])[:16].replace('T', ' ')}"
+                    if training
+                    else None
                 ),
                 "experiment": (
                     f"{experiment['status']}"

@@ -1204,8 +1204,10 @@ SELECT id, snapshot_at, fleet, summary FROM ml_ops_dashboard ORDER BY snapshot_a
 # Per family, the facts the dashboard shows beside the live window (which store.live reads).
 SELECT_DASHBOARD_FACTS = """
 SELECT f.family,
-  (SELECT max(l.recorded_at) FROM model_promotion_ledger l
-   WHERE l.family = f.family AND l.action IN ('promote', 'rollback')) AS champion_since,
+  (SELECT row_to_json(m) FROM (SELECT l.recorded_at, l.action, l.actor
+     FROM model_promotion_ledger l
+     WHERE l.family = f.family AND l.action IN ('promote', 'rollback')
+     ORDER BY l.seq DESC LIMIT 1) m) AS last_move,
   (SELECT row_to_json(d) FROM (SELECT drifted, dataset_drift_score, checked_at
      FROM model_drift_detection WHERE family = f.family
      ORDER BY checked_at DESC LIMIT 1) d) AS drift,

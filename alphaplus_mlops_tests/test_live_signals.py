@@ -167,13 +167,15 @@ def test_the_sensor_asks_for_a_run_per_champion_family_once_per_arrival(live):
         assert [
             (r.partition_key, r.run_key.startswith("live_signals:lightgbm:")) for r in requests
         ] == [("lightgbm", True)]
-        # One run scores the bars, then fills outcomes and the live windows downstream, and
-        # looks at the running experiment.
+        # One run scores the bars, then fills outcomes and the live windows downstream, looks
+        # at the running experiment and the probation, and writes the dashboard's snapshot.
         assert [k.to_user_string() for k in requests[0].asset_selection] == [
             "live_signals",
             "prediction_outcomes",
             "live_performance",
             "ab_evaluation",
+            "probation_review",
+            "ml_ops_dashboard",
         ]
         again = sensor(context)
         assert isinstance(again, dg.SkipReason) and "no new bars" in again.skip_message

@@ -167,8 +167,8 @@ LIVE_LOOP = [
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="When an import adds bars to market_bars (the asset, `market advance` or "
-    "`data import`), runs live_signals, prediction_outcomes and live_performance for every "
-    "family with a champion.",
+    "`data import`), runs the live loop (live_signals, prediction_outcomes, live_performance, "
+    "ab_evaluation, probation_review, ml_ops_dashboard) for every family with a champion.",
 )
 def live_signals_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     try:

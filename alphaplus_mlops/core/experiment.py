@@ -36,8 +36,9 @@ class ExperimentRule:
     """The challenger's mean log loss minus the champion's, on the same rows."""
 
     @classmethod
-    def from_gate(cls, row: dict | None) -> ExperimentRule:
-        """From the live_experiment row of quality_gates (threshold: alpha), else defaults."""
+    def from_gate(cls, row: dict | None):
+        """From its row of quality_gates (threshold: alpha; config: the other fields; the
+        live_experiment row here, auto_rollback for core.probation), else defaults."""
         if row is None:
             return cls()
         config = row.get("config") or {}

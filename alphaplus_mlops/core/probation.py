@@ -25,13 +25,15 @@ from datetime import datetime
 
 import numpy as np
 
-from alphaplus_mlops.core.experiment import drawdown
+from alphaplus_mlops.core.experiment import ExperimentRule, drawdown
 from alphaplus_mlops.core.sequential import sequential_looks
 
 
 @dataclass(frozen=True)
-class ProbationRule:
-    alpha: float = 0.05
+class ProbationRule(ExperimentRule):
+    """The experiment's rule (read from a row, checked the same way), with probation's
+    defaults and a cooldown between automatic rollbacks."""
+
     tau_sd: float = 0.1
     """Wider than the experiment's: a rollback is for a clear fall (bench/ab_sequential.py)."""
     min_bars: int = 40
@@ -39,28 +41,10 @@ class ProbationRule:
     fewer bars is too noisy for the wider mixture (bench/ab_sequential.py)."""
     max_bars: int = 252
     max_drawdown: float = 0.15
-    max_log_loss_excess: float = 0.02
     cooldown_seconds: float = 7 * 86_400.0
 
-    @classmethod
-    def from_gate(cls, row: dict | None) -> ProbationRule:
-        """From the auto_rollback row of quality_gates (threshold: alpha), else defaults."""
-        if row is None:
-            return cls()
-        config = row.get("config") or {}
-        known = {k: config[k] for k in cls.__dataclass_fields__ if k in config and k != "alpha"}
-        return cls(alpha=float(row["threshold"]), **known)
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
     def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must lie strictly between 0 and 1, got {self.alpha}")
-        if not 2 <= self.min_bars <= self.max_bars:
-            raise ValueError(
-                f"need 2 <= min_bars <= max_bars, got {self.min_bars} and {self.max_bars}"
-            )
+        super().__post_init__()
         if self.cooldown_seconds < 0:
             raise ValueError(f"cooldown_seconds must be >= 0, got {self.cooldown_seconds}")
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -214,3 +216,26 @@ def simulated_project(
         build_definitions(settings, resources),
         LocalArtifactStore(settings.artifacts_dir),
     )
+
+
+def realize_outcomes(
+    url: str, version: str, role: str, per_bar_mean: list[float], seed: int, symbols: list[str]
+) -> None:
+    """Realized lightgbm outcomes of ``version`` in ``role`` from 2019-01-02, one per symbol
+    and business day: ``per_bar_mean`` per bar plus noise of 0.002."""
+    rng = np.random.default_rng(seed)
+    bars = pd.bdate_range("2019-01-02", periods=len(per_bar_mean), tz="UTC")
+    with psycopg.connect(url) as conn:
+        for ts, mean in zip(bars, per_bar_mean, strict=True):
+            for symbol in symbols:
+                conn.execute(
+                    "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
+                    "probability, signal, predicted_at, realized_label, realized_net_return) "
+                    "VALUES (%s, %s, %s, %s, 'lightgbm', 0.55, 1, now(), 1, %s)",
+                    (version, role, ts, symbol, mean + 0.002 * rng.standard_normal()),
+                )
+            conn.execute(
+                "INSERT INTO live_outcome_bars (model_version_id, role, bar_ts) "
+                "VALUES (%s, %s, %s)",
+                (version, role, ts),
+            )

@@ -4,16 +4,13 @@ ab_evaluation), a worse one is stopped, and an experiment whose champion changed
 aborted. Every look is a decision row."""
 
 import dagster as dg
-import numpy as np
-import pandas as pd
-import psycopg
 import pytest
 
 from alphaplus_mlops.core.experiment import ExperimentRule
 from alphaplus_mlops.defs.assets.experiments import ab_evaluation
 from alphaplus_mlops.store.experiments import experiments, running_experiment, start_experiment
 
-from .conftest import execute, rows, simulated_project
+from .conftest import execute, realize_outcomes, rows, simulated_project
 
 SYMBOLS = ["ABA", "ABB", "ABC"]
 RULE = ExperimentRule(min_bars=20, max_bars=300).as_dict()
@@ -25,19 +22,7 @@ def project(create_database, tmp_path_factory):
         create_database, tmp_path_factory.mktemp("ab"), SYMBOLS, n_bars=700, seed=4
     )
     for _ in range(2):
-        result = project.defs.resolve_job_def("train_model").execute_in_process(
-            partition_key="lightgbm",
-            run_config={
-                "ops": {
-                    "training_dataset": {"config": {"symbols": SYMBOLS}},
-                    "trained_model": {
-                        "config": {"n_estimators": 20, "cv_splits": 2, "early_stopping_rounds": 0}
-                    },
-                }
-            },
-            instance=dg.DagsterInstance.ephemeral(),
-        )
-        assert result.success
+        project.train("lightgbm", SYMBOLS, rounds=20)
     yield project
     project.db.close()
 
@@ -61,22 +46,7 @@ def pair(project):
 
 
 def realize(url, version, role, per_bar_mean, seed):
-    rng = np.random.default_rng(seed)
-    bars = pd.bdate_range("2019-01-02", periods=len(per_bar_mean), tz="UTC")
-    with psycopg.connect(url) as conn:
-        for ts, mean in zip(bars, per_bar_mean, strict=True):
-            for symbol in SYMBOLS:
-                conn.execute(
-                    "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
-                    "probability, signal, predicted_at, realized_label, realized_net_return) "
-                    "VALUES (%s, %s, %s, %s, 'lightgbm', 0.55, 1, now(), 1, %s)",
-                    (version, role, ts, symbol, mean + 0.002 * rng.standard_normal()),
-                )
-            conn.execute(
-                "INSERT INTO live_outcome_bars (model_version_id, role, bar_ts) "
-                "VALUES (%s, %s, %s)",
-                (version, role, ts),
-            )
+    realize_outcomes(url, version, role, per_bar_mean, seed, SYMBOLS)
 
 
 def look(project):

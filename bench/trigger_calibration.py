@@ -27,7 +27,7 @@ flips and volatility doubles), with the project's own code except Dagster:
 A delay is counted in bars from the break to the alarm (outcomes of 1-bar labels arrive one
 bar later: the live half sees the alarm a bar after this). No alarm within a year counts as
 a year (252) in the median.
-Run: .venv/bin/python bench/trigger_calibration.py [--seeds 40] [--symbols 20] [--workers 2]
+Run: .venv/bin/python bench/trigger_calibration.py [--seeds 200] [--symbols 20] [--workers 2]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from alphaplus_mlops.monitoring.drift_yardstick import (
     drift_weights,
     weighted_severity,
 )
+from alphaplus_mlops.retraining.performance_watch import DEFAULTS
 
 NAIVE_BARS = 63
 DRIFT_BARS = 63
@@ -225,13 +226,17 @@ def median_delay(delays: list) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=3000)
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument("--shifts", default="0.2,0.3,0.5")
-    parser.add_argument("--probabilities", default="0.1,0.2,0.3")
-    parser.add_argument("--chosen", default="0.3,0.2", help="shift,probability of the last line")
+    parser.add_argument("--shifts", default="0.3,0.5,1")
+    parser.add_argument("--probabilities", default="0.3,0.4")
+    parser.add_argument(
+        "--chosen",
+        default=f"{DEFAULTS['shift_sd']:g},{DEFAULTS['false_alarm_probability']:g}",
+        help="shift,probability of the last line (default: the seeded trigger row's)",
+    )
     parser.add_argument("--horizon", type=int, default=WINDOW)
     parser.add_argument("--block", type=int, default=10)
     parser.add_argument("--metric", choices=METRICS, default="net_return")

@@ -45,6 +45,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 STRONG_SIGNAL = 0.40
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that reaches the session's PostgreSQL server (through any fixture that
+    needs ``server_url``) as ``database``: CI runs the whole suite against the embedded server
+    and, against an external one, only these (``make test PYTEST_ARGS="-m database"``)."""
+    for item in items:
+        if "server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)
+
+
 def rows(url: str, sql: str, params: tuple | dict = ()) -> list[dict]:
     """What a query returns, as dicts, on a connection of its own (committed)."""
     with psycopg.connect(url, row_factory=dict_row) as conn:

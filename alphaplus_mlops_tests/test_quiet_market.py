@@ -4,7 +4,7 @@ simulator, for a champion trained as the triggers retrain (a rolling 504-bar win
 
 Two years of weekly drift checks and every bar of the detector, on a few fixed seeds: a
 trigger may raise a false alarm now and then (bench/trigger_calibration.py measures the
-rates on 40 seeds), but over these seeds at most one per family per two years, as the
+rates on 200 seeds), but over these seeds at most one per family per two years, as the
 trigger's calibration promises; and each break is found within a year by at least one of
 them."""
 

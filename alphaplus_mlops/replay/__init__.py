@@ -1,0 +1,1 @@
+"""Replay: drive the loop through time and compare it with fixed retraining policies."""

@@ -15,7 +15,12 @@ from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.jobs import train_model_job
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import family_names
-from alphaplus_mlops.monitoring.retrain_policy import BUDGET_PERIOD, retrain_verdict
+from alphaplus_mlops.monitoring.retrain_policy import (
+    BUDGET_PERIOD,
+    retrain_verdict,
+    retrain_window,
+    window_after_change,
+)
 from alphaplus_mlops.retraining.performance_watch import watch_champion
 from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE, Database
 from alphaplus_mlops.store.drift import latest_drift_check
@@ -28,7 +33,6 @@ from alphaplus_mlops.store.triggers import (
 )
 from alphaplus_mlops.store.versions import current_champion
 
-DEFAULT_RETRAIN_WINDOW_BARS = 504
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -139,26 +143,6 @@ class _Tick:
         return self.requests or dg.SkipReason("; ".join(self.refused) if self.refused else nothing)
 
 
-def _window(trigger: dict) -> int:
-    return int(trigger["config"].get("retrain_window_bars", DEFAULT_RETRAIN_WINDOW_BARS))
-
-
-def _window_after_change(trigger: dict, bars_since_change: int | None) -> tuple[int, str]:
-    """The training window after a detected change, and how to say it: from the change
-    point (config ``retrain_from: change_point``) once ``min_window_bars`` (126) have passed
-    since it, else the rolling ``retrain_window_bars``."""
-    config = trigger["config"]
-    rolling = _window(trigger)
-    if config.get("retrain_from", "rolling") == "change_point" and bars_since_change:
-        if bars_since_change >= int(config.get("min_window_bars", 126)):
-            return bars_since_change, f"the {bars_since_change} bars since the change"
-        return rolling, (
-            f"the last {rolling} bars (only {bars_since_change} since the change, fewer "
-            f"than min_window_bars)"
-        )
-    return rolling, f"the last {rolling} bars"
-
-
 def _same_bars(db: Database, trigger: dict, champion: dict, check: dict) -> bool:
     """Whether the trigger already decided on a drifted window of this champion that shares
     bars with this check's: windows overlap from one check to the next, and the same
@@ -190,7 +174,7 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
         for trigger in triggers:
             if _same_bars(db, trigger, champion, check):
                 continue
-            window = _window(trigger)
+            window = retrain_window(trigger)
             tick.consider(
                 trigger=trigger,
                 family=family,
@@ -257,7 +241,7 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
             if watch.alarm is None:
                 continue
             alarm, change = watch.alarm, watch.alarm["change_bar_ts"]
-            window, since = _window_after_change(trigger, watch.bars_since_change)
+            window, since = window_after_change(trigger, watch.bars_since_change)
             why = (
                 f"{family} v{champion['version']}: live {alarm['metric']} fell from "
                 f"{change:%Y-%m-%d} (mean {alarm['mean_since_change']:+.5f} per bar since; "

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 BUDGET_PERIOD = timedelta(days=30)
 DEFAULT_BUDGET = 4
+DEFAULT_RETRAIN_WINDOW_BARS = 504
+DEFAULT_MIN_WINDOW_BARS = 126
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,26 @@ def retrain_verdict(
     return RetrainVerdict(
         True, (f"{name}: {why}", f"{len(recent) + 1} of {budget} retrains in 30 days")
     )
+
+
+def retrain_window(trigger: dict) -> int:
+    """The trigger's rolling training window in bars (config ``retrain_window_bars``)."""
+    return int(
+        (trigger.get("config") or {}).get("retrain_window_bars", DEFAULT_RETRAIN_WINDOW_BARS)
+    )
+
+
+def window_after_change(trigger: dict, bars_since_change: int | None) -> tuple[int, str]:
+    """The training window after a detected change, and how to say it: from the change
+    point (config ``retrain_from: change_point``) once ``min_window_bars`` (126) have passed
+    since it, else the rolling ``retrain_window_bars``."""
+    config = trigger.get("config") or {}
+    rolling = retrain_window(trigger)
+    if config.get("retrain_from", "rolling") == "change_point" and bars_since_change:
+        if bars_since_change >= int(config.get("min_window_bars", DEFAULT_MIN_WINDOW_BARS)):
+            return bars_since_change, f"the {bars_since_change} bars since the change"
+        return rolling, (
+            f"the last {rolling} bars (only {bars_since_change} since the change, fewer "
+            f"than min_window_bars)"
+        )
+    return rolling, f"the last {rolling} bars"

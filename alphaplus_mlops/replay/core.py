@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,7 @@ from alphaplus_mlops.modeling.fitting import (
     refit_predictions,
 )
 from alphaplus_mlops.monitoring.change_detection import Detector, calibrate_detector
+from alphaplus_mlops.monitoring.retrain_policy import retrain_verdict, window_after_change
 from alphaplus_mlops.replay.scenario import Scenario
 from alphaplus_mlops.retraining.performance_watch import DEFAULTS as PERFORMANCE_DEFAULTS
 
@@ -256,18 +258,17 @@ class Automated(Policy):
 
     def __init__(self, scenario, trainer, events, gates: dict, trigger: dict):
         super().__init__(scenario, trainer, events)
-        self.gates, self.trigger = gates, trigger
         self.config = {**PERFORMANCE_DEFAULTS, **(trigger.get("config") or {})}
+        self.gates = gates
+        self.trigger = {"name": "performance_degradation", **trigger, "config": self.config}
         self.rule = ComparisonRule.from_gate(gates.get("champion_comparison"))
         self.refits = RefitSchedule.from_gate(gates.get("champion_comparison"))
         self.experiment_rule = ExperimentRule.from_gate(gates.get("live_experiment"))
         self.experiment_from: pd.Timestamp | None = None
-        self.fired: list[pd.Timestamp] = []
+        self.fired: list[datetime] = []
+        """When the trigger requested retrains, oldest first."""
         business = (gates.get("business_metrics") or {}).get("config") or {}
         self.cost = float(business.get("cost_bps", scenario.model.cost_bps))
-        self.window = int(
-            self.config.get("retrain_window_bars", scenario.policies.rolling_window_bars)
-        )
 
     def start(self, at: int) -> None:
         super().start(at)
@@ -354,20 +355,23 @@ class Automated(Policy):
             f"{self.champion.detector.h:.1f} at {values.index[first.at]:%Y-%m-%d})"
         )
         self.log(at, "alarm", self.champion.version, reason)
-        now = times[at]
-        cooldown = pd.Timedelta(seconds=int(self.trigger.get("cooldown_seconds", 5 * 86400)))
-        if self.fired and now - self.fired[-1] < cooldown:
-            self.log(at, "refused", None, f"cooldown: last retrain {self.fired[-1]:%Y-%m-%d}")
-            return
-        budget = int(self.config.get("max_retrains_per_30_days", 4))
-        if sum(now - t < pd.Timedelta(days=30) for t in self.fired) >= budget:
-            self.log(at, "refused", None, f"budget: {budget} retrains in 30 days")
+        now = times[at].to_pydatetime()
+        verdict = retrain_verdict(
+            trigger=self.trigger,
+            requested_before=self.fired[::-1],
+            run_in_flight=False,
+            now=now,
+            why=reason,
+        )
+        if not verdict.request:
+            self.log(at, "refused", None, "; ".join(verdict.reasons))
             return
         self.fired.append(now)
-        self._retrain(at, reason, values.index[first.change_at])
+        window, over = window_after_change(self.trigger, len(values) - first.change_at)
+        self._retrain(at, f"{reason}; retrained on {over}", values.index[first.change_at], window)
 
-    def _retrain(self, at: int, why: str, change: pd.Timestamp) -> None:
-        candidate, data = self.trainer.train(at, self.window, with_oof=True)
+    def _retrain(self, at: int, why: str, change: pd.Timestamp, window: int) -> None:
+        candidate, data = self.trainer.train(at, window, with_oof=True)
         self.log(at, "train", candidate.version, f"performance trigger: {why}")
         oof = candidate.oof
         own = evaluate_predictions(oof, oof["proba"].to_numpy(), self.cost, 0.0)

@@ -54,8 +54,8 @@ class PolicySpec:
     names: tuple[str, ...] = POLICIES
     calendar_every_bars: int = 63
     rolling_window_bars: int = 504
-    """The window of calendar_rolling, of the first model of every policy but calendar's
-    expanding one, and of the automated policy's retrains."""
+    """The window of calendar_rolling and of the first model of every policy but calendar's
+    expanding one (automated retrains on its trigger row's window)."""
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ install: $(STAMP) $(VENV)/.browser
 demo: install
 	$(BIN)/alphaplus-mlops demo
 
+# PYTEST_ARGS narrows a run, e.g. make test PYTEST_ARGS='-m "database and not daemon"'.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 dev: install
 	$(BIN)/alphaplus-mlops dev

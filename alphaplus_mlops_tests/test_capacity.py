@@ -49,6 +49,7 @@ def deployment_env(create_database, tmp_path):
     return url, env, home
 
 
+@pytest.mark.daemon  # a real dagster-daemon: see conftest.py
 def test_five_queued_retrains_never_run_more_than_three_at_once(deployment_env):
     url, env, home = deployment_env
     config = json.dumps(

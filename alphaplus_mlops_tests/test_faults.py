@@ -117,6 +117,7 @@ def run_tags(url: str, run_id: str) -> dict:
     }
 
 
+@pytest.mark.daemon  # a real dagster-daemon: see conftest.py
 def test_killed_and_terminated_trainings_free_the_slot_and_are_retried_once(
     one_slot_deployment,
 ):

@@ -4,7 +4,9 @@ serve every bar once, never with a model that learned from that bar's label."""
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from alphaplus_mlops.app.cli import main
 from alphaplus_mlops.replay.core import prepare_market, replay_core
 from alphaplus_mlops.replay.scenario import (
     ScenarioError,
@@ -108,3 +110,19 @@ def test_automated_retrains_only_on_an_alarm_and_decides_every_candidate():
     again = replay_core(scenario, "automated", trigger=trigger)
     assert [e.as_tuple() for e in again.events] == [e.as_tuple() for e in run.events]
     pd.testing.assert_series_equal(again.returns, run.returns)
+
+
+def test_the_cli_replays_a_scenario_with_the_databases_configuration(database_url, tmp_path):
+    env = {"ALPHAPLUS_DATABASE_URL": database_url, "ALPHAPLUS_HOME": str(tmp_path)}
+    done = CliRunner().invoke(
+        main,
+        ["replay", "short", "--policy", "frozen", "--policy", "automated", "--decisions"],
+        env=env,
+    )
+    assert done.exit_code == 0, done.output
+    table = [line for line in done.output.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| policy | before: net Sharpe")
+    assert [line.split(" | ")[0] for line in table[1:]] == ["| frozen", "| automated"]  # as asked
+    assert "automated promote v1: first model of the replay" in done.output
+    refused = CliRunner().invoke(main, ["replay", "nowhere"], env=env)
+    assert refused.exit_code != 0 and "no shipped scenario 'nowhere'" in refused.output

@@ -744,6 +744,39 @@ def doctor(fix: bool) -> None:
         sys.exit(1)
 
 
+@main.command("replay")
+@click.argument("scenario")
+@click.option("--seed", type=int, default=None, help="The simulator's seed (default: the file's).")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=click.Choice(["automated", "frozen", "calendar", "calendar_rolling"]),
+    help="Replay only these policies (repeat the option); default: the scenario's.",
+)
+@click.option("--decisions", is_flag=True, help="Print every decision with its reason.")
+def replay(scenario: str, seed: int | None, policies: tuple[str, ...], decisions: bool) -> None:
+    """Replay SCENARIO (a shipped name, e.g. simulated_break, short, sp500_nasdaq, or a TOML
+    file) on the fast core engine: every policy through time, the gates and the performance
+    trigger as configured in the database; prints the value table."""
+    from dataclasses import replace
+
+    from alphaplus_mlops.app.replay import configured_automation, run_core_replay
+    from alphaplus_mlops.replay.scenario import ScenarioError, load_scenario
+
+    try:
+        chosen = load_scenario(scenario)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if seed is not None:
+        chosen = chosen.with_seed(seed)
+    if policies:
+        chosen = replace(chosen, policies=replace(chosen.policies, names=policies))
+    with _database(_settings()) as db:
+        gates, trigger = configured_automation(db)
+    run_core_replay(chosen, gates, trigger, click.echo, decisions)
+
+
 @main.command("demo")
 def demo() -> None:
     """Load the real sample and a simulated symbol through Dagster, then summarize."""

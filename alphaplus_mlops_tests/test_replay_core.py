@@ -1,6 +1,9 @@
 """The fast replay on the pure core: scenarios read with clear errors, and policies that
 serve every bar once, never with a model that learned from that bar's label."""
 
+import re
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,9 +67,11 @@ def test_every_bar_is_served_once_by_a_model_trained_before_it(short, policy):
     ]
     assert len(run.served) == len(expected)
     assert not run.served.duplicated(["symbol", "ts"]).any()
-    # No leakage: a version answers only bars after the tick it was trained at.
-    cutoff = run.served["version"].map(run.cutoffs)
-    assert (run.served["ts"] > cutoff).all()
+    # No leakage: a version answers only bars after the tick it was trained at (version 0:
+    # no champion, the desk is flat).
+    answered = run.served[run.served["version"] > 0]
+    assert (answered["ts"] > answered["version"].map(run.cutoffs)).all()
+    assert run.served.loc[run.served["version"] == 0, "proba"].isna().all()
     assert len(run.returns) == last - first + 1
 
 
@@ -123,6 +128,30 @@ def test_the_cli_replays_a_scenario_with_the_databases_configuration(database_ur
     table = [line for line in done.output.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| policy | before: net Sharpe")
     assert [line.split(" | ")[0] for line in table[1:]] == ["| frozen", "| automated"]  # as asked
-    assert "automated promote v1: first model of the replay" in done.output
+    # The first model goes through the database's gates: promoted, or rejected with them named.
+    assert "automated train v1: first model of the replay" in done.output
+    assert re.search(r"automated (promote v1: first model|reject v1: quality gates)", done.output)
     refused = CliRunner().invoke(main, ["replay", "nowhere"], env=env)
     assert refused.exit_code != 0 and "no shipped scenario 'nowhere'" in refused.output
+
+
+def test_with_no_model_past_the_gates_the_automated_desk_stays_flat(short):
+    scenario, market = short
+    impossible = {
+        "business_metrics": {
+            "name": "business_metrics",
+            "metric": "net_sharpe",
+            "comparator": ">=",
+            "threshold": 99.0,
+            "config": {},
+        }
+    }
+    run = replay_core(scenario, "automated", market=market, gates=impossible)
+    assert [e.kind for e in run.events] == ["train", "reject"]
+    assert (run.served["version"] == 0).all() and (run.returns == 0).all()
+    # With the model-age schedule on, a family without a champion retrains at every tick.
+    retrying = replace(scenario, policies=replace(scenario.policies, time_trigger_days=30))
+    again = replay_core(retrying, "automated", market=market, gates=impossible)
+    ticks = len(range(scenario.clock.start_bar, scenario.clock.end_bar - 1, 20))
+    assert again.count("train") == again.count("reject") == ticks
+    assert value_row(again, market.break_ts)["retrains"] == ticks - 1

@@ -26,6 +26,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from alphaplus_mlops.core.backtest import backtest_signal
 from alphaplus_mlops.core.decision import ComparisonRule, decide
 from alphaplus_mlops.core.experiment import ExperimentRule, judge_experiment
 from alphaplus_mlops.core.gates import judge
@@ -214,7 +215,7 @@ class Policy:
 
     def start(self, at: int) -> None:
         window = None if self.name == "calendar" else self.scenario.policies.rolling_window_bars
-        self.champion, _ = self.trainer.train(at, window, with_oof=self.name == "automated")
+        self.champion, _ = self.trainer.train(at, window, with_oof=False)
         self.log(at, "train", self.champion.version, "first model")
         self.log(at, "promote", self.champion.version, "first model of the replay")
 
@@ -271,8 +272,12 @@ class Automated(Policy):
         self.cost = float(business.get("cost_bps", scenario.model.cost_bps))
 
     def start(self, at: int) -> None:
-        super().start(at)
-        self._freeze(self.champion)
+        self._train_and_decide(at, "first model of the replay", None, self.config_window())
+
+    def config_window(self) -> int:
+        return int(
+            self.config.get("retrain_window_bars", self.scenario.policies.rolling_window_bars)
+        )
 
     def _freeze(self, model: _Model) -> None:
         oof = model.oof
@@ -297,7 +302,24 @@ class Automated(Policy):
         realized = answers[answers["t1"] <= now]
         if self.challenger is not None:
             self._judge_experiment(at, realized)
-        self._watch_champion(at, realized)
+        if self.champion is not None:
+            self._watch_champion(at, realized)
+        self._model_age(at)
+
+    def _model_age(self, at: int) -> None:
+        """model_age_schedule, when the scenario turns it on (its default is off): retrain
+        when there is no champion, or when the champion has served longer than the limit."""
+        days = self.scenario.policies.time_trigger_days
+        if not days:
+            return
+        times = self.trainer.market.times
+        if self.champion is None:
+            why = "no champion"
+        elif times[at] - times[self.champion.trained_at] > pd.Timedelta(days=days):
+            why = f"champion v{self.champion.version} older than {days} days"
+        else:
+            return
+        self._train_and_decide(at, f"time trigger: {why}", None, self.config_window())
 
     def _judge_experiment(self, at: int, realized: pd.DataFrame) -> None:
         """ab_evaluation: the challenger's and the champion's outcomes on the same bars."""
@@ -368,11 +390,20 @@ class Automated(Policy):
             return
         self.fired.append(now)
         window, over = window_after_change(self.trigger, len(values) - first.change_at)
-        self._retrain(at, f"{reason}; retrained on {over}", values.index[first.change_at], window)
+        self._train_and_decide(
+            at,
+            f"performance trigger: {reason}; retrained on {over}",
+            values.index[first.change_at],
+            window,
+        )
 
-    def _retrain(self, at: int, why: str, change: pd.Timestamp, window: int) -> None:
+    def _train_and_decide(
+        self, at: int, why: str, change: pd.Timestamp | None, window: int
+    ) -> None:
+        """train_model, its gates and deployment_decision: a promoted candidate becomes the
+        champion, a shadowed one the challenger (its experiment starts now)."""
         candidate, data = self.trainer.train(at, window, with_oof=True)
-        self.log(at, "train", candidate.version, f"performance trigger: {why}")
+        self.log(at, "train", candidate.version, why)
         oof = candidate.oof
         own = evaluate_predictions(oof, oof["proba"].to_numpy(), self.cost, 0.0)
         judgements = [
@@ -382,8 +413,9 @@ class Automated(Policy):
         ]
         passed = all(j.passed for j in judgements)
         summary = "; ".join(j.reason for j in judgements)
-        comparison = self._compare(candidate, data, change) if passed else None
-        decision = decide(passed, summary, True, comparison, self.rule)
+        has_champion = self.champion is not None
+        comparison = self._compare(candidate, data, change) if passed and has_champion else None
+        decision = decide(passed, summary, has_champion, comparison, self.rule)
         self.log(at, decision.outcome, candidate.version, " ".join(decision.reasons))
         if decision.outcome == "promote":
             self._freeze(candidate)
@@ -393,7 +425,9 @@ class Automated(Policy):
             # A newer challenger's experiment replaces the older one.
             self.challenger, self.experiment_from = candidate, self.trainer.market.times[at]
 
-    def _compare(self, candidate: _Model, data: Dataset, change: pd.Timestamp) -> dict | None:
+    def _compare(
+        self, candidate: _Model, data: Dataset, change: pd.Timestamp | None
+    ) -> dict | None:
         """model_evaluation's comparison: the candidate's procedure refit on the bars after
         the champion's training (within the candidate's window), against the champion on the
         same bars; only the bars since the detected change when there are enough of them."""
@@ -404,7 +438,7 @@ class Automated(Policy):
         if shared.empty:
             return None
         shared = shared.merge(data.frame[["symbol", "ts", *data.features]], on=["symbol", "ts"])
-        recent = shared[shared["ts"] >= change]
+        recent = shared[shared["ts"] >= change] if change is not None else shared.iloc[:0]
         if evidence_bars(recent) >= MIN_TESTABLE_BARS:
             shared = recent.reset_index(drop=True)
         if evidence_bars(shared) < MIN_TESTABLE_BARS:
@@ -448,6 +482,8 @@ def replay_core(
         # The bars after this tick, up to and including the next one's, answered by the
         # models in office now (the next tick decides after its own bar is scored).
         span = frame[(frame["ts"] > times[at]) & (frame["ts"] <= times[until])]
+        if chosen.champion is None and not span.empty:  # nothing may serve: the desk is flat
+            parts.append(span.assign(proba=np.nan, version=0, role="champion"))
         for role, model in (("champion", chosen.champion), ("challenger", chosen.challenger)):
             if model is not None and not span.empty:
                 proba = trainer.predict(model, span)
@@ -462,7 +498,6 @@ def replay_core(
         if progress is not None:
             progress(i + 1, len(ticks) - 1)
     served = answers[answers["role"] == "champion"].reset_index(drop=True)
-    returns = evaluate_predictions(
-        served, served["proba"].to_numpy(), scenario.model.cost_bps, 0.0
-    ).returns
+    # The backtest alone: a bar without a champion has no probability (flat, no ML metric).
+    _, returns = backtest_signal(served, cost_bps=scenario.model.cost_bps)
     return PolicyRun(policy, served, returns, events, trainer.seconds, trainer.cutoffs)

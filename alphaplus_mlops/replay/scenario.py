@@ -56,6 +56,9 @@ class PolicySpec:
     rolling_window_bars: int = 504
     """The window of calendar_rolling and of the first model of every policy but calendar's
     expanding one (automated retrains on its trigger row's window)."""
+    time_trigger_days: int = 0
+    """automated: the model-age schedule's limit, 0 for off (the schedule's default): with
+    it, no champion or one older than this retrains at the next tick."""
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,11 @@ def value_row(run, break_ts: pd.Timestamp | None) -> dict:
         if break_ts is not None
         else None
     )
+    first_promoted = any(e.kind == "promote" and e.version == 1 for e in run.events)
     row |= {
         "retrains": run.count("train") - 1,
-        "promotions": run.count("promote") + run.count("experiment_promote") - 1,
+        "promotions": run.count("promote") + run.count("experiment_promote") - first_promoted,
+        "flat_bars": int((run.served["version"] == 0).groupby(run.served["ts"]).all().sum()),
         "rejections": run.count("reject") + run.count("keep_champion"),
         "challengers": run.count("shadow"),
         "rollbacks": run.count("rollback"),

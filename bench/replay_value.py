@@ -31,6 +31,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import psycopg
@@ -63,8 +64,13 @@ def seeded_configuration() -> tuple[dict, dict]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def one_seed(scenario_name: str, seed: int, gates: dict, trigger: dict) -> tuple[list, list]:
+def one_seed(
+    scenario_name: str, seed: int, gates: dict, trigger: dict, time_trigger_days: int | None
+) -> tuple[list, list]:
     scenario = load_scenario(scenario_name).with_seed(seed)
+    if time_trigger_days is not None:
+        policies = replace(scenario.policies, time_trigger_days=time_trigger_days)
+        scenario = replace(scenario, policies=policies)
     market = prepare_market(scenario)
     rows, events = [], []
     for policy in scenario.policies.names:
@@ -81,10 +87,18 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--decisions", action="store_true", help="print every decision")
+    parser.add_argument(
+        "--time-trigger-days",
+        type=int,
+        default=None,
+        help="automated: turn the model-age schedule on with this limit (0: off)",
+    )
     args = parser.parse_args()
     scenario = load_scenario(args.scenario)
     gates, trigger = seeded_configuration()
+    schedule = args.time_trigger_days or scenario.policies.time_trigger_days
     print(
+        f"automated: model-age schedule {f'{schedule} days' if schedule else 'off'}; "
         f"scenario {scenario.name}: {scenario.description}; seeds {args.first_seed}.."
         f"{args.first_seed + args.seeds - 1}; {scenario.model.family} {scenario.model.rounds} "
         f"rounds; a tick every {scenario.clock.step_bars} bars from bar {scenario.clock.start_bar}"
@@ -99,6 +113,7 @@ def main() -> None:
                 seeds,
                 [gates] * len(seeds),
                 [trigger] * len(seeds),
+                [args.time_trigger_days] * len(seeds),
             )
         )
     print(f"seconds: {time.monotonic() - started:.0f}")

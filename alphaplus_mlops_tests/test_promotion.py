@@ -439,6 +439,27 @@ def test_the_schedule_requests_runs_only_for_stale_families(env):
             "lightgbm",
             "xgboost",
         ]
+    # A training within the limit answers the schedule, whatever became of it (here a failed
+    # one): the family is not asked again until the limit has passed since that training.
+    execute(
+        url,
+        "INSERT INTO model_training_jobs (family, trigger_type, status, created_at) "
+        "VALUES ('xgboost', 'time', 'failed', %s)",
+        (now + timedelta(days=1) - timedelta(seconds=limit_days * 86400 / 2),),
+    )
+    with dg.build_schedule_context(
+        scheduled_execution_time=now + timedelta(days=1), resources=postgres
+    ) as later:
+        assert sorted(r.partition_key for r in model_age_schedule(later)) == [
+            "catboost",
+            "lightgbm",
+        ]
+    with dg.build_schedule_context(
+        scheduled_execution_time=now + timedelta(days=2), resources=postgres
+    ) as much_later:
+        stale = {r.partition_key: r.tags for r in model_age_schedule(much_later)}
+        assert sorted(stale) == ["catboost", "lightgbm", "xgboost"]
+        assert "; last training " in stale["xgboost"]["alphaplus/reason"]
     execute(
         url,
         "UPDATE automated_retraining_triggers SET config = jsonb_set(config, "

@@ -266,6 +266,8 @@ class Automated(Policy):
         self.refits = RefitSchedule.from_gate(gates.get("champion_comparison"))
         self.experiment_rule = ExperimentRule.from_gate(gates.get("live_experiment"))
         self.experiment_from: pd.Timestamp | None = None
+        self.last_trained = 0
+        """Bar index of the latest training (the model-age schedule counts from it)."""
         self.fired: list[datetime] = []
         """When the trigger requested retrains, oldest first."""
         business = (gates.get("business_metrics") or {}).get("config") or {}
@@ -308,11 +310,15 @@ class Automated(Policy):
 
     def _model_age(self, at: int) -> None:
         """model_age_schedule, when the scenario turns it on (its default is off): retrain
-        when there is no champion, or when the champion has served longer than the limit."""
+        when there is no champion, or when the champion has served longer than the limit,
+        and the family has not trained within it."""
         days = self.scenario.policies.time_trigger_days
         if not days:
             return
         times = self.trainer.market.times
+        # As stale_families: a training within the limit answered it, promoted or not.
+        if times[at] - times[self.last_trained] <= pd.Timedelta(days=days):
+            return
         if self.champion is None:
             why = "no champion"
         elif times[at] - times[self.champion.trained_at] > pd.Timedelta(days=days):
@@ -403,6 +409,7 @@ class Automated(Policy):
         """train_model, its gates and deployment_decision: a promoted candidate becomes the
         champion, a shadowed one the challenger (its experiment starts now)."""
         candidate, data = self.trainer.train(at, window, with_oof=True)
+        self.last_trained = at
         self.log(at, "train", candidate.version, why)
         oof = candidate.oof
         own = evaluate_predictions(oof, oof["proba"].to_numpy(), self.cost, 0.0)

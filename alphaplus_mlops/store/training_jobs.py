@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from datetime import datetime
 
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database, jsonb
@@ -83,6 +84,12 @@ def finish_training_job(
 def beat_training_heartbeat(db: Database, job_id: str, *, timeout: float | None = None) -> None:
     with db.connection(timeout=timeout) as conn:
         conn.execute(queries.TRAINING_HEARTBEAT, (job_id,))
+
+
+def last_training_at(db: Database, family: str) -> datetime | None:
+    """When the family's latest training job was created (whatever became of it)."""
+    with db.connection() as conn:
+        return conn.execute(queries.SELECT_LAST_TRAINING_OF_FAMILY, (family,)).fetchone()["last"]
 
 
 def running_training_jobs(db: Database) -> list[dict]:

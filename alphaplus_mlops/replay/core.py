@@ -7,13 +7,17 @@ within its window) and the model it keeps serves the bars up to the next tick. T
 probabilities of all bars become one cost-aware backtest per policy (the trading rule and
 costs of the business gate), so every policy is judged on the same rows the same way.
 
-``automated`` is the project's loop as configured: the performance trigger's CUSUM
-(frozen per version from its out-of-fold per-bar net returns, as performance_watch does)
-with its cooldown and 30-day budget; a retrain on the trigger's rolling window; the
-candidate's absolute gates (model_performance, business_metrics, judged by core.gates on its
-out-of-fold evaluation) and the deployment decision (core.decision, on paired tests of the
-candidate's procedure replayed after the champion's training against the champion on the
-same bars). A promotion replaces the champion; shadow, keep_champion and reject keep it.
+``automated`` is the project's loop as the database configures it (``gates``, ``trigger``):
+the first model and every candidate go through the absolute gates (model_performance,
+business_metrics: core.gates on the candidate's out-of-fold evaluation) and the deployment
+decision (core.decision, on paired tests of the candidate's procedure refit after the
+champion's training against the champion on the same bars); the performance trigger's CUSUM,
+frozen per version from its out-of-fold per-bar net returns as performance_watch does, with
+the sensor's cooldown, budget and training window (monitoring.retrain_policy); a shadowed
+candidate answers beside the champion until the live experiment's verdict
+(core.experiment) promotes or stops it; with ``time_trigger_days``, the model-age schedule.
+Without a champion nothing answers and the desk is flat. Not here yet: the drift trigger
+and probation.
 """
 
 from __future__ import annotations

@@ -201,9 +201,14 @@ def test_from_the_change_point_once_enough_bars_have_passed_else_rolling(world):
     )
     requested = tick(world, dg.DagsterInstance.ephemeral())  # the loss went on: a new alarm
     (request,) = requested
-    since = decisions(db)[-1]["inputs"]["bars_since_change"]
+    # The window still starts where the fall began (the first alarm's change point), not
+    # at the change point the restarted detector found for its second alarm.
+    second = decisions(db)[-1]["inputs"]
+    assert second["change_bar_ts"] == decision["inputs"]["change_bar_ts"]
+    assert second["bars_since_change"] == since
     assert request.run_config["ops"]["training_dataset"] == {"config": {"window_bars": since}}
     assert f"retrain on the {since} bars since the change" in request.tags["alphaplus/reason"]
+    assert "its fall began at" in request.tags["alphaplus/reason"]
 
 
 def realize_forecasts(db, start: str, hit_rates: list[float], seed: int) -> None:

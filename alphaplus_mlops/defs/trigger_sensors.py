@@ -240,13 +240,18 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
             )
             if watch.alarm is None:
                 continue
-            alarm, change = watch.alarm, watch.alarm["change_bar_ts"]
+            alarm, change = watch.alarm, watch.change_bar_ts
             window, since = window_after_change(trigger, watch.bars_since_change)
+            earlier = (
+                f"; its fall began at {change:%Y-%m-%d}, its first alarm"
+                if change != alarm["change_bar_ts"]
+                else ""
+            )
             why = (
                 f"{family} v{champion['version']}: live {alarm['metric']} fell from "
-                f"{change:%Y-%m-%d} (mean {alarm['mean_since_change']:+.5f} per bar since; "
-                f"CUSUM {alarm['statistic']:.1f} > {alarm['threshold']:.1f} at "
-                f"{alarm['alarm_bar_ts']:%Y-%m-%d})"
+                f"{alarm['change_bar_ts']:%Y-%m-%d} (mean {alarm['mean_since_change']:+.5f} "
+                f"per bar since; CUSUM {alarm['statistic']:.1f} > {alarm['threshold']:.1f} at "
+                f"{alarm['alarm_bar_ts']:%Y-%m-%d}){earlier}"
             )
             tick.consider(
                 trigger=trigger,

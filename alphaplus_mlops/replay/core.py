@@ -136,6 +136,8 @@ class _Model:
     """Its walk-forward out-of-fold rows (automated only: gates and detector)."""
     detector: Detector | None = None
     last_alarm: pd.Timestamp | None = None
+    fall_began: pd.Timestamp | None = None
+    """The change point of its first alarm: retrain windows and comparisons start there."""
 
 
 def _rows(dataset: Dataset, keep: np.ndarray) -> Dataset:
@@ -368,9 +370,10 @@ class Automated(Policy):
         """performance_trigger_sensor: the champion's CUSUM over its bars since its last
         alarm; an alarm retrains, within the cooldown and the 30-day budget."""
         times = self.trainer.market.times
-        mine = realized[
+        answered = realized[
             (realized["version"] == self.champion.version) & (realized["role"] == "champion")
         ]
+        mine = answered
         if self.champion.last_alarm is not None:
             mine = mine[mine["ts"] > self.champion.last_alarm]
         values = self._returns(mine)
@@ -381,6 +384,8 @@ class Automated(Policy):
             return
         first = alarms[0]
         self.champion.last_alarm = values.index[first.at]
+        if self.champion.fall_began is None:  # as performance_watch: the first alarm's
+            self.champion.fall_began = values.index[first.change_at]
         reason = (
             f"v{self.champion.version}: live net return fell from "
             f"{values.index[first.change_at]:%Y-%m-%d} (CUSUM {first.statistic:.1f} > "
@@ -399,12 +404,11 @@ class Automated(Policy):
             self.log(at, "refused", None, "; ".join(verdict.reasons))
             return
         self.fired.append(now)
-        window, over = window_after_change(self.trigger, len(values) - first.change_at)
+        began = self.champion.fall_began
+        since = int(answered.loc[answered["ts"] >= began, "ts"].nunique())
+        window, over = window_after_change(self.trigger, since)
         self._train_and_decide(
-            at,
-            f"performance trigger: {reason}; retrained on {over}",
-            values.index[first.change_at],
-            window,
+            at, f"performance trigger: {reason}; retrained on {over}", began, window
         )
 
     def _train_and_decide(

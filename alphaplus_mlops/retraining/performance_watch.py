@@ -20,6 +20,7 @@ from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.live import realized_window
 from alphaplus_mlops.store.performance_alarms import (
+    first_alarm,
     frozen_detector,
     last_alarm,
     oof_returns_location,
@@ -49,7 +50,12 @@ class Watch:
     note: str | None = None
     """Why nothing could be watched (no offline values to calibrate on, say)."""
     bars_since_change: int | None = None
-    """With an alarm: realized bars from the detected change to the latest one."""
+    """With an alarm: realized bars from ``change_bar_ts`` to the latest one."""
+    change_bar_ts: pd.Timestamp | None = None
+    """With an alarm: where the champion's fall began, at its first alarm under this
+    trigger. The detector restarts after each alarm, so a later alarm's own change point
+    would count only the bars since the last one, and a window "since the change" would
+    never grow past the restart."""
 
 
 def _setting(config: dict, name: str):
@@ -120,7 +126,8 @@ def watch_champion(
     except (LookupError, ValueError) as exc:
         return Watch(None, None, 0, 0.0, f"no detector for {family} v{champion['version']}: {exc}")
     detector = Detector.from_dict(frozen)
-    realized = realized_window(db, version_id, "champion", detector.horizon_bars)
+    watched = realized_window(db, version_id, "champion", detector.horizon_bars)
+    realized = watched
     previous = last_alarm(db, version_id, trigger_id)
     if previous is not None and not realized.empty:
         realized = realized[realized["bar_ts"] > previous["alarm_bar_ts"]]
@@ -147,4 +154,6 @@ def watch_champion(
             "mean_since_change": float(np.nanmean(x[first.change_at : first.at + 1])),
         },
     )
-    return Watch(detector, row, len(x), first.statistic, None, len(x) - first.change_at)
+    began = first_alarm(db, version_id, trigger_id)["change_bar_ts"]
+    since = int(watched.loc[watched["bar_ts"] >= began, "bar_ts"].nunique())
+    return Watch(detector, row, len(x), first.statistic, None, since, began)

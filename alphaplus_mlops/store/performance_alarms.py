@@ -36,6 +36,14 @@ def oof_returns_location(db: Database, version_id: str) -> dict | None:
         return conn.execute(queries.SELECT_OOF_RETURNS, (version_id,)).fetchone()
 
 
+def first_alarm(db: Database, version_id: str, trigger_id: str) -> dict | None:
+    """The version's earliest alarm under the trigger: where its fall first began."""
+    with db.connection() as conn:
+        return conn.execute(
+            queries.SELECT_FIRST_PERFORMANCE_ALARM, (version_id, trigger_id)
+        ).fetchone()
+
+
 def last_alarm(db: Database, version_id: str, trigger_id: str) -> dict | None:
     with db.connection() as conn:
         return conn.execute(

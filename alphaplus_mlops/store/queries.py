@@ -1032,6 +1032,12 @@ WHERE model_version_id = %s AND split = 'walk_forward_oof' AND returns_uri IS NO
 ORDER BY evaluated_at DESC LIMIT 1
 """
 
+SELECT_FIRST_PERFORMANCE_ALARM = """
+SELECT * FROM performance_alarms
+WHERE model_version_id = %s AND trigger_id = %s
+ORDER BY alarm_bar_ts LIMIT 1
+"""
+
 SELECT_LAST_PERFORMANCE_ALARM = """
 SELECT * FROM performance_alarms
 WHERE model_version_id = %s AND trigger_id = %s

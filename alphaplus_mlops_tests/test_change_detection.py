@@ -11,6 +11,7 @@ from alphaplus_mlops.monitoring.change_detection import (
     block_bootstrap,
     calibrate_detector,
     cusum,
+    fall_began,
     largest_statistic,
     no_skill_value,
     per_bar_values,
@@ -216,3 +217,18 @@ def test_a_detector_refuses_too_little_or_constant_evidence():
             np.arange(40.0), horizon_bars=10, block_bars=1,
             **{**args, "false_alarm_probability": 1.0},
         )  # fmt: skip
+
+
+def test_a_fall_began_where_the_alarms_that_continued_it_began():
+    bars = pd.bdate_range("2020-01-01", periods=30, tz="UTC")
+    one = [(bars[10], bars[4])]
+    assert fall_began(one, bars) == bars[4]
+    # The second alarm's change point is the bar after the first alarm: the statistic never
+    # went back to 0 after its restart, so it is the same fall; so is the third.
+    chained = [(bars[10], bars[4]), (bars[15], bars[11]), (bars[20], bars[16])]
+    assert fall_began(chained, bars) == bars[4]
+    # A change point later than that: the model recovered in between, a new fall began.
+    recovered = [(bars[10], bars[4]), (bars[25], bars[18])]
+    assert fall_began(recovered, bars) == bars[18]
+    broken = [(bars[10], bars[4]), (bars[15], bars[13]), (bars[20], bars[16])]
+    assert fall_began(broken, bars) == bars[13]

@@ -201,14 +201,30 @@ def test_from_the_change_point_once_enough_bars_have_passed_else_rolling(world):
     )
     requested = tick(world, dg.DagsterInstance.ephemeral())  # the loss went on: a new alarm
     (request,) = requested
-    # The window still starts where the fall began (the first alarm's change point), not
-    # at the change point the restarted detector found for its second alarm.
+    # The loss never paused, so the second alarm continues the first one's fall: the window
+    # still starts where it began, not where the restarted detector's second alarm says.
     second = decisions(db)[-1]["inputs"]
     assert second["change_bar_ts"] == decision["inputs"]["change_bar_ts"]
     assert second["bars_since_change"] == since
     assert request.run_config["ops"]["training_dataset"] == {"config": {"window_bars": since}}
     assert f"retrain on the {since} bars since the change" in request.tags["alphaplus/reason"]
-    assert "its fall began at" in request.tags["alphaplus/reason"]
+    assert "before an earlier alarm" in request.tags["alphaplus/reason"]
+
+    # The champion recovers, then falls again: a new fall, whose window starts where it began.
+    execute(
+        db.url,
+        "UPDATE automated_retraining_triggers SET config = config || "
+        "'{\"max_retrains_per_30_days\": 100}'::jsonb WHERE trigger_type = 'performance'",
+    )
+    while isinstance(tick(world, dg.DagsterInstance.ephemeral()), list):
+        pass  # the rest of the first fall, an alarm a tick
+    realize(db, "2016-10-03", [0.003] * 80 + [-SCALE] * 60, seed=3)
+    (request,) = tick(world, dg.DagsterInstance.ephemeral())
+    third = decisions(db)[-1]["inputs"]
+    recovered_until = pd.Timestamp("2016-10-03", tz="UTC") + pd.offsets.BDay(80)
+    assert pd.Timestamp(third["change_bar_ts"]) >= recovered_until - pd.offsets.BDay(5)
+    assert third["bars_since_change"] <= 60 + 5  # the same 5 bars of noise either way
+    assert "before an earlier alarm" not in request.tags["alphaplus/reason"]
 
 
 def realize_forecasts(db, start: str, hit_rates: list[float], seed: int) -> None:

@@ -243,7 +243,7 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
             alarm, change = watch.alarm, watch.change_bar_ts
             window, since = window_after_change(trigger, watch.bars_since_change)
             earlier = (
-                f"; its fall began at {change:%Y-%m-%d}, its first alarm"
+                f"; the fall began at {change:%Y-%m-%d}, before an earlier alarm"
                 if change != alarm["change_bar_ts"]
                 else ""
             )

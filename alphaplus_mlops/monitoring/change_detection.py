@@ -285,3 +285,23 @@ def calibrate_detector(
         offline_bars=len(x),
         offline_mean=float(x.mean()),
     )
+
+
+def fall_began(alarms: list[tuple[pd.Timestamp, pd.Timestamp]], bars: pd.DatetimeIndex):
+    """Where the fall behind the latest of ``alarms`` began. ``alarms``: (alarm bar, change
+    bar) of one version under one detector, oldest first; ``bars``: the realized bar times.
+
+    After an alarm the detector restarts at 0, so a later alarm's own change point counts
+    only from the restart. An alarm whose change point is the first bar after the previous
+    alarm (its statistic never returned to 0 in between) continues that fall, which began at
+    the previous alarm's change point, and so on back; a change point later than that
+    means the model recovered in between, and a new fall began there."""
+    start = alarms[-1][1]
+    for (alarm_before, change_before), (_, change) in zip(
+        reversed(alarms[:-1]), reversed(alarms[1:]), strict=True
+    ):
+        after = bars[bars > alarm_before]
+        if len(after) == 0 or change != after[0]:
+            break
+        start = change_before
+    return start

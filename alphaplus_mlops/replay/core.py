@@ -53,7 +53,7 @@ from alphaplus_mlops.modeling.fitting import (
     refit_blocks,
     refit_predictions,
 )
-from alphaplus_mlops.monitoring.change_detection import Detector, calibrate_detector
+from alphaplus_mlops.monitoring.change_detection import Detector, calibrate_detector, fall_began
 from alphaplus_mlops.monitoring.retrain_policy import retrain_verdict, window_after_change
 from alphaplus_mlops.replay.scenario import Scenario
 from alphaplus_mlops.retraining.performance_watch import DEFAULTS as PERFORMANCE_DEFAULTS
@@ -136,8 +136,8 @@ class _Model:
     """Its walk-forward out-of-fold rows (automated only: gates and detector)."""
     detector: Detector | None = None
     last_alarm: pd.Timestamp | None = None
-    fall_began: pd.Timestamp | None = None
-    """The change point of its first alarm: retrain windows and comparisons start there."""
+    alarms: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    """(alarm bar, change bar) of its performance alarms, oldest first."""
 
 
 def _rows(dataset: Dataset, keep: np.ndarray) -> Dataset:
@@ -384,8 +384,7 @@ class Automated(Policy):
             return
         first = alarms[0]
         self.champion.last_alarm = values.index[first.at]
-        if self.champion.fall_began is None:  # as performance_watch: the first alarm's
-            self.champion.fall_began = values.index[first.change_at]
+        self.champion.alarms.append((values.index[first.at], values.index[first.change_at]))
         reason = (
             f"v{self.champion.version}: live net return fell from "
             f"{values.index[first.change_at]:%Y-%m-%d} (CUSUM {first.statistic:.1f} > "
@@ -404,8 +403,9 @@ class Automated(Policy):
             self.log(at, "refused", None, "; ".join(verdict.reasons))
             return
         self.fired.append(now)
-        began = self.champion.fall_began
-        since = int(answered.loc[answered["ts"] >= began, "ts"].nunique())
+        bars = pd.DatetimeIndex(answered["ts"].unique())
+        began = fall_began(self.champion.alarms, bars)  # as performance_watch
+        since = int((bars >= began).sum())
         window, over = window_after_change(self.trigger, since)
         self._train_and_decide(
             at, f"performance trigger: {reason}; retrained on {over}", began, window

@@ -13,6 +13,7 @@ from alphaplus_mlops.modeling.model_files import load_frame, load_returns
 from alphaplus_mlops.monitoring.change_detection import (
     Detector,
     calibrate_detector,
+    fall_began,
     no_skill_value,
     per_bar_values,
 )
@@ -20,7 +21,7 @@ from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.live import realized_window
 from alphaplus_mlops.store.performance_alarms import (
-    first_alarm,
+    alarm_history,
     frozen_detector,
     last_alarm,
     oof_returns_location,
@@ -52,10 +53,8 @@ class Watch:
     bars_since_change: int | None = None
     """With an alarm: realized bars from ``change_bar_ts`` to the latest one."""
     change_bar_ts: pd.Timestamp | None = None
-    """With an alarm: where the champion's fall began, at its first alarm under this
-    trigger. The detector restarts after each alarm, so a later alarm's own change point
-    would count only the bars since the last one, and a window "since the change" would
-    never grow past the restart."""
+    """With an alarm: where the champion's fall began (change_detection.fall_began: back
+    through the alarms that continued it, since the detector restarts after each one)."""
 
 
 def _setting(config: dict, name: str):
@@ -154,6 +153,7 @@ def watch_champion(
             "mean_since_change": float(np.nanmean(x[first.change_at : first.at + 1])),
         },
     )
-    began = first_alarm(db, version_id, trigger_id)["change_bar_ts"]
-    since = int(watched.loc[watched["bar_ts"] >= began, "bar_ts"].nunique())
+    bars = pd.DatetimeIndex(watched["bar_ts"].unique())
+    began = fall_began(alarm_history(db, version_id, trigger_id), bars)
+    since = int((bars >= began).sum())
     return Watch(detector, row, len(x), first.statistic, None, since, began)

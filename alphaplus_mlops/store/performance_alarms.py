@@ -36,12 +36,12 @@ def oof_returns_location(db: Database, version_id: str) -> dict | None:
         return conn.execute(queries.SELECT_OOF_RETURNS, (version_id,)).fetchone()
 
 
-def first_alarm(db: Database, version_id: str, trigger_id: str) -> dict | None:
-    """The version's earliest alarm under the trigger: where its fall first began."""
+def alarm_history(db: Database, version_id: str, trigger_id: str) -> list[tuple]:
+    """(alarm_bar_ts, change_bar_ts) of every alarm of the version under the trigger, oldest
+    first."""
     with db.connection() as conn:
-        return conn.execute(
-            queries.SELECT_FIRST_PERFORMANCE_ALARM, (version_id, trigger_id)
-        ).fetchone()
+        rows = conn.execute(queries.SELECT_PERFORMANCE_ALARMS, (version_id, trigger_id))
+        return [(r["alarm_bar_ts"], r["change_bar_ts"]) for r in rows]
 
 
 def last_alarm(db: Database, version_id: str, trigger_id: str) -> dict | None:

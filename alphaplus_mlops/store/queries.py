@@ -1032,10 +1032,10 @@ WHERE model_version_id = %s AND split = 'walk_forward_oof' AND returns_uri IS NO
 ORDER BY evaluated_at DESC LIMIT 1
 """
 
-SELECT_FIRST_PERFORMANCE_ALARM = """
-SELECT * FROM performance_alarms
+SELECT_PERFORMANCE_ALARMS = """
+SELECT alarm_bar_ts, change_bar_ts FROM performance_alarms
 WHERE model_version_id = %s AND trigger_id = %s
-ORDER BY alarm_bar_ts LIMIT 1
+ORDER BY alarm_bar_ts
 """
 
 SELECT_LAST_PERFORMANCE_ALARM = """

@@ -130,11 +130,15 @@ def main() -> None:
         values = np.array([r[f"{span}_net_sharpe"] for r in mine])
         before = f"before {mean_of(rows, policy, 'before_net_sharpe'):+.2f}  " if has_break else ""
         spread = f"{values.std(ddof=1):.2f}" if len(values) > 1 else "-"
+        alarms = (
+            f"  alarms before the break {sum(r['alarms_before_break'] for r in mine)}"
+            if has_break
+            else ""
+        )
         print(
             f"  {policy:<17} {before}{span} {values.mean():+.2f} ({spread})  "
             f"retrains {sum(r['retrains'] for r in mine):4d}  promotions "
-            f"{sum(r['promotions'] for r in mine):3d}  alarms before the break "
-            f"{sum((r['alarms_before_break'] or 0) for r in mine)}"
+            f"{sum(r['promotions'] for r in mine):3d}{alarms}"
         )
     if args.decisions:
         print("\ndecisions (seed, bar, policy, what, version: reason)")

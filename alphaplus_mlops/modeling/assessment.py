@@ -74,6 +74,11 @@ def evaluate_predictions(
     return Evaluation(ml, business, returns, len(frame))
 
 
+MIN_TESTABLE_BARS = 10
+"""A paired test needs a few bars per symbol to estimate a variance; whether there are
+enough to decide is the deployment rule's call (the champion_comparison row of quality_gates)."""
+
+
 def evidence_bars(rows: pd.DataFrame) -> int:
     """Evidence in bars per symbol: the fewest rows any symbol has (0 for no rows)."""
     return int(rows.groupby("symbol").size().min()) if len(rows) else 0

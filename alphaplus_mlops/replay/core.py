@@ -41,6 +41,7 @@ from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.data.sources import load_packaged_sample
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
+    MIN_TESTABLE_BARS,
     evaluate_predictions,
     evidence_bars,
     paired_comparison,
@@ -59,9 +60,8 @@ from alphaplus_mlops.replay.scenario import Scenario
 from alphaplus_mlops.retraining.performance_watch import DEFAULTS as PERFORMANCE_DEFAULTS
 
 MODEL_GATES = ("model_performance", "business_metrics")
-"""The gates a candidate is judged on here (data quality and ONNX serving are the same for
-every policy's models and need files; the Dagster replay runs them)."""
-MIN_TESTABLE_BARS = 10
+"""The gates a candidate is judged on here (data quality and ONNX serving judge the data and
+the exported files, not the policy: the Dagster engine will run them)."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ class Event:
     ts: pd.Timestamp
     policy: str
     kind: str
-    """train | promote | shadow | keep_champion | reject | alarm | refused"""
+    """train | promote | shadow | keep_champion | reject | alarm | refused |
+    experiment_promote | experiment_stop | experiment_expired"""
     version: int | None
     reason: str
 

@@ -10,6 +10,7 @@ from alphaplus_mlops.defs.plots import equity_plot_markdown
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
+    MIN_TESTABLE_BARS,
     PriorTrials,
     evaluate_predictions,
     evidence_bars,
@@ -32,9 +33,6 @@ from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.performance import comparison_split, prior_trials, record_performance
 from alphaplus_mlops.store.versions import current_champion, get_model_version
 
-# A paired test needs a few bars to estimate a variance; whether there are enough to decide
-# is the deployment rule's call (the champion_comparison row of quality_gates).
-MIN_TESTABLE_BARS = 10
 # How many recent trials' returns measure the trials' mean correlation (all count in N).
 MAX_CORRELATED_TRIALS = 30
 SHOWN_ML = ["roc_auc", "accuracy", "f1", "log_loss", "brier"]

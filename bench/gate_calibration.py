@@ -30,13 +30,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import psycopg
+from scratch import scratch_database
 
 from alphaplus_mlops.core.decision import ComparisonRule, decide
 from alphaplus_mlops.core.gates import judge
@@ -54,10 +53,8 @@ from alphaplus_mlops.modeling.fitting import (
     refit_blocks,
     refit_predictions,
 )
-from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store.db import Database, resolve_database_url, with_database
+from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.gate_results import load_gates
-from alphaplus_mlops.store.migrations import migrate
 
 MODEL_GATES = ("model_performance", "business_metrics")
 AUC_P_CEILINGS = (1.0, 0.05, 0.01)
@@ -80,18 +77,8 @@ class Scenario:
 
 def default_gates() -> dict[str, dict]:
     """The gate rows of a freshly migrated database, as a new installation has them."""
-    server = resolve_database_url(Settings.from_env())
-    name = f"apm_gates_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = with_database(server, name)
-        migrate(url)
-        with Database(url) as db:
-            return {k: dict(v) for k, v in load_gates(db).items()}
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("apm_gates") as url, Database(url) as db:
+        return {k: dict(v) for k, v in load_gates(db).items()}
 
 
 def measured(evaluation) -> dict:

@@ -29,39 +29,26 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
-import psycopg
+from scratch import scratch_database
 
 from alphaplus_mlops.replay.core import prepare_market, replay_core
 from alphaplus_mlops.replay.scenario import load_scenario
 from alphaplus_mlops.replay.value import format_table, mean_of, value_row
-from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store.db import Database, resolve_database_url, with_database
+from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.gate_results import load_gates
-from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.triggers import triggers_of_type
 
 
 def seeded_configuration() -> tuple[dict, dict]:
     """The gates and the performance trigger as a freshly migrated database holds them."""
-    server = resolve_database_url(Settings.from_env())
-    name = f"apm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = with_database(server, name)
-        migrate(url)
-        with Database(url) as db:
-            gates = {k: dict(v) for k, v in load_gates(db).items()}
-            (trigger,) = triggers_of_type(db, "performance")
+    with scratch_database("apm_bench") as url, Database(url) as db:
+        gates = {k: dict(v) for k, v in load_gates(db).items()}
+        (trigger,) = triggers_of_type(db, "performance")
         return gates, dict(trigger)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def one_seed(

@@ -32,6 +32,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import psycopg
+from scratch import scratch_database
 
 from alphaplus_mlops.defs.alert_sensors import alert_delivery_sensor, stale_data_sensor
 from alphaplus_mlops.defs.assets.live import live_signals_sensor
@@ -39,12 +40,10 @@ from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResour
 from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor, performance_trigger_sensor
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.modeling.model_files import store_returns
-from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import Database, resolve_database_url, with_database
+from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.drift import record_drift_check
-from alphaplus_mlops.store.migrations import migrate
 
 SENSORS = (
     drift_trigger_sensor,
@@ -53,6 +52,7 @@ SENSORS = (
     alert_delivery_sensor,
     live_signals_sensor,
 )
+
 SCALE = 0.004  # the per-bar spread of a champion's net returns
 TICK_GOAL_S, LOAD_GOAL_S = 0.5, 3.0
 
@@ -167,42 +167,36 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=5)
     args = parser.parse_args()
 
-    server = resolve_database_url(Settings.from_env())
-    name = f"apm_p4_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = with_database(server, name)
-        migrate(url)
-        with tempfile.TemporaryDirectory() as root, Database(url) as db:
-            store = LocalArtifactStore(root)
-            started = time.monotonic()
-            populate(db, store, args.symbols, args.bars, args.checks)
-            outcomes = args.symbols * args.bars * len(family_names())
+    with (
+        scratch_database("apm_p4") as url,
+        tempfile.TemporaryDirectory() as root,
+        Database(url) as db,
+    ):
+        store = LocalArtifactStore(root)
+        started = time.monotonic()
+        populate(db, store, args.symbols, args.bars, args.checks)
+        outcomes = args.symbols * args.bars * len(family_names())
+        print(
+            f"{len(family_names())} champions, {args.symbols} symbols x {args.bars} "
+            f"realized bars each ({outcomes:,} live outcomes), {args.checks} drift checks "
+            f"per family, set up in {time.monotonic() - started:.0f} s"
+        )
+        resources = {
+            "postgres": PostgresResource(database_url=url),
+            "artifacts": ArtifactStoreResource(root=root),
+        }
+        instance = dg.DagsterInstance.ephemeral()
+        print(f"\nsensor tick (s), {args.ticks} ticks each; goal: p95 <= {TICK_GOAL_S}")
+        print(f"{'sensor':<28}{'p50':>8}{'p95':>8}{'max':>8}  met")
+        worst = 0.0
+        for sensor in SENSORS:
+            t = tick_times(sensor, resources, instance, args.ticks)
+            p95 = float(np.percentile(t, 95))
+            worst = max(worst, p95)
             print(
-                f"{len(family_names())} champions, {args.symbols} symbols x {args.bars} "
-                f"realized bars each ({outcomes:,} live outcomes), {args.checks} drift checks "
-                f"per family, set up in {time.monotonic() - started:.0f} s"
+                f"{sensor.name:<28}{np.median(t):8.3f}{p95:8.3f}{t.max():8.3f}  "
+                f"{'yes' if p95 <= TICK_GOAL_S else 'NO'}"
             )
-            resources = {
-                "postgres": PostgresResource(database_url=url),
-                "artifacts": ArtifactStoreResource(root=root),
-            }
-            instance = dg.DagsterInstance.ephemeral()
-            print(f"\nsensor tick (s), {args.ticks} ticks each; goal: p95 <= {TICK_GOAL_S}")
-            print(f"{'sensor':<28}{'p50':>8}{'p95':>8}{'max':>8}  met")
-            worst = 0.0
-            for sensor in SENSORS:
-                t = tick_times(sensor, resources, instance, args.ticks)
-                p95 = float(np.percentile(t, 95))
-                worst = max(worst, p95)
-                print(
-                    f"{sensor.name:<28}{np.median(t):8.3f}{p95:8.3f}{t.max():8.3f}  "
-                    f"{'yes' if p95 <= TICK_GOAL_S else 'NO'}"
-                )
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     imports, processes = definition_loads(args.loads)
     print(

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
+from alphaplus_mlops.data.simulator import SimulationConfig
+
 POLICIES = ("automated", "frozen", "calendar", "calendar_rolling")
 SOURCES = ("simulator", "packaged")
 
@@ -24,9 +26,10 @@ class DataSpec:
     seed: int = 1
     symbols: int | tuple[str, ...] = 10
     """A count of simulated symbols, or the names of packaged ones."""
-    bars: int = 2520
-    break_fraction: float = 0.6
-    signal_strength: float = 0.10
+    bars: int = SimulationConfig.n_bars
+    break_fraction: float = SimulationConfig.break_fraction
+    signal_strength: float = SimulationConfig.signal_strength
+    """The simulator's own defaults unless the file says otherwise."""
 
 
 @dataclass(frozen=True)

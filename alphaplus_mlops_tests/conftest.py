@@ -228,12 +228,20 @@ def simulated_project(
 
 
 def realize_outcomes(
-    url: str, version: str, role: str, per_bar_mean: list[float], seed: int, symbols: list[str]
+    url: str,
+    version: str,
+    role: str,
+    per_bar_mean: list[float],
+    seed: int,
+    symbols: list[str] | tuple[str, ...],
+    *,
+    start: str = "2019-01-02",
+    noise: float = 0.002,
 ) -> None:
-    """Realized lightgbm outcomes of ``version`` in ``role`` from 2019-01-02, one per symbol
-    and business day: ``per_bar_mean`` per bar plus noise of 0.002."""
+    """Realized lightgbm outcomes of ``version`` in ``role`` from ``start``, one per symbol
+    and business day: ``per_bar_mean`` per bar plus normal noise of sd ``noise``."""
     rng = np.random.default_rng(seed)
-    bars = pd.bdate_range("2019-01-02", periods=len(per_bar_mean), tz="UTC")
+    bars = pd.bdate_range(start, periods=len(per_bar_mean), tz="UTC")
     with psycopg.connect(url) as conn:
         for ts, mean in zip(bars, per_bar_mean, strict=True):
             for symbol in symbols:
@@ -241,7 +249,7 @@ def realize_outcomes(
                     "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
                     "probability, signal, predicted_at, realized_label, realized_net_return) "
                     "VALUES (%s, %s, %s, %s, 'lightgbm', 0.55, 1, now(), 1, %s)",
-                    (version, role, ts, symbol, mean + 0.002 * rng.standard_normal()),
+                    (version, role, ts, symbol, mean + noise * rng.standard_normal()),
                 )
             conn.execute(
                 "INSERT INTO live_outcome_bars (model_version_id, role, bar_ts) "

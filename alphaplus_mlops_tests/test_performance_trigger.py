@@ -15,7 +15,7 @@ from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.migrations import migrate
 
-from .conftest import execute, rows
+from .conftest import execute, realize_outcomes, rows
 
 CHAMPION = "00000000-0000-0000-0000-0000000000c1"
 SYMBOLS = ("AAA", "BBB")
@@ -49,22 +49,9 @@ def world(empty_database_url, tmp_path):
 def realize(db, start: str, per_bar_mean: list[float], seed: int) -> None:
     """Realized champion outcomes, one per symbol and bar, whose per-bar mean net return
     follows ``per_bar_mean`` plus noise of the offline spread."""
-    rng = np.random.default_rng(seed)
-    bars = pd.bdate_range(start, periods=len(per_bar_mean), tz="UTC")
-    with psycopg.connect(db.url) as conn:
-        for ts, mean in zip(bars, per_bar_mean, strict=True):
-            for symbol in SYMBOLS:
-                conn.execute(
-                    "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
-                    "probability, signal, predicted_at, realized_label, realized_net_return) "
-                    "VALUES (%s, 'champion', %s, %s, 'lightgbm', 0.6, 1, now(), 1, %s)",
-                    (CHAMPION, ts, symbol, mean + SCALE * rng.standard_normal()),
-                )
-            conn.execute(
-                "INSERT INTO live_outcome_bars (model_version_id, role, bar_ts) "
-                "VALUES (%s, 'champion', %s)",
-                (CHAMPION, ts),
-            )
+    realize_outcomes(
+        db.url, CHAMPION, "champion", per_bar_mean, seed, SYMBOLS, start=start, noise=SCALE
+    )
 
 
 def tick(world, instance):

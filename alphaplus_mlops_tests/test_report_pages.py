@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 import psycopg
 import pytest
 import uvicorn
@@ -25,7 +24,7 @@ from alphaplus_mlops.serving.http import create_app
 from alphaplus_mlops.serving.service import SignalService
 from alphaplus_mlops.store.alerts import fire_alert
 
-from .conftest import execute, rows, simulated_project
+from .conftest import execute, realize_outcomes, rows, simulated_project
 
 SYMBOLS = ["RPA", "RPB", "RPC"]
 FEATURES = {"ret_1": ("ks", 0.2, 0.05), "vol_ratio_21_63": ("wasserstein", 0.35, 0.1)}
@@ -79,17 +78,9 @@ def fleet(create_database, tmp_path_factory):
 
 
 def realize(url: str, version: str, role: str, mean: float, bars: int = 80) -> None:
-    rng = np.random.default_rng(len(role))
-    times = pd.bdate_range("2016-01-04", periods=bars, tz="UTC")
-    with psycopg.connect(url) as conn:
-        for ts in times:
-            for symbol in SYMBOLS:
-                conn.execute(
-                    "INSERT INTO live_outcomes (model_version_id, role, bar_ts, symbol, family, "
-                    "probability, signal, predicted_at, realized_label, realized_net_return) "
-                    "VALUES (%s, %s, %s, %s, 'lightgbm', 0.55, 1, now(), 1, %s)",
-                    (version, role, ts, symbol, mean + 0.003 * rng.standard_normal()),
-                )
+    realize_outcomes(
+        url, version, role, [mean] * bars, len(role), SYMBOLS, start="2016-01-04", noise=0.003
+    )
 
 
 def materialize(fleet, asset, **kwargs):

@@ -420,8 +420,12 @@ def test_the_schedule_requests_runs_only_for_stale_families(env):
         (limit_days,),
     )
     postgres = {"postgres": env["resources"]["postgres"]}
-    with dg.build_schedule_context(scheduled_execution_time=now, resources=postgres) as context:
-        requests = model_age_schedule(context)
+
+    def requested_at(when):
+        with dg.build_schedule_context(scheduled_execution_time=when, resources=postgres) as c:
+            return model_age_schedule(c)
+
+    requests = requested_at(now)
     assert [r.partition_key for r in requests] == [ages[-1][1]]
     tags = requests[0].tags
     assert tags["alphaplus/trigger_type"] == "time" and tags["dagster/priority"] == "1"
@@ -431,42 +435,27 @@ def test_the_schedule_requests_runs_only_for_stale_families(env):
     assert tags["alphaplus/trigger_id"] == str(trigger_id)
     assert requests[0].run_key.startswith(f"time:{trigger_id}:{ages[-1][1]}:")
 
-    with dg.build_schedule_context(
-        scheduled_execution_time=now + timedelta(days=1), resources=postgres
-    ) as later:
-        assert sorted(r.partition_key for r in model_age_schedule(later)) == [
-            "catboost",
-            "lightgbm",
-            "xgboost",
-        ]
+    tomorrow = now + timedelta(days=1)
+    families = ["catboost", "lightgbm", "xgboost"]
+    assert sorted(r.partition_key for r in requested_at(tomorrow)) == families
     # A training within the limit answers the schedule, whatever became of it (here a failed
     # one): the family is not asked again until the limit has passed since that training.
     execute(
         url,
         "INSERT INTO model_training_jobs (family, trigger_type, status, created_at) "
         "VALUES ('xgboost', 'time', 'failed', %s)",
-        (now + timedelta(days=1) - timedelta(seconds=limit_days * 86400 / 2),),
+        (tomorrow - timedelta(seconds=limit_days * 86400 / 2),),
     )
-    with dg.build_schedule_context(
-        scheduled_execution_time=now + timedelta(days=1), resources=postgres
-    ) as later:
-        assert sorted(r.partition_key for r in model_age_schedule(later)) == [
-            "catboost",
-            "lightgbm",
-        ]
-    with dg.build_schedule_context(
-        scheduled_execution_time=now + timedelta(days=2), resources=postgres
-    ) as much_later:
-        stale = {r.partition_key: r.tags for r in model_age_schedule(much_later)}
-        assert sorted(stale) == ["catboost", "lightgbm", "xgboost"]
-        assert "; last training " in stale["xgboost"]["alphaplus/reason"]
+    assert sorted(r.partition_key for r in requested_at(tomorrow)) == ["catboost", "lightgbm"]
+    stale = {r.partition_key: r.tags for r in requested_at(now + timedelta(days=2))}
+    assert sorted(stale) == families
+    assert "; last training " in stale["xgboost"]["alphaplus/reason"]
     execute(
         url,
         "UPDATE automated_retraining_triggers SET config = jsonb_set(config, "
         "'{max_model_age_days}', '30') WHERE trigger_type = 'time'",
     )
-    with dg.build_schedule_context(scheduled_execution_time=now, resources=postgres) as context:
-        assert isinstance(model_age_schedule(context), dg.SkipReason)
+    assert isinstance(requested_at(now), dg.SkipReason)
 
 
 def test_runs_are_mirrored_with_their_trigger_for_outside_readers(env, catboost_runs):

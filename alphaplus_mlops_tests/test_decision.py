@@ -5,7 +5,11 @@ import pandas as pd
 import pytest
 
 from alphaplus_mlops.core.decision import ComparisonRule, decide
-from alphaplus_mlops.modeling.assessment import evaluate_predictions, paired_comparison
+from alphaplus_mlops.modeling.assessment import (
+    evaluate_predictions,
+    paired_comparison,
+    rows_to_judge,
+)
 
 RULE = ComparisonRule(min_bars=250, alpha_better=0.05, alpha_worse=0.025)
 
@@ -142,3 +146,22 @@ def test_a_clearly_better_candidate_is_promoted_and_evidence_counts_bars_per_sym
     )
     assert short["evidence_bars"] == 17
     assert "insufficient evidence" in decide(True, "", True, short, RULE).reasons[0]
+
+
+def test_a_candidate_is_judged_on_the_bars_since_the_change_only_when_there_are_enough():
+    bars = pd.bdate_range("2020-01-01", periods=30, tz="UTC")
+    shared = pd.DataFrame(
+        {"symbol": np.repeat(["A", "B"], 30), "ts": np.tile(bars, 2), "proba": 0.6}
+    )
+    heard = []
+    recent = rows_to_judge(shared, bars[18], lambda level, text: heard.append((level, text)))
+    assert len(recent) == 24 and recent["ts"].min() == bars[18]  # 12 bars per symbol
+    assert heard == [
+        ("info", "judged on the 12 bars per symbol since 2020-01-27, the detected change")
+    ]
+    heard.clear()
+    everything = rows_to_judge(shared, bars[22], lambda level, text: heard.append((level, text)))
+    assert len(everything) == 60  # 8 bars since: too few, so all 30
+    assert heard[0][0] == "warning" and "8 bars per symbol since 2020-01-31: too few" in heard[0][1]
+    assert rows_to_judge(shared, None) is shared
+    assert rows_to_judge(shared[shared["ts"] < bars[9]], None) is None  # 9 bars: too few to test

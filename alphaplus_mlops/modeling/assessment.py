@@ -4,6 +4,7 @@ saw, ONNX parity and latency. No Dagster and no database here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,6 +83,45 @@ enough to decide is the deployment rule's call (the champion_comparison row of q
 def evidence_bars(rows: pd.DataFrame) -> int:
     """Evidence in bars per symbol: the fewest rows any symbol has (0 for no rows)."""
     return int(rows.groupby("symbol").size().min()) if len(rows) else 0
+
+
+def rows_to_judge(
+    shared: pd.DataFrame, since, log: Callable[[str, str], None] | None = None
+) -> pd.DataFrame | None:
+    """The rows a candidate is judged on against the champion, of ``shared`` (both answered
+    them): those from ``since`` (a detected change) on when they hold MIN_TESTABLE_BARS per
+    symbol, else all of them; None when even all are too few to test. ``log(level, text)``
+    hears which it was ("info" or "warning")."""
+    log = log or (lambda level, text: None)
+    if since is not None:
+        since = pd.Timestamp(since)
+        recent = shared[shared["ts"] >= since]
+        if evidence_bars(recent) >= MIN_TESTABLE_BARS:
+            log(
+                "info",
+                f"judged on the {evidence_bars(recent)} bars per symbol since "
+                f"{since:%Y-%m-%d}, the detected change",
+            )
+            return recent.reset_index(drop=True)
+        log(
+            "warning",
+            f"{evidence_bars(recent)} bars per symbol since {since:%Y-%m-%d}: too few; judged "
+            f"on all {evidence_bars(shared)} bars after the champion's training",
+        )
+    if evidence_bars(shared) < MIN_TESTABLE_BARS:
+        log("warning", f"{evidence_bars(shared)} shared bars per symbol: too few to test")
+        return None
+    return shared
+
+
+def compare_on_rows(
+    rows: pd.DataFrame, champion_proba: np.ndarray, cost_bps: float, band: float
+) -> tuple[Evaluation, Evaluation, dict]:
+    """The champion's and the candidate's (``rows["proba"]``) evaluations on the same rows,
+    and the paired tests between them: (champion, candidate, paired_comparison)."""
+    champion = evaluate_predictions(rows, champion_proba, cost_bps, band)
+    candidate = evaluate_predictions(rows, rows["proba"].to_numpy(), cost_bps, band)
+    return champion, candidate, paired_comparison(candidate, champion, rows, champion_proba)
 
 
 def paired_comparison(

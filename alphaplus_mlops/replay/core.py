@@ -41,10 +41,9 @@ from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.data.sources import load_packaged_sample
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
-    MIN_TESTABLE_BARS,
+    compare_on_rows,
     evaluate_predictions,
-    evidence_bars,
-    paired_comparison,
+    rows_to_judge,
 )
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset, instants
 from alphaplus_mlops.modeling.fitting import (
@@ -454,15 +453,11 @@ class Automated(Policy):
         if shared.empty:
             return None
         shared = shared.merge(data.frame[["symbol", "ts", *data.features]], on=["symbol", "ts"])
-        recent = shared[shared["ts"] >= change] if change is not None else shared.iloc[:0]
-        if evidence_bars(recent) >= MIN_TESTABLE_BARS:
-            shared = recent.reset_index(drop=True)
-        if evidence_bars(shared) < MIN_TESTABLE_BARS:
+        shared = rows_to_judge(shared, change)
+        if shared is None:
             return None
         champion_proba = self.trainer.predict(self.champion, shared)
-        champ = evaluate_predictions(shared, champion_proba, self.cost, 0.0)
-        cand = evaluate_predictions(shared, shared["proba"].to_numpy(), self.cost, 0.0)
-        return paired_comparison(cand, champ, shared, champion_proba)
+        return compare_on_rows(shared, champion_proba, self.cost, 0.0)[2]
 
 
 def replay_core(

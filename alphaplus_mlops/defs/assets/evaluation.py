@@ -10,12 +10,11 @@ from alphaplus_mlops.defs.plots import equity_plot_markdown
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.families import get_family
 from alphaplus_mlops.modeling.assessment import (
-    MIN_TESTABLE_BARS,
     PriorTrials,
+    compare_on_rows,
     evaluate_predictions,
-    evidence_bars,
     onnx_parity,
-    paired_comparison,
+    rows_to_judge,
     single_row_latency_us,
 )
 from alphaplus_mlops.modeling.model_files import (
@@ -207,27 +206,13 @@ def _compare_with_champion(
     shared = predicted.merge(
         dataset.frame[["symbol", "ts", *dataset.features]], on=["symbol", "ts"]
     )
-    if config.compare_from is not None:
-        recent = shared[shared["ts"] >= config.compare_from_ts()]
-        if evidence_bars(recent) >= MIN_TESTABLE_BARS:
-            context.log.info(
-                f"judged on the {evidence_bars(recent)} bars per symbol since "
-                f"{config.compare_from}, the detected change"
-            )
-            shared = recent.reset_index(drop=True)
-        else:
-            context.log.warning(
-                f"{evidence_bars(recent)} bars per symbol since {config.compare_from}: too "
-                f"few; judged on all {evidence_bars(shared)} bars after the champion's training"
-            )
-    if evidence_bars(shared) < MIN_TESTABLE_BARS:
-        context.log.warning(f"{evidence_bars(shared)} shared bars per symbol: too few to test")
+    since = config.compare_from_ts() if config.compare_from is not None else None
+    shared = rows_to_judge(shared, since, lambda level, text: getattr(context.log, level)(text))
+    if shared is None:
         return None, None
     x = shared[list(candidate["feature_names"])].to_numpy(dtype=np.float32)
     champion_proba = family.predict_proba(model, x)
-    champ = evaluate_predictions(shared, champion_proba, cost, config.band)
-    cand = evaluate_predictions(shared, shared["proba"].to_numpy(), cost, config.band)
-    paired = paired_comparison(cand, champ, shared, champion_proba)
+    champ, cand, paired = compare_on_rows(shared, champion_proba, cost, config.band)
     cand.business["paired"] = {**paired, "refits": planned["refits"]}
     for version_id, evaluation in ((champion["id"], champ), (candidate["id"], cand)):
         record_performance(

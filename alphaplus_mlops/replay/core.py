@@ -301,9 +301,11 @@ class Automated(Policy):
         )
 
     def _returns(self, rows: pd.DataFrame) -> pd.Series:
+        """Per-bar net returns of answered rows: the backtest alone (every tick reads them;
+        the ML metrics evaluate_predictions adds are not needed here)."""
         if rows.empty:
             return pd.Series(dtype=float)
-        return evaluate_predictions(rows, rows["proba"].to_numpy(), self.cost, 0.0).returns
+        return backtest_signal(rows, cost_bps=self.cost)[1]
 
     def tick(self, at: int, answers: pd.DataFrame) -> None:
         now = self.trainer.market.times[at]

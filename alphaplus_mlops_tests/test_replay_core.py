@@ -149,6 +149,7 @@ def test_with_no_model_past_the_gates_the_automated_desk_stays_flat(short):
     run = replay_core(scenario, "automated", market=market, gates=impossible)
     assert [e.kind for e in run.events] == ["train", "reject"]
     assert (run.served["version"] == 0).all() and (run.returns == 0).all()
+    assert value_row(run, market.break_ts)["flat_bars"] == len(run.returns)
     # With the model-age schedule on, a family without a champion retrains once the limit
     # has passed since its last training (not at every tick: that was a retrain storm).
     retrying = replace(scenario, policies=replace(scenario.policies, time_trigger_days=40))

@@ -61,7 +61,8 @@ def format_table(rows: list[dict], break_ts) -> str:
     head = ["policy"]
     for span in spans:
         head += [f"{span}: net Sharpe", "PSR", "max DD"]
-    head += ["retrains", "promotions", "rejections", "challengers", "alarms", "compute s"]
+    head += ["retrains", "promotions", "rejections", "challengers", "alarms", "flat bars"]
+    head += ["compute s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row["policy"]]
@@ -72,7 +73,8 @@ def format_table(rows: list[dict], break_ts) -> str:
                 f"{row[f'{span}_max_drawdown']:.1%}",
             ]
         cells += [
-            str(row[k]) for k in ("retrains", "promotions", "rejections", "challengers", "alarms")
+            str(row[k])
+            for k in ("retrains", "promotions", "rejections", "challengers", "alarms", "flat_bars")
         ]
         cells.append(f"{row['compute_seconds']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -54,7 +54,11 @@ from alphaplus_mlops.modeling.fitting import (
     refit_predictions,
 )
 from alphaplus_mlops.monitoring.change_detection import Detector, calibrate_detector, fall_began
-from alphaplus_mlops.monitoring.retrain_policy import retrain_verdict, window_after_change
+from alphaplus_mlops.monitoring.retrain_policy import (
+    retrain_verdict,
+    retrain_window,
+    window_after_change,
+)
 from alphaplus_mlops.replay.scenario import Scenario
 from alphaplus_mlops.retraining.performance_watch import DEFAULTS as PERFORMANCE_DEFAULTS
 
@@ -280,12 +284,7 @@ class Automated(Policy):
         self.cost = float(business.get("cost_bps", scenario.model.cost_bps))
 
     def start(self, at: int) -> None:
-        self._train_and_decide(at, "first model of the replay", None, self.config_window())
-
-    def config_window(self) -> int:
-        return int(
-            self.config.get("retrain_window_bars", self.scenario.policies.rolling_window_bars)
-        )
+        self._train_and_decide(at, "first model of the replay", None, retrain_window(self.trigger))
 
     def _freeze(self, model: _Model) -> None:
         oof = model.oof
@@ -333,7 +332,7 @@ class Automated(Policy):
             why = f"champion v{self.champion.version} older than {days} days"
         else:
             return
-        self._train_and_decide(at, f"time trigger: {why}", None, self.config_window())
+        self._train_and_decide(at, f"time trigger: {why}", None, retrain_window(self.trigger))
 
     def _judge_experiment(self, at: int, realized: pd.DataFrame) -> None:
         """ab_evaluation: the challenger's and the champion's outcomes on the same bars."""

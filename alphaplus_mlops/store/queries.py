@@ -268,11 +268,12 @@ WHERE id = %s AND status = 'running'
 RETURNING id
 """
 
-# Running rows the reaper looks at: each with its seconds since the last sign of life.
+# When a family last trained, whatever became of it: the model-age schedule counts from it.
 SELECT_LAST_TRAINING_OF_FAMILY = """
 SELECT max(created_at) AS last FROM model_training_jobs WHERE family = %s
 """
 
+# Running rows the reaper looks at: each with its seconds since the last sign of life.
 SELECT_RUNNING_TRAINING_JOBS = """
 SELECT id, family, dagster_run_id, started_at, heartbeat_at, worker_host, worker_pid,
        extract(epoch FROM now() - coalesce(heartbeat_at, started_at, created_at)) AS silent_seconds

@@ -47,7 +47,6 @@ def value_row(run, break_ts: pd.Timestamp | None) -> dict:
         "flat_bars": int((run.served["version"] == 0).groupby(run.served["ts"]).all().sum()),
         "rejections": run.count("reject") + run.count("keep_champion"),
         "challengers": run.count("shadow"),
-        "rollbacks": run.count("rollback"),
         "alarms": run.count("alarm"),
         "alarms_before_break": alarms_before,
         "compute_seconds": run.compute_seconds,

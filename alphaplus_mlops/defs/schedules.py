@@ -9,6 +9,7 @@ from alphaplus_mlops import run_tags
 from alphaplus_mlops.defs.jobs import drift_check_job, train_model_job
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families import family_names
+from alphaplus_mlops.store.clock import clock_now
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.training_jobs import last_training_at
 from alphaplus_mlops.store.triggers import triggers_of_type
@@ -45,7 +46,7 @@ def stale_families(db: Database, now: datetime, max_age: timedelta) -> dict[str,
 )
 def model_age_schedule(context: dg.ScheduleEvaluationContext, postgres: PostgresResource):
     db = postgres.db
-    now = context.scheduled_execution_time or datetime.now(UTC)
+    now = clock_now(db, context.scheduled_execution_time)
     triggers = triggers_of_type(db, "time")
     if not triggers:
         return dg.SkipReason("no enabled time-based trigger")

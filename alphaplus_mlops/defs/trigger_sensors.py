@@ -6,7 +6,7 @@ automated_decision_making, and keys each run on the trigger and the evidence, so
 of evidence retrains once."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 import pandas as pd
@@ -22,6 +22,7 @@ from alphaplus_mlops.monitoring.retrain_policy import (
     window_after_change,
 )
 from alphaplus_mlops.retraining.performance_watch import watch_champion
+from alphaplus_mlops.store.clock import clock_now
 from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE, Database
 from alphaplus_mlops.store.drift import latest_drift_check
 from alphaplus_mlops.store.triggers import (
@@ -78,7 +79,7 @@ class _Tick:
 
     context: dg.SensorEvaluationContext
     db: Database
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    now: datetime
     requests: list = field(default_factory=list)
     refused: list = field(default_factory=list)
     requested_families: set = field(default_factory=set)
@@ -158,7 +159,7 @@ def _drift_requests(context: dg.SensorEvaluationContext, db: Database):
     triggers = triggers_of_type(db, "drift")
     if not triggers:
         return dg.SkipReason("no enabled drift trigger")
-    tick = _Tick(context, db)
+    tick = _Tick(context, db, clock_now(db))
     for family in family_names():
         check = latest_drift_check(db, family)
         champion = current_champion(db, family)
@@ -222,7 +223,7 @@ def _performance_requests(context: dg.SensorEvaluationContext, db: Database, sto
     triggers = triggers_of_type(db, "performance")
     if not triggers:
         return dg.SkipReason("no enabled performance trigger")
-    tick = _Tick(context, db)
+    tick = _Tick(context, db, clock_now(db))
     watching = []
     for family in family_names():
         champion = current_champion(db, family)

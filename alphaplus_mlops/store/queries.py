@@ -295,6 +295,14 @@ LOCK_FAMILY_VERSIONS = "SELECT pg_advisory_xact_lock(hashtext('model_versioning:
 
 SHOW_LOCK_TIMEOUT = "SELECT current_setting('lock_timeout') AS lock_timeout"
 
+# The decision clock (sql/023_market_clock.sql): whether this database runs on the market's.
+SELECT_CLOCK = """
+SELECT coalesce(current_setting('alphaplus.clock', true) = 'market', false) AS market,
+       clock_now() AS now
+"""
+
+SELECT_CURRENT_DATABASE = "SELECT current_database() AS name"
+
 # Consistency (the reaper and `doctor`) ------------------------------------------------------
 
 # `promote` decisions whose promotion never happened (a crash between the two transactions,
@@ -304,7 +312,7 @@ SELECT d.id, d.family, d.model_version_id, d.inputs, d.decided_at, v.version, v.
 FROM automated_decision_making d
 JOIN model_versioning v ON v.id = d.model_version_id
 WHERE d.decision_type = 'deployment' AND d.outcome = 'promote'
-  AND d.decided_at < now() - make_interval(secs => %s)
+  AND d.decided_at < clock_now() - make_interval(secs => %s)
   AND NOT EXISTS (SELECT 1 FROM model_promotion_ledger l
                   WHERE l.model_version_id = d.model_version_id AND l.action = 'promote')
   AND NOT EXISTS (SELECT 1 FROM automated_decision_making r
@@ -459,11 +467,11 @@ SELECT * FROM model_versioning WHERE family = %s AND status = 'champion' FOR NO 
 """
 
 SET_VERSION_STATUS = """
-UPDATE model_versioning SET status = %s, status_changed_at = now() WHERE id = %s
+UPDATE model_versioning SET status = %s, status_changed_at = clock_now() WHERE id = %s
 """
 
 SET_STATUS_IF_CANDIDATE = """
-UPDATE model_versioning SET status = %s, status_changed_at = now()
+UPDATE model_versioning SET status = %s, status_changed_at = clock_now()
 WHERE id = %s AND status = 'candidate'
 RETURNING id
 """
@@ -528,7 +536,7 @@ FROM (SELECT DISTINCT ON (l.family) l.family, l.previous_version_id, l.recorded_
       ORDER BY l.family, l.seq DESC) latest
 JOIN model_versioning v ON v.id = latest.previous_version_id
 WHERE v.status <> 'champion'
-  AND (latest.recorded_at > clock_timestamp() - make_interval(secs => %s)
+  AND (latest.recorded_at > clock_now() - make_interval(secs => %s)
        OR (latest.action = 'promote'
            AND (SELECT d.outcome FROM automated_decision_making d
                 WHERE d.decision_type = 'probation' AND d.family = latest.family
@@ -571,7 +579,8 @@ ORDER BY decided_at DESC
 """
 
 MARK_TRIGGER_FIRED = """
-UPDATE automated_retraining_triggers SET last_fired_at = now(), updated_at = now() WHERE id = %s
+UPDATE automated_retraining_triggers SET last_fired_at = clock_now(), updated_at = now()
+WHERE id = %s
 """
 
 # Status --------------------------------------------------------------------------------------
@@ -1023,7 +1032,7 @@ UPSERT_PERFORMANCE_DETECTOR = """
 INSERT INTO performance_detectors (model_version_id, trigger_id, config, detector)
 VALUES (%s, %s, %s, %s)
 ON CONFLICT (model_version_id, trigger_id) DO UPDATE
-    SET config = EXCLUDED.config, detector = EXCLUDED.detector, frozen_at = now()
+    SET config = EXCLUDED.config, detector = EXCLUDED.detector, frozen_at = clock_now()
     WHERE performance_detectors.config IS DISTINCT FROM EXCLUDED.config
 """
 
@@ -1065,7 +1074,7 @@ WHERE decision_type = 'retrain_trigger' ORDER BY decided_at
 
 ABORT_RUNNING_EXPERIMENTS = """
 UPDATE ab_testing_framework
-SET status = 'aborted', verdict = %(why)s, ended_at = now(), updated_at = now()
+SET status = 'aborted', verdict = %(why)s, ended_at = clock_now(), updated_at = clock_now()
 WHERE family = %(family)s AND status = 'running'
 RETURNING id
 """
@@ -1083,13 +1092,13 @@ SELECT * FROM ab_testing_framework WHERE family = %s AND status = 'running'
 UPDATE_EXPERIMENT_LOOK = """
 UPDATE ab_testing_framework
 SET statistic = %(statistic)s, n_observations = %(n)s, p_value = %(p_value)s,
-    updated_at = now()
+    updated_at = clock_now()
 WHERE id = %(id)s
 """
 
 CONCLUDE_EXPERIMENT = """
 UPDATE ab_testing_framework
-SET status = %(status)s, verdict = %(verdict)s, ended_at = now(), updated_at = now()
+SET status = %(status)s, verdict = %(verdict)s, ended_at = clock_now(), updated_at = clock_now()
 WHERE id = %(id)s AND status = 'running'
 """
 
@@ -1098,7 +1107,7 @@ SELECT * FROM ab_testing_framework WHERE family = %s ORDER BY started_at
 """
 
 RETIRE_CHALLENGER = """
-UPDATE model_versioning SET status = 'not_promoted', status_changed_at = now()
+UPDATE model_versioning SET status = 'not_promoted', status_changed_at = clock_now()
 WHERE id = %s AND status = 'challenger'
 RETURNING id
 """

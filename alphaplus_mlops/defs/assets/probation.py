@@ -2,8 +2,6 @@
 keeps answering in shadow) on live outcomes; significantly worse or past a guardrail, it is
 rolled back automatically through the rollback path, with an alert (core/probation.py)."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from alphaplus_mlops.core.experiment import paired_outcomes
@@ -11,6 +9,7 @@ from alphaplus_mlops.core.probation import ProbationRule, judge_probation, rollb
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.store.alerts import fire_alert
+from alphaplus_mlops.store.clock import clock_now
 from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.live import realized_window
 from alphaplus_mlops.store.probation import (
@@ -106,7 +105,7 @@ def _roll_back(
     subject = f"{family} v{move['version']}"
     refusal = rollback_refusal(
         rule,
-        now=datetime.now(UTC),
+        now=clock_now(db),
         last_auto_rollback_at=last_auto_rollback_at(db, family),
         target_removed_by_auto_rollback=removed_by_auto_rollback(
             db, str(move["previous_version_id"])

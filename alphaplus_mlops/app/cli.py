@@ -755,14 +755,36 @@ def doctor(fix: bool) -> None:
     help="Replay only these policies (repeat the option); default: the scenario's.",
 )
 @click.option("--decisions", is_flag=True, help="Print every decision with its reason.")
-def replay(scenario: str, seed: int | None, policies: tuple[str, ...], decisions: bool) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(["core", "dagster"]),
+    default="core",
+    show_default=True,
+    help="core: every policy on the fast pure engine. dagster: the automated policy through "
+    "the real jobs, sensors and schedule in a database of its own (resumable), the others "
+    "on the core; the table goes into that database's ml_ops_reports.",
+)
+@click.option("--fresh", is_flag=True, help="dagster: drop the replay's database and start over.")
+def replay(
+    scenario: str,
+    seed: int | None,
+    policies: tuple[str, ...],
+    decisions: bool,
+    engine: str,
+    fresh: bool,
+) -> None:
     """Replay SCENARIO (a shipped name, e.g. simulated_break, short, sp500_nasdaq, or a TOML
-    file) on the fast core engine: every policy through time, the gates and the performance
-    trigger as configured in the database; prints the value table."""
+    file): every policy through time, the gates and the triggers as configured in the
+    database; prints the value table."""
     from dataclasses import replace
 
-    from alphaplus_mlops.app.replay import configured_automation, run_core_replay
+    from alphaplus_mlops.app.replay import (
+        configured_automation,
+        run_core_replay,
+        run_dagster_replay_command,
+    )
     from alphaplus_mlops.replay.scenario import ScenarioError, load_scenario
+    from alphaplus_mlops.store.automation_settings import read_automation
 
     try:
         chosen = load_scenario(scenario)
@@ -772,9 +794,22 @@ def replay(scenario: str, seed: int | None, policies: tuple[str, ...], decisions
         chosen = chosen.with_seed(seed)
     if policies:
         chosen = replace(chosen, policies=replace(chosen.policies, names=policies))
-    with _database(_settings()) as db:
+    settings = _settings()
+    with _database(settings) as db:
         gates, trigger = configured_automation(db)
-    run_core_replay(chosen, gates, trigger, click.echo, decisions)
+        production = read_automation(db)
+    if engine == "core":
+        run_core_replay(chosen, gates, trigger, click.echo, decisions)
+        return
+    run_dagster_replay_command(
+        settings,
+        _database_url(settings),
+        production,
+        chosen,
+        click.echo,
+        fresh=fresh,
+        decisions=decisions,
+    )
 
 
 @main.command("demo")

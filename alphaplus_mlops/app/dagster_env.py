@@ -55,7 +55,7 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
     """
     env = dagster_environment(settings, database_url)
     # Processes queue here on a fresh database: wait minutes, not the default 15 s.
-    with _environment(env), connect(database_url, autocommit=True, lock_timeout=300) as conn:
+    with environment_applied(env), connect(database_url, autocommit=True, lock_timeout=300) as conn:
         conn.execute(queries.ACQUIRE_ADVISORY_LOCK, (_DAGSTER_STORAGE_LOCK_KEY,))
         try:
             with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]):
@@ -66,7 +66,7 @@ def prepare_dagster(settings: Settings, database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment_applied(values: dict[str, str]) -> Iterator[None]:
     """``values`` in os.environ for the block (Dagster reads its config from there)."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
@@ -85,7 +85,7 @@ def project_instance(settings: Settings, database_url: str) -> Iterator[dg.Dagst
     """The project's Dagster instance (its dagster.yaml, storage in the project's
     database) for this block, leaving the process environment as it was."""
     env = prepare_dagster(settings, database_url)
-    with _environment(env):
+    with environment_applied(env):
         instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     with instance:
         yield instance

@@ -56,6 +56,18 @@ def advance_simulated_market(
     return _reveal(db, step, simulator_source_name(seed), None)
 
 
+def reveal_bars(
+    db: Database, bars: pd.DataFrame, source: str, to: pd.Timestamp, *, check: bool = True
+) -> Advance:
+    """Upsert the bars of ``bars`` (a whole market held back, e.g. a replay scenario's) up
+    to ``to`` after each symbol's last stored bar, recorded as an import from ``source``.
+    ``check``: first refuse a market that disagrees with the stored bars (once per
+    replay is enough: the bars it writes are its own)."""
+    if check:
+        _check_agrees(db, bars, source)
+    return _reveal(db, next_bars(bars, _stored_ends(db), to=to), source, None)
+
+
 def advance_from_file(
     db: Database,
     path: Path,

@@ -4,12 +4,28 @@ gates and the performance trigger as the project's database holds them."""
 
 from __future__ import annotations
 
+import html
+import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
-from alphaplus_mlops.replay.core import PolicyRun, prepare_market, replay_core
+import pandas as pd
+
+from alphaplus_mlops.app.replay_dagster import (
+    DagsterReplay,
+    automation_for,
+    open_replay,
+    run_dagster_replay,
+)
+from alphaplus_mlops.replay.core import PolicyRun, prepare_market, replay_core, replay_ticks
 from alphaplus_mlops.replay.scenario import Scenario
 from alphaplus_mlops.replay.value import format_table, value_row
-from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.reports.plots import equity_svg
+from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.automation_settings import AutomationSettings
+from alphaplus_mlops.store.db import Database, redact
+from alphaplus_mlops.store.fleet import record_report
 from alphaplus_mlops.store.gate_results import load_gates
 from alphaplus_mlops.store.triggers import triggers_of_type
 
@@ -61,3 +77,76 @@ def run_core_replay(
             for e in run.events:
                 echo(f"  {e.ts:%Y-%m-%d} {e.policy} {e.kind} v{e.version or '-'}: {e.reason}")
     return runs
+
+
+REPORT_TYPE = "replay"
+
+
+def run_dagster_replay_command(
+    settings: Settings,
+    server_url: str,
+    production: AutomationSettings,
+    scenario: Scenario,
+    echo: Callable[[str], None],
+    *,
+    fresh: bool = False,
+    decisions: bool = False,
+) -> list[PolicyRun]:
+    """The automated policy on the Dagster engine, in the replay's own database; the other
+    policies (and automated on the core, for comparison) on the core engine. Prints the
+    value table and writes it, with the equity curves, into the replay's ml_ops_reports."""
+    market = prepare_market(scenario)
+    gates = {g["name"]: g for g in production.gates if g["enabled"]}
+    automation = automation_for(scenario, production)
+    performance = [t for t in automation.triggers if t["trigger_type"] == "performance"]
+    trigger = next((dict(t) for t in performance if t["enabled"]), {})
+    with open_replay(
+        settings, server_url, scenario, automation, market, echo, fresh=fresh
+    ) as replay:
+        started = time.monotonic()
+        dagster_run = run_dagster_replay(replay)
+        echo(f"Dagster replay done in {time.monotonic() - started:.0f} s")
+        runs = [dagster_run]
+        for policy in scenario.policies.names:
+            run = replay_core(scenario, policy, market=market, gates=gates, trigger=trigger)
+            runs.append(replace(run, policy=f"{policy} (core)") if policy == "automated" else run)
+        table = format_table([value_row(run, market.break_ts) for run in runs], market.break_ts)
+        echo("")
+        echo(table)
+        written = write_replay_report(replay, runs, table)
+        echo(f"\nreport: {written} (ml_ops_reports, report_type '{REPORT_TYPE}')")
+        echo(
+            f"the replay's database: {redact(replay.url)} (ALPHAPLUS_DATABASE_URL for status, "
+            "which, report, dashboard and the UI)"
+        )
+        if decisions:
+            echo("\ndecisions of the Dagster replay (tick, what, version: reason)")
+            for e in dagster_run.events:
+                echo(f"  {e.ts:%Y-%m-%d} {e.kind} v{e.version or '-'}: {e.reason}")
+    return runs
+
+
+def write_replay_report(replay: DagsterReplay, runs: list[PolicyRun], table: str) -> Path:
+    """The value table (Markdown, in the row) and a page with the equity curves and every
+    decision of the Dagster replay (HTML, in the replay's artifact store)."""
+    curves = pd.DataFrame({run.policy: run.returns.cumsum() for run in runs}).ffill().fillna(0.0)
+    title = f"{replay.scenario.name}, seed {replay.scenario.data.seed}: cumulative net return"
+    lines = "".join(
+        f"<tr><td>{e.ts:%Y-%m-%d}</td><td>{html.escape(e.kind)}</td>"
+        f"<td>{e.version or ''}</td><td>{html.escape(e.reason)}</td></tr>"
+        for e in runs[0].events
+    )
+    page = (
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<h1>Replay {html.escape(replay.scenario.name)}</h1>{equity_svg(curves, title)}"
+        f"<pre>{html.escape(table)}</pre><h2>Decisions of the Dagster replay</h2>"
+        f"<table><tr><th>tick</th><th>what</th><th>version</th><th>why</th></tr>{lines}</table>"
+    )
+    store = replay.resources["artifacts"].store
+    stored = store.put_bytes(page.encode(), ".html")
+    times = replay.market.times
+    ticks = replay_ticks(replay.scenario, replay.market)
+    span = {"period_start": times[ticks[0]], "period_end": times[ticks[-1]]}
+    record_report(replay.db, report_type=REPORT_TYPE, fmt="markdown", body=table, **span)
+    record_report(replay.db, report_type=REPORT_TYPE, fmt="html", path=stored.uri, **span)
+    return store.path_of(stored.uri)

@@ -40,6 +40,7 @@ from alphaplus_mlops.core.splits import WalkForward
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.data.sources import load_packaged_sample
 from alphaplus_mlops.families import get_family
+from alphaplus_mlops.families.base import TrainingKnobs
 from alphaplus_mlops.modeling.assessment import (
     compare_on_rows,
     evaluate_predictions,
@@ -76,9 +77,9 @@ class ReplayMarket:
     break_ts: pd.Timestamp | None
 
 
-def prepare_market(scenario: Scenario) -> ReplayMarket:
+def scenario_bars(scenario: Scenario) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """Every bar of the scenario's market (OHLCV), and its break when known."""
     data = scenario.data
-    label = LabelConfig(horizon=scenario.model.label_horizon)
     if data.source == "simulator":
         config = SimulationConfig(
             n_bars=data.bars,
@@ -87,10 +88,13 @@ def prepare_market(scenario: Scenario) -> ReplayMarket:
         )
         symbols = [f"S{i:02d}" for i in range(int(data.symbols))]
         market = simulate_market(symbols, seed=data.seed, config=config)
-        bars, break_ts = market.bars, market.break_ts
-    else:
-        bars, break_ts = load_packaged_sample(tuple(data.symbols)), None
-    dataset = build_dataset(bars, label)
+        return market.bars, market.break_ts
+    return load_packaged_sample(tuple(data.symbols)), None
+
+
+def prepare_market(scenario: Scenario) -> ReplayMarket:
+    bars, break_ts = scenario_bars(scenario)
+    dataset = build_dataset(bars, LabelConfig(horizon=scenario.model.label_horizon))
     times = pd.DatetimeIndex(dataset.frame["ts"].unique()).sort_values()
     return ReplayMarket(dataset, times, break_ts)
 
@@ -156,13 +160,17 @@ class _Trainer:
     def __init__(self, scenario: Scenario, market: ReplayMarket):
         self.scenario, self.market = scenario, market
         self.family = get_family(scenario.model.family)
+        # As train_model derives them from its config (the Dagster replay's runs).
         self.params = {
-            "n_estimators": scenario.model.rounds,
-            "num_leaves": scenario.model.num_leaves,
-            "num_threads": 1,
+            **self.family.default_params(),
+            **self.family.params_for(
+                TrainingKnobs(
+                    scenario.model.rounds,
+                    scenario.model.learning_rate,
+                    scenario.model.max_depth,
+                )
+            ),
         }
-        if scenario.model.family != "lightgbm":
-            self.params = {"n_estimators": scenario.model.rounds}
         self.seconds = 0.0
         self.versions = 0
         self.cutoffs: dict[int, pd.Timestamp] = {}
@@ -202,7 +210,7 @@ class _Trainer:
         return p
 
 
-def _ticks(scenario: Scenario, market: ReplayMarket) -> list[int]:
+def replay_ticks(scenario: Scenario, market: ReplayMarket) -> list[int]:
     """Bar indices of the ticks: from start_bar every step_bars, and the last bar served."""
     last = min(scenario.clock.end_bar or len(market.times), len(market.times)) - 1
     return [*range(scenario.clock.start_bar, last, scenario.clock.step_bars), last]
@@ -483,7 +491,7 @@ def replay_core(
         chosen = classes[policy](scenario, trainer, events)
     else:
         raise ValueError(f"unknown policy {policy!r}")
-    ticks = _ticks(scenario, market)
+    ticks = replay_ticks(scenario, market)
     frame, times = market.dataset.frame, market.times
     parts: list[pd.DataFrame] = []
     answers = frame.iloc[:0].assign(proba=[], version=[], role=[])

@@ -46,7 +46,9 @@ class ClockSpec:
 class ModelSpec:
     family: str = "lightgbm"
     rounds: int = 60
-    num_leaves: int = 7
+    max_depth: int = 3
+    """Tree depth, as train_model's config names it (lightgbm: 2**depth - 1 leaves)."""
+    learning_rate: float = 0.05
     label_horizon: int = 1
     cost_bps: float = 5.0
     cv_splits: int = 4

@@ -4,7 +4,7 @@ ml_ops_reports and ml_ops_dashboard (the pages themselves: ops_report.py, dashbo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from alphaplus_mlops.families import family_names
@@ -16,6 +16,7 @@ from alphaplus_mlops.reports.ops_report import (
 )
 from alphaplus_mlops.store.alerts import list_alerts
 from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.clock import clock_now
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.fleet import (
     dashboard_facts,
@@ -102,7 +103,7 @@ def write_ops_report(
 ) -> WrittenReport:
     """Build the report over ``since`` (default: the last 30 days) to now, store its HTML and
     Markdown in the artifact store and record both in ml_ops_reports."""
-    now = datetime.now(UTC)
+    now = clock_now(db)  # a replay's report covers its market time
     since = since or now - timedelta(days=DEFAULT_REPORT_DAYS)
     data = gather_ops_report(db, since, now)
     page = store.put_bytes(render_html(data).encode(), ".html")
@@ -133,7 +134,7 @@ def dashboard_snapshot(db: Database) -> tuple[list[dict], dict]:
     state; and a summary over the fleet."""
     families = family_names()
     facts = dashboard_facts(db, families)
-    now = datetime.now(UTC)
+    now = clock_now(db)
     fleet = []
     for family in families:
         status, fact = family_status(db, family), facts.get(family, {})

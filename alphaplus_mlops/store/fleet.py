@@ -39,11 +39,13 @@ def record_report(
     period_start: datetime,
     period_end: datetime,
     fmt: str,
-    path: str,
+    path: str | None = None,
+    body: str | None = None,
 ) -> dict:
+    """A report written to ``path`` (an artifact URI) or held in the row itself (``body``)."""
     with db.connection() as conn:
         return conn.execute(
-            queries.INSERT_REPORT, (report_type, period_start, period_end, fmt, path, None)
+            queries.INSERT_REPORT, (report_type, period_start, period_end, fmt, path, body)
         ).fetchone()
 
 

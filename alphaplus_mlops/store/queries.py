@@ -430,6 +430,28 @@ ORDER BY v.family, v.version DESC, p.evaluated_at DESC
 
 SELECT_ENABLED_GATES = "SELECT * FROM quality_gates WHERE enabled ORDER BY name"
 
+# A replay's database takes the gates and triggers as another database configures them.
+SELECT_GATE_SETTINGS = """
+SELECT name, metric, comparator, threshold, champion_tolerance, config, enabled
+FROM quality_gates ORDER BY name
+"""
+COPY_GATE_SETTINGS = """
+UPDATE quality_gates SET metric = %(metric)s, comparator = %(comparator)s,
+    threshold = %(threshold)s, champion_tolerance = %(champion_tolerance)s,
+    config = %(config)s, enabled = %(enabled)s, updated_at = now()
+WHERE name = %(name)s
+"""
+SELECT_TRIGGER_SETTINGS = """
+SELECT name, trigger_type, config, cooldown_seconds, priority, enabled
+FROM automated_retraining_triggers ORDER BY name
+"""
+COPY_TRIGGER_SETTINGS = """
+UPDATE automated_retraining_triggers SET config = %(config)s,
+    cooldown_seconds = %(cooldown_seconds)s, priority = %(priority)s, enabled = %(enabled)s,
+    updated_at = now()
+WHERE name = %(name)s
+"""
+
 INSERT_GATE_RESULT = """
 INSERT INTO quality_gate_results
     (model_version_id, dataset_id, gate_id, gate_name, passed, measured, thresholds, reason,
@@ -1248,4 +1270,47 @@ JOIN model_versioning c ON c.id = e.champion_version_id
 JOIN model_versioning h ON h.id = e.challenger_version_id
 WHERE e.family = %s AND (e.status = 'running' OR e.ended_at >= %s)
 ORDER BY e.started_at
+"""
+
+# Replays (app/replay_dagster.py) -----------------------------------------------------------
+
+SELECT_DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = %s"
+
+# A family's trainings and decisions in the order they happened, for the replay's list.
+SELECT_REPLAY_TRAININGS = """
+SELECT v.created_at AS at, 'train' AS kind, v.version, coalesce(j.reason, '') AS reason
+FROM model_versioning v LEFT JOIN model_training_jobs j ON j.id = v.training_job_id
+WHERE v.family = %(family)s
+"""
+SELECT_REPLAY_DECISIONS = """
+SELECT d.decided_at AS at, d.decision_type, d.outcome, v.version, d.reasons,
+       t.trigger_type
+FROM automated_decision_making d
+LEFT JOIN model_versioning v ON v.id = d.model_version_id
+LEFT JOIN automated_retraining_triggers t ON t.id::text = d.inputs->>'trigger_id'
+WHERE d.family = %(family)s
+"""
+
+# What the champions answered, bar by bar (the replay's served signal).
+SELECT_CHAMPION_ANSWERS = """
+SELECT p.symbol, p.bar_ts AS ts, p.probability AS proba, v.version
+FROM model_predictions p JOIN model_versioning v ON v.id = p.model_version_id
+WHERE v.family = %s AND p.role = 'champion'
+ORDER BY p.bar_ts, p.symbol
+"""
+
+SELECT_TRAINING_CPU_SECONDS = """
+SELECT coalesce(sum(cpu_seconds), 0) AS seconds FROM model_training_jobs WHERE family = %s
+"""
+
+# Requests a trigger recorded with no training of the family after them (a replay cut off
+# between the two): they are run when it resumes.
+SELECT_UNFINISHED_REQUESTS = """
+SELECT d.decided_at, d.reasons, d.inputs, t.trigger_type, t.id AS trigger_id, t.priority
+FROM automated_decision_making d
+JOIN automated_retraining_triggers t ON t.id::text = d.inputs->>'trigger_id'
+WHERE d.decision_type = 'retrain_trigger' AND d.outcome = 'requested' AND d.family = %(family)s
+  AND NOT EXISTS (SELECT 1 FROM model_training_jobs j
+                  WHERE j.family = %(family)s AND j.created_at >= d.decided_at)
+ORDER BY d.decided_at
 """

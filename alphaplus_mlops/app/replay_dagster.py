@@ -46,6 +46,7 @@ from alphaplus_mlops.store.replay_records import (
     ensure_database,
     replay_decisions,
     served_by_champions,
+    trained_versions,
     training_seconds,
     unfinished_requests,
 )
@@ -145,31 +146,43 @@ def run_dagster_replay(replay: DagsterReplay) -> PolicyRun:
     stored_end = _stored_end(replay.db)
     done = [at for at in ticks if stored_end is not None and times[at] <= stored_end]
     started = time.monotonic()
-    if not done:
+    if done:
+        replay.echo(f"resuming after {times[done[-1]]:%Y-%m-%d} (tick {len(done)}/{len(ticks)})")
+        reveal_bars(replay.db, replay.bars, SOURCE, stored_end)  # refuses another market
+    else:
         reveal_bars(replay.db, replay.bars, SOURCE, times[ticks[0]])
+        done = [ticks[0]]
+    if not trained_versions(replay.db, replay.family):
         replay.echo(f"first model as of {times[ticks[0]]:%Y-%m-%d}")
         _train(replay, "first model of the replay", {}, None)
-        done = [ticks[0]]
-    else:
-        replay.echo(f"resuming after {times[done[-1]]:%Y-%m-%d} (tick {len(done)}/{len(ticks)})")
-        reveal_bars(replay.db, replay.bars, SOURCE, times[done[-1]])  # refuses another market
+    elif len(done) > 1:
+        # Cut off within the last tick it reached: a request recorded without its training
+        # runs now, and the tick's steps run again (each is idempotent: bars already scored,
+        # evidence already decided on, are not taken twice).
         for request in unfinished_requests(replay.db, replay.family):
             _train(replay, request["reason"], request["run_config"], request["tags"])
+        _tick(replay, done[-1], decide=done[-1] != ticks[-1])
     for n, at in enumerate(ticks[len(done) :], start=len(done)):
         reveal_bars(replay.db, replay.bars, SOURCE, times[at], check=False)
-        # A symbol's first scoring takes its last first_run_bars bars: the tick's own.
-        first = {"config": {"first_run_bars": scenario.clock.step_bars}}
-        _run_job(replay, "live_loop", {"live_signals": first})
-        if at == ticks[-1]:
-            break  # the last bar is scored; nothing after it to decide for
-        if triggers_of_type(replay.db, "drift"):
-            _run_job(replay, "drift_check", {"drift_report": {"config": {"html_report": False}}})
-        for request in _requests(replay):
-            _train(replay, request.tags[run_tags.REASON], request.run_config, request.tags)
+        _tick(replay, at, decide=at != ticks[-1])  # after the last bar nothing is served
         if n % 10 == 0:
             elapsed = time.monotonic() - started
             replay.echo(f"  tick {n}/{len(ticks) - 1} ({times[at]:%Y-%m-%d}), {elapsed:.0f} s")
     return collect_run(replay)
+
+
+def _tick(replay: DagsterReplay, at: int, *, decide: bool) -> None:
+    """The live loop on the bars revealed up to the tick; with ``decide``, the drift check,
+    the retrain sensors and schedule, and the trainings they ask for."""
+    # A symbol's first scoring takes its last first_run_bars bars: the tick's own.
+    first = {"config": {"first_run_bars": replay.scenario.clock.step_bars}}
+    _run_job(replay, "live_loop", {"live_signals": first})
+    if not decide:
+        return
+    if triggers_of_type(replay.db, "drift"):
+        _run_job(replay, "drift_check", {"drift_report": {"config": {"html_report": False}}})
+    for request in _requests(replay):
+        _train(replay, request.tags[run_tags.REASON], request.run_config, request.tags)
 
 
 def _stored_end(db: Database) -> pd.Timestamp | None:

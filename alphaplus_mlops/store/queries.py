@@ -1299,6 +1299,8 @@ WHERE v.family = %s AND p.role = 'champion'
 ORDER BY p.bar_ts, p.symbol
 """
 
+COUNT_VERSIONS_OF_FAMILY = "SELECT count(*) AS n FROM model_versioning WHERE family = %s"
+
 SELECT_TRAINING_CPU_SECONDS = """
 SELECT coalesce(sum(cpu_seconds), 0) AS seconds FROM model_training_jobs WHERE family = %s
 """

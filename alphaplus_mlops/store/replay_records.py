@@ -62,6 +62,11 @@ def served_by_champions(db: Database, family: str) -> pd.DataFrame:
     return frame
 
 
+def trained_versions(db: Database, family: str) -> int:
+    with db.connection() as conn:
+        return conn.execute(queries.COUNT_VERSIONS_OF_FAMILY, (family,)).fetchone()["n"]
+
+
 def training_seconds(db: Database, family: str) -> float:
     with db.connection() as conn:
         return float(

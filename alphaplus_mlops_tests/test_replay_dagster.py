@@ -4,6 +4,7 @@ the fast core replay on the short scenario."""
 
 from dataclasses import replace
 from datetime import timedelta
+from importlib.resources import files
 
 import pandas as pd
 import psycopg
@@ -59,7 +60,14 @@ def replayed(database_url, tmp_path_factory):
     trigger = next(t for t in production.triggers if t["trigger_type"] == "performance")
     core = replay_core(scenario, "automated", market=market, gates=gates, trigger=trigger)
     url = with_database(database_url, replay_database_name(scenario))
-    yield {"dagster": dagster, "core": core, "cli": cli.output, "url": url, "said": said}
+    yield {
+        "dagster": dagster,
+        "core": core,
+        "cli": cli.output,
+        "url": url,
+        "server": database_url,
+        "said": said,
+    }
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{replay_database_name(scenario)}" WITH (FORCE)')
 
@@ -125,3 +133,20 @@ def test_the_replays_database_describes_it_in_market_time(replayed):
 def _artifact(replayed, uri: str) -> str:
     line = next(x for x in replayed["cli"].splitlines() if x.startswith("report: "))
     return line.split()[1]
+
+
+def test_resuming_with_another_scenario_is_refused_naming_what_differs(replayed, tmp_path):
+    text = files("alphaplus_mlops.replay.scenarios").joinpath("short.toml").read_text()
+    other = tmp_path / "short_again.toml"
+    other.write_text(text.replace("rounds = 10", "rounds = 11"))
+    before = rows(replayed["url"], "SELECT count(*) AS n FROM model_versioning")[0]["n"]
+    refused = CliRunner().invoke(
+        main,
+        ["replay", str(other), "--engine", "dagster"],
+        env={"ALPHAPLUS_DATABASE_URL": replayed["server"], "ALPHAPLUS_HOME": str(tmp_path)},
+    )
+    assert refused.exit_code != 0
+    assert "holds a replay of another scenario (model.rounds differ)" in refused.output
+    assert "--fresh" in refused.output
+    after = rows(replayed["url"], "SELECT count(*) AS n FROM model_versioning")[0]["n"]
+    assert after == before  # nothing trained into the other replay's history

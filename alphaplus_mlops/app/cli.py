@@ -801,15 +801,21 @@ def replay(
     if engine == "core":
         run_core_replay(chosen, gates, trigger, click.echo, decisions)
         return
-    run_dagster_replay_command(
-        settings,
-        _database_url(settings),
-        production,
-        chosen,
-        click.echo,
-        fresh=fresh,
-        decisions=decisions,
-    )
+    from alphaplus_mlops.app.replay_dagster import ReplayMismatch
+    from alphaplus_mlops.data.replay import ReplayRefused
+
+    try:
+        run_dagster_replay_command(
+            settings,
+            _database_url(settings),
+            production,
+            chosen,
+            click.echo,
+            fresh=fresh,
+            decisions=decisions,
+        )
+    except (ReplayMismatch, ReplayRefused) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("demo")

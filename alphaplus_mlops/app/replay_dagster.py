@@ -44,6 +44,8 @@ from alphaplus_mlops.store.db import Database, with_database
 from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.replay_records import (
     ensure_database,
+    record_replay,
+    recorded_replay,
     replay_decisions,
     served_by_champions,
     trained_versions,
@@ -118,7 +120,7 @@ def open_replay(
     bars, _ = scenario_bars(scenario)
     env = prepare_dagster(replay_settings, url)
     with environment_applied(env), Database(url) as db, dg.DagsterInstance.get() as instance:
-        write_automation(db, automation)
+        _claim(db, name, scenario, automation)
         # Migrated above (as the runtime role, which owns the replay's database).
         postgres = PostgresResource(
             database_url=url, home=str(replay_settings.home), migrate_on_start=False
@@ -134,6 +136,33 @@ def open_replay(
             instance,
             url,
             echo,
+        )
+
+
+class ReplayMismatch(RuntimeError):
+    """The replay's database holds a replay of another scenario."""
+
+
+def _claim(db: Database, name: str, scenario: Scenario, automation: AutomationSettings) -> None:
+    """A new replay takes ``automation`` and records its scenario; a resumed one keeps the
+    settings it started with and must replay the same scenario (its end aside)."""
+    recorded = recorded_replay(db, name)
+    if recorded is None:
+        write_automation(db, automation)
+        record_replay(db, name, scenario.identity())
+        return
+    wanted = scenario.identity()
+    differs = [
+        f"{section}.{key}"
+        for section, values in wanted.items()
+        if isinstance(values, dict)
+        for key in values
+        if recorded.get(section, {}).get(key) != values[key]
+    ]
+    if differs:
+        raise ReplayMismatch(
+            f"{name} holds a replay of another scenario ({', '.join(differs)} differ): "
+            "replay with --fresh to start it over"
         )
 
 

@@ -4,6 +4,7 @@ database."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -74,6 +75,15 @@ class Scenario:
     clock: ClockSpec = field(default_factory=ClockSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
     policies: PolicySpec = field(default_factory=PolicySpec)
+
+    def identity(self) -> dict:
+        """What a resumed replay must share with the one it resumes: everything but its
+        end (a replay may be extended), as JSON values."""
+        sections = {"name": self.name}
+        for name in ("data", "clock", "model", "policies"):
+            sections[name] = json.loads(json.dumps(_as_dict(getattr(self, name))))
+        del sections["clock"]["end_bar"]
+        return sections
 
     def with_seed(self, seed: int) -> Scenario:
         return Scenario(

@@ -1316,3 +1316,8 @@ WHERE d.decision_type = 'retrain_trigger' AND d.outcome = 'requested' AND d.fami
                   WHERE j.family = %(family)s AND j.created_at >= d.decided_at)
 ORDER BY d.decided_at
 """
+
+INSERT_REPLAY_RUN = """
+INSERT INTO replay_runs (name, scenario) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING
+"""
+SELECT_REPLAY_RUN = "SELECT scenario FROM replay_runs WHERE name = %s"

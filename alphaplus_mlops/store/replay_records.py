@@ -8,7 +8,7 @@ from psycopg import sql
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.store import queries
-from alphaplus_mlops.store.db import Database, connect
+from alphaplus_mlops.store.db import Database, connect, jsonb
 
 
 def ensure_database(server_url: str, name: str, *, fresh: bool = False) -> bool:
@@ -22,6 +22,18 @@ def ensure_database(server_url: str, name: str, *, fresh: bool = False) -> bool:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return True
+
+
+def recorded_replay(db: Database, name: str) -> dict | None:
+    """The scenario the replay's database was started for (None before it is recorded)."""
+    with db.connection() as conn:
+        row = conn.execute(queries.SELECT_REPLAY_RUN, (name,)).fetchone()
+    return None if row is None else row["scenario"]
+
+
+def record_replay(db: Database, name: str, scenario: dict) -> None:
+    with db.connection() as conn:
+        conn.execute(queries.INSERT_REPLAY_RUN, (name, jsonb(scenario)))
 
 
 def _kinds(row: dict) -> list[str]:

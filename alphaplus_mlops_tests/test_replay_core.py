@@ -159,3 +159,14 @@ def test_with_no_model_past_the_gates_the_automated_desk_stays_flat(short):
     gaps = pd.Series(trained).diff().dropna().dt.days
     tick_days = scenario.clock.step_bars * 7 // 5  # 20 business days: 28 calendar days
     assert gaps.between(41, 40 + tick_days).all()
+
+
+def test_a_replays_identity_is_everything_but_its_end():
+    """A Dagster replay may be resumed to a later end, never with another market or model."""
+    scenario = load_scenario("short")
+    longer = replace(scenario, clock=replace(scenario.clock, end_bar=750))
+    assert longer.identity() == scenario.identity()
+    other = replace(scenario, model=replace(scenario.model, rounds=11))
+    assert other.identity()["model"]["rounds"] == 11 != scenario.identity()["model"]["rounds"]
+    assert scenario.with_seed(4).identity()["data"]["seed"] == 4
+    assert "end_bar" not in scenario.identity()["clock"]

@@ -765,6 +765,12 @@ def doctor(fix: bool) -> None:
     "on the core; the table goes into that database's ml_ops_reports.",
 )
 @click.option("--fresh", is_flag=True, help="dagster: drop the replay's database and start over.")
+@click.option(
+    "--step-bars",
+    type=click.IntRange(1),
+    default=None,
+    help="Bars per tick instead of the scenario's (fewer ticks: a faster Dagster replay).",
+)
 def replay(
     scenario: str,
     seed: int | None,
@@ -772,6 +778,7 @@ def replay(
     decisions: bool,
     engine: str,
     fresh: bool,
+    step_bars: int | None,
 ) -> None:
     """Replay SCENARIO (a shipped name, e.g. simulated_break, short, sp500_nasdaq, or a TOML
     file): every policy through time, the gates and the triggers as configured in the
@@ -794,6 +801,8 @@ def replay(
         chosen = chosen.with_seed(seed)
     if policies:
         chosen = replace(chosen, policies=replace(chosen.policies, names=policies))
+    if step_bars is not None:
+        chosen = replace(chosen, clock=replace(chosen.clock, step_bars=step_bars))
     settings = _settings()
     with _database(settings) as db:
         gates, trigger = configured_automation(db)

@@ -9,7 +9,7 @@ the replay afterwards (ALPHAPLUS_DATABASE_URL pointing at it). At each tick the 
 clock reveals the bars up to the tick; the live_loop job scores them with the models in
 office and realizes what has ended (experiment and probation included); the drift check
 runs; the retrain sensors (and the model-age schedule when on) are evaluated against the
-instance, and the runs they request execute one after another in priority order, gates and
+instance, and the run they request executes (one per tick: below), gates and
 decision included. A replay interrupted at any point resumes from its database: the bars
 stored say which tick comes next, and a request recorded without its training is run.
 """
@@ -241,27 +241,25 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 def _requests(replay: DagsterReplay) -> list[dg.RunRequest]:
-    """What the retrain sensors and (when on) the model-age schedule ask for this tick, in
-    priority order (the daemon's queue starts the highest dagster/priority first)."""
-    asked: list[dg.RunRequest] = []
-    for sensor in SENSORS:
-        with dg.build_sensor_context(
-            instance=replay.instance, resources=replay.resources
-        ) as context:
-            context.log.setLevel(logging.WARNING)
-            outcome = sensor(context)
-        if not isinstance(outcome, dg.SkipReason):
-            asked.extend(outcome)
+    """The run the retrain sensors and (when on) the model-age schedule ask for this tick.
+    They are evaluated one after another (performance, drift, model age: the seeded
+    priorities' order) and the first request of the family ends the tick's evaluation: in
+    production its run would be queued or running while the others tick, and they would
+    refuse (a run in flight); here they see their evidence again at the next tick."""
+    where = {"instance": replay.instance, "resources": replay.resources}
+    evaluations = [(sensor, dg.build_sensor_context) for sensor in SENSORS]
     if triggers_of_type(replay.db, "time"):
-        with dg.build_schedule_context(
-            instance=replay.instance, resources=replay.resources
-        ) as context:
-            outcome = model_age_schedule(context)
-        if not isinstance(outcome, dg.SkipReason):
-            asked.extend(outcome)
-    mine = [r for r in asked if r.partition_key == replay.family]
-    mine.sort(key=lambda r: -int(r.tags.get(run_tags.PRIORITY, 0)))
-    return mine[:1]  # one training per family and tick, as a run in flight refuses others
+        evaluations.append((model_age_schedule, dg.build_schedule_context))
+    for definition, build_context in evaluations:
+        with build_context(**where) as context:
+            context.log.setLevel(logging.WARNING)
+            outcome = definition(context)
+        if isinstance(outcome, dg.SkipReason):
+            continue
+        mine = [r for r in outcome if r.partition_key == replay.family]
+        if mine:
+            return mine[:1]
+    return []
 
 
 def _train(replay: DagsterReplay, reason: str, run_config: dict | None, tags: dict | None) -> None:

@@ -382,10 +382,11 @@ class Automated(Policy):
         answered = realized[
             (realized["version"] == self.champion.version) & (realized["role"] == "champion")
         ]
-        mine = answered
+        # The live outcomes' returns, continuous from the version's first answer: restarting
+        # the backtest at the last alarm would charge a spurious entry cost on its first bar.
+        values = self._returns(answered)
         if self.champion.last_alarm is not None:
-            mine = mine[mine["ts"] > self.champion.last_alarm]
-        values = self._returns(mine)
+            values = values[values.index > self.champion.last_alarm]
         if len(values) < int(self.config["min_bars"]):
             return
         alarms = self.champion.detector.alarms(values.to_numpy())

@@ -96,10 +96,7 @@ def run_dagster_replay_command(
     policies (and automated on the core, for comparison) on the core engine. Prints the
     value table and writes it, with the equity curves, into the replay's ml_ops_reports."""
     market = prepare_market(scenario)
-    gates = {g["name"]: g for g in production.gates if g["enabled"]}
     automation = automation_for(scenario, production)
-    performance = [t for t in automation.triggers if t["trigger_type"] == "performance"]
-    trigger = next((dict(t) for t in performance if t["enabled"]), {})
     with open_replay(
         settings, server_url, scenario, automation, market, echo, fresh=fresh
     ) as replay:
@@ -107,6 +104,9 @@ def run_dagster_replay_command(
         dagster_run = run_dagster_replay(replay)
         echo(f"Dagster replay done in {time.monotonic() - started:.0f} s")
         runs = [dagster_run]
+        # The core policies judged as the replay's database does (a resumed replay keeps
+        # the settings it started with, whatever production holds now).
+        gates, trigger = configured_automation(replay.db)
         for policy in scenario.policies.names:
             run = replay_core(scenario, policy, market=market, gates=gates, trigger=trigger)
             runs.append(replace(run, policy=f"{policy} (core)") if policy == "automated" else run)

@@ -46,6 +46,7 @@ from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.assets.training import TrainingConfig, trained_model, training_dataset
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.families import family_names, get_family
+from alphaplus_mlops.families.base import training_params
 from alphaplus_mlops.modeling.datasets import KEY_COLUMNS, Dataset
 from alphaplus_mlops.modeling.fitting import walk_forward_folds
 from alphaplus_mlops.settings import Settings
@@ -190,7 +191,7 @@ def main() -> None:
         probe = dataset.x[: min(len(frame), 10_000)]
         for family in args.families.split(","):
             impl = get_family(family)
-            params = {**impl.default_params(), **impl.params_for(config.knobs())}
+            params = training_params(impl, config.knobs())
             start = time.perf_counter()
             impl.fit(dataset.x, dataset.y, params, progress=lambda p: None)
             wrapper = time.perf_counter() - start

@@ -108,6 +108,12 @@ class ModelFamily(Protocol):
     def export_onnx(self, model: Any, n_features: int, path: Path) -> None: ...
 
 
+def training_params(family: ModelFamily, knobs: TrainingKnobs) -> dict[str, Any]:
+    """The parameters a fit takes for ``knobs``: the family's defaults, overridden by its
+    translation of the knobs (train_model, the core replay and the benches alike)."""
+    return {**family.default_params(), **family.params_for(knobs)}
+
+
 def feature_importance(family: Any, model: Any, n_features: int) -> np.ndarray | None:
     """The model's total gain per feature column, normalized to sum 1; None when the family
     does not say (its optional ``feature_importance(model, n_features)``) or nothing

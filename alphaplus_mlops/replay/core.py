@@ -40,7 +40,7 @@ from alphaplus_mlops.core.splits import WalkForward
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.data.sources import load_packaged_sample
 from alphaplus_mlops.families import get_family
-from alphaplus_mlops.families.base import TrainingKnobs
+from alphaplus_mlops.families.base import TrainingKnobs, training_params
 from alphaplus_mlops.modeling.assessment import (
     compare_on_rows,
     evaluate_predictions,
@@ -161,16 +161,12 @@ class _Trainer:
         self.scenario, self.market = scenario, market
         self.family = get_family(scenario.model.family)
         # As train_model derives them from its config (the Dagster replay's runs).
-        self.params = {
-            **self.family.default_params(),
-            **self.family.params_for(
-                TrainingKnobs(
-                    scenario.model.rounds,
-                    scenario.model.learning_rate,
-                    scenario.model.max_depth,
-                )
+        self.params = training_params(
+            self.family,
+            TrainingKnobs(
+                scenario.model.rounds, scenario.model.learning_rate, scenario.model.max_depth
             ),
-        }
+        )
         self.seconds = 0.0
         self.versions = 0
         self.cutoffs: dict[int, pd.Timestamp] = {}

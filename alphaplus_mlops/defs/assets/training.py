@@ -14,6 +14,7 @@ from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
 from alphaplus_mlops.families import ModelFamily, TrainingKnobs, family_names, get_family
+from alphaplus_mlops.families.base import training_params
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
 from alphaplus_mlops.modeling.fitting import (
     EarlyStopping,
@@ -210,7 +211,7 @@ def trained_model(
     db, store = postgres.db, artifacts.store
     family = get_family(context.partition_key)
     dataset = load_dataset(store, training_dataset)
-    params = {**family.default_params(), **family.params_for(config.knobs())}
+    params = training_params(family, config.knobs())
     splitter = config.splitter(dataset.label_config.horizon)
     rounds = config.n_estimators
     stopping = config.stopping()

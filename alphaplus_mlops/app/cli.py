@@ -804,12 +804,13 @@ def replay(
     if step_bars is not None:
         chosen = replace(chosen, clock=replace(chosen.clock, step_bars=step_bars))
     settings = _settings()
-    with _database(settings) as db:
-        gates, trigger = configured_automation(db)
-        production = read_automation(db)
     if engine == "core":
+        with _database(settings) as db:
+            gates, trigger = configured_automation(db)
         run_core_replay(chosen, gates, trigger, click.echo, decisions)
         return
+    with _database(settings) as db:
+        production = read_automation(db)
     from alphaplus_mlops.app.replay_dagster import ReplayMismatch
     from alphaplus_mlops.data.replay import ReplayRefused
 

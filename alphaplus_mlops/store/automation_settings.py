@@ -14,9 +14,6 @@ class AutomationSettings:
     gates: list[dict]
     triggers: list[dict]
 
-    def trigger(self, name: str) -> dict | None:
-        return next((t for t in self.triggers if t["name"] == name), None)
-
 
 def read_automation(db: Database) -> AutomationSettings:
     with db.connection() as conn:

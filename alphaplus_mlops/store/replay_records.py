@@ -46,7 +46,7 @@ def _kinds(row: dict) -> list[str]:
         return [alarm] if outcome == "requested" else [alarm, "refused"]
     if kind == "live_experiment" and outcome != "continue":
         return [f"experiment_{outcome}"]
-    if kind == "probation" and outcome not in ("continue", "pass"):
+    if kind == "probation" and outcome != "continue":
         return [f"probation_{outcome}"]
     return []
 

@@ -23,6 +23,7 @@ from alphaplus_mlops.replay.core import prepare_market, replay_core, replay_tick
 from alphaplus_mlops.replay.scenario import load_scenario
 from alphaplus_mlops.replay.value import value_row
 from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.artifacts import LocalArtifactStore
 from alphaplus_mlops.store.automation_settings import read_automation
 from alphaplus_mlops.store.db import Database, with_database
 from alphaplus_mlops.store.promotion import serving_at
@@ -66,7 +67,7 @@ def replayed(database_url, tmp_path_factory):
         "cli": cli.output,
         "url": url,
         "server": database_url,
-        "said": said,
+        "home": home,
     }
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{replay_database_name(scenario)}" WITH (FORCE)')
@@ -127,12 +128,11 @@ def test_the_replays_database_describes_it_in_market_time(replayed):
     )
     assert [r["format"] for r in reports] == ["html", "markdown"]
     assert "| automated (dagster) |" in reports[1]["body"]
-    assert "<svg" in open(_artifact(replayed, reports[0]["path"])).read()
-
-
-def _artifact(replayed, uri: str) -> str:
-    line = next(x for x in replayed["cli"].splitlines() if x.startswith("report: "))
-    return line.split()[1]
+    # The page the row records, read back verified from the replay's artifact store.
+    name = replay_database_name(load_scenario("short"))
+    store = LocalArtifactStore(replayed["home"] / "replays" / name / "artifacts")
+    page = store.path_of(reports[0]["path"]).read_text()
+    assert "<svg" in page and "experiment_stop" in page
 
 
 def test_resuming_with_another_scenario_is_refused_naming_what_differs(replayed, tmp_path):

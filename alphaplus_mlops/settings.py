@@ -10,6 +10,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from alphaplus_mlops.store.artifacts import OBJECT_SCHEMES
 
 ENV_DATABASE_URL = "ALPHAPLUS_DATABASE_URL"
 ENV_HOME = "ALPHAPLUS_HOME"
@@ -26,6 +29,7 @@ ENV_LOCK_TIMEOUT_SECONDS = "ALPHAPLUS_LOCK_TIMEOUT_SECONDS"
 ENV_STATEMENT_TIMEOUT_SECONDS = "ALPHAPLUS_STATEMENT_TIMEOUT_SECONDS"
 ENV_PREDICTION_SPOOL_DIR = "ALPHAPLUS_PREDICTION_SPOOL_DIR"
 ENV_REPLAY_FILE = "ALPHAPLUS_REPLAY_FILE"
+ENV_ARTIFACT_URL = "ALPHAPLUS_ARTIFACT_URL"
 
 DEFAULT_MARKET_SOURCES = ("sample", "simulator")
 DEFAULT_SIM_SYMBOLS = ("SIM1",)
@@ -85,6 +89,28 @@ def _postgres_url(name: str, value: str | None) -> str | None:
     return value
 
 
+def _artifact_url(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return None
+    scheme = _SCHEME.match(value)
+    allowed = ("file", *OBJECT_SCHEMES)
+    if scheme is None or scheme.group(1) not in allowed:
+        raise SettingsError(
+            f"{ENV_ARTIFACT_URL} must be a URL starting with one of "
+            f"{', '.join(s + '://' for s in allowed)}; got "
+            + (f"the scheme {scheme.group(1)!r}" if scheme else "no scheme")
+        )
+    parts = urlsplit(value)
+    if parts.username or parts.password:
+        raise SettingsError(
+            f"{ENV_ARTIFACT_URL} names a bucket and prefix only: credentials go in the "
+            "environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the GCS/Azure ones)"
+        )
+    if scheme.group(1) != "file" and not parts.netloc:
+        raise SettingsError(f"{ENV_ARTIFACT_URL} must name a bucket, e.g. s3://bucket/prefix")
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the environment says. Build it with :func:`Settings.from_env`."""
@@ -105,6 +131,9 @@ class Settings:
     prediction_spool_dir_override: Path | None = None
     # The market clock's replay source: a file of bars held back (None: the simulator).
     replay_file: Path | None = None
+    # Where artifacts live when not in home/artifacts: s3://bucket/prefix, gs://, az://,
+    # file:///path (None: the home's folder).
+    artifact_url: str | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -117,6 +146,11 @@ class Settings:
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
+
+    @property
+    def artifact_location(self) -> str:
+        """What store.artifacts.open_artifact_store opens: the URL, or the home's folder."""
+        return self.artifact_url or str(self.artifacts_dir)
 
     @property
     def dagster_storage_dir(self) -> Path:
@@ -188,4 +222,5 @@ class Settings:
                 if env.get(ENV_REPLAY_FILE)
                 else None
             ),
+            artifact_url=_artifact_url(env.get(ENV_ARTIFACT_URL)),
         )

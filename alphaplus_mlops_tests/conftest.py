@@ -30,7 +30,7 @@ from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import PostgresResource
 from alphaplus_mlops.settings import Settings
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactStore, open_artifact_store
 from alphaplus_mlops.store.bars import upsert_bars
 from alphaplus_mlops.store.db import Database, dagster_storage_url, with_database
 from alphaplus_mlops.store.embedded import start_embedded, stop_embedded
@@ -109,6 +109,79 @@ def database_url(create_database: Callable[[], str]) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class S3Server:
+    """A real S3-compatible server on 127.0.0.1 (moto's standalone server, its own process)
+    and the environment that points obstore at it."""
+
+    endpoint: str
+    env: dict
+
+    def new_bucket(self) -> str:
+        """A fresh bucket; the ``s3://`` URL of a prefix in it."""
+        import boto3
+
+        name = f"apm-{uuid.uuid4().hex[:12]}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.env["AWS_REGION"],
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket=name)
+        return f"s3://{name}/artifacts"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto's S3 server did not start on {endpoint}") from None
+                time.sleep(0.2)
+        yield S3Server(
+            endpoint,
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "alphaplus-test",
+                "AWS_SECRET_ACCESS_KEY": "alphaplus-test-secret",
+            },
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server's settings in this process's environment, for one test."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server
+
+
 @pytest.fixture
 def empty_database_url(create_database: Callable[[], str]) -> str:
     """A database with no schema at all, for one test."""
@@ -176,7 +249,7 @@ class SimulatedProject:
     settings: Settings
     resources: dict
     defs: dg.Definitions
-    store: LocalArtifactStore
+    store: ArtifactStore
 
     def train(self, family: str, symbols: list[str], rounds: int, cv_splits: int = 2) -> dict:
         """One real train_model run (early stopping off); the version it registered."""
@@ -207,6 +280,7 @@ def simulated_project(
     n_bars: int = 1000,
     seed: int = 8,
     pool_size: int = 4,
+    artifact_url: str | None = None,
 ) -> SimulatedProject:
     """Bars with the STRONG_SIGNAL planted and a break late (at 95 %), so that a first
     model passes its gates for certain."""
@@ -215,7 +289,7 @@ def simulated_project(
     db = Database(url, max_size=pool_size)
     config = SimulationConfig(n_bars=n_bars, break_fraction=0.95, signal_strength=STRONG_SIGNAL)
     upsert_bars(db, simulate_market(symbols, seed=seed, config=config).bars, source="test")
-    settings = Settings(database_url=url, home=home)
+    settings = Settings(database_url=url, home=home, artifact_url=artifact_url)
     resources = build_resources(settings, PostgresResource(database_url=url))
     return SimulatedProject(
         url,
@@ -223,7 +297,7 @@ def simulated_project(
         settings,
         resources,
         build_definitions(settings, resources),
-        LocalArtifactStore(settings.artifacts_dir),
+        open_artifact_store(settings.artifact_location),
     )
 
 

@@ -292,7 +292,7 @@ def reaper(env):
             instance=instance,
             resources={
                 "postgres": PostgresResource(database_url=env["url"]),
-                "artifacts": ArtifactStoreResource(root=str(env["settings"].artifacts_dir)),
+                "artifacts": ArtifactStoreResource(location=str(env["settings"].artifacts_dir)),
             },
         ) as context:
             return sensor(context).skip_message

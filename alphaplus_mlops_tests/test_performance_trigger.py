@@ -60,7 +60,7 @@ def tick(world, instance):
         instance=instance,
         resources={
             "postgres": PostgresResource(database_url=db.url),
-            "artifacts": ArtifactStoreResource(root=str(store.root)),
+            "artifacts": ArtifactStoreResource(location=str(store.root)),
         },
     ) as context:
         return performance_trigger_sensor(context)
@@ -155,7 +155,7 @@ def test_no_offline_returns_no_trigger_and_no_database_are_said(world):
         instance=instance,
         resources={
             "postgres": PostgresResource(database_url=nowhere),
-            "artifacts": ArtifactStoreResource(root=str(store.root)),
+            "artifacts": ArtifactStoreResource(location=str(store.root)),
         },
     ) as context:
         assert "database unavailable" in performance_trigger_sensor(context).skip_message

@@ -183,7 +183,7 @@ def main() -> None:
         )
         resources = {
             "postgres": PostgresResource(database_url=url),
-            "artifacts": ArtifactStoreResource(root=root),
+            "artifacts": ArtifactStoreResource(location=root),
         }
         instance = dg.DagsterInstance.ephemeral()
         print(f"\nsensor tick (s), {args.ticks} ticks each; goal: p95 <= {TICK_GOAL_S}")

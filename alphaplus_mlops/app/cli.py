@@ -28,7 +28,7 @@ from alphaplus_mlops.settings import (
     SettingsError,
 )
 from alphaplus_mlops.store import queries
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.artifacts import open_artifact_store
 from alphaplus_mlops.store.db import Database, connect, redact, resolve_database_url
 from alphaplus_mlops.store.embedded import EmbeddedDatabaseError, stop_embedded
 from alphaplus_mlops.store.migrations import (
@@ -514,7 +514,7 @@ def promote(family: str, version: int, reason: str, max_evidence_age_days: int, 
         try:
             entry = promote_version(
                 db,
-                LocalArtifactStore(settings.artifacts_dir),
+                open_artifact_store(settings.artifact_location),
                 str(target["id"]),
                 actor=_actor(),
                 reason=reason,
@@ -548,7 +548,7 @@ def rollback(family: str, to_version: int | None, reason: str) -> None:
         try:
             entry = rollback_family(
                 db,
-                LocalArtifactStore(settings.artifacts_dir),
+                open_artifact_store(settings.artifact_location),
                 family,
                 actor=_actor(),
                 reason=reason,
@@ -643,7 +643,6 @@ def report(since: str | None, open_it: bool) -> None:
     from datetime import UTC, datetime
 
     from alphaplus_mlops.reports.publish import write_ops_report
-    from alphaplus_mlops.store.artifacts import LocalArtifactStore
 
     start = None
     if since is not None:
@@ -653,14 +652,16 @@ def report(since: str | None, open_it: bool) -> None:
             raise click.BadParameter(f"not an ISO date: {since!r}", param_hint="--since") from None
     settings = _settings()
     with _database(settings) as db:
-        written = write_ops_report(db, LocalArtifactStore(settings.artifacts_dir), start)
+        written = write_ops_report(db, open_artifact_store(settings.artifact_location), start)
     click.echo(f"html      {written.html_path}")
     click.echo(f"markdown  {written.markdown_path}")
     click.echo(f"{written.families} families, {written.open_alerts} open alerts")
     if open_it:
         import webbrowser
 
-        if not webbrowser.open(written.html_path.as_uri()):
+        if "://" in written.html_path:
+            click.echo("the page is in object storage: open it from there")
+        elif not webbrowser.open(Path(written.html_path).as_uri()):
             click.echo("no browser to open it with: open the html file above")
 
 
@@ -713,7 +714,7 @@ def serve(host: str, port: int) -> None:
     with (
         _database(settings) as db,
         SignalService(
-            db, LocalArtifactStore(settings.artifacts_dir), feature_cache=FeatureCache()
+            db, open_artifact_store(settings.artifact_location), feature_cache=FeatureCache()
         ) as service,
         PredictionLog(db, settings.prediction_spool_dir) as prediction_log,
     ):

@@ -48,7 +48,7 @@ from alphaplus_mlops.families import family_names
 from alphaplus_mlops.reports.publish import write_ops_report
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.alerts import list_alerts
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.artifacts import open_artifact_store
 from alphaplus_mlops.store.bars import summarize_bars
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
 from alphaplus_mlops.store.experiments import live_verdicts, running_experiment
@@ -141,7 +141,7 @@ def sabotage_drill(demo: Demo) -> None:
     demo.echo(f"  {DRILL_FAMILY} champion unchanged: {'yes' if unchanged else 'NO'}{shown}")
     entry = promote(
         demo.db,
-        LocalArtifactStore(demo.settings.artifacts_dir),
+        open_artifact_store(demo.settings.artifact_location),
         str(broken["id"]),
         actor="make demo",
         reason="make demo: probation drill (a shuffled-label model forced past its gates)",
@@ -278,7 +278,7 @@ def rolling_window_retrain(demo: Demo) -> None:
 
 def rollback_drill(demo: Demo) -> None:
     demo.echo("\n6. rollback")
-    store = LocalArtifactStore(demo.settings.artifacts_dir)
+    store = open_artifact_store(demo.settings.artifact_location)
     for family in family_names():
         promotions = [e for e in ledger(demo.db, family) if e["action"] == "promote"]
         if len(promotions) >= 2:
@@ -322,7 +322,7 @@ def summarize(demo: Demo) -> None:
     echo("\nmarket data")
     for s in summarize_bars(demo.db):
         echo(f"  {s.symbol:<8} {s.bars:>6} bars  {s.first_ts.date()} .. {s.last_ts.date()}")
-    written = write_ops_report(demo.db, LocalArtifactStore(demo.settings.artifacts_dir))
+    written = write_ops_report(demo.db, open_artifact_store(demo.settings.artifact_location))
     echo(
         f"\nthe ML ops report (alphaplus-mlops report): {written.html_path}\n  and its "
         f"Markdown: {written.markdown_path}\nthe fleet's dashboard: `alphaplus-mlops serve`, "

@@ -15,7 +15,7 @@ from alphaplus_mlops.app.dagster_env import project_instance
 from alphaplus_mlops.defs.upkeep import DagsterRuns, worker_alive
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifact_audit import audit_artifacts, raise_artifact_alerts
-from alphaplus_mlops.store.artifacts import ArtifactStore, LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactStore, open_artifact_store
 from alphaplus_mlops.store.consistency import (
     Finding,
     champion_ledger_mismatches,
@@ -103,7 +103,7 @@ def run_doctor(settings: Settings, *, fix: bool, echo: Callable[[str], None]) ->
         return len(findings)
     for finding in findings:
         _apply(finding, echo)
-    store = LocalArtifactStore(settings.artifacts_dir)
+    store = open_artifact_store(settings.artifact_location)
     with Database(url) as db, project_instance(settings, url) as instance:
         findings = consistency_findings(settings, db, store, instance)
         _report(findings, fix=fix, echo=echo)

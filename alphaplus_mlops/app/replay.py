@@ -8,7 +8,6 @@ import html
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 
@@ -126,7 +125,7 @@ def run_dagster_replay_command(
     return runs
 
 
-def write_replay_report(replay: DagsterReplay, runs: list[PolicyRun], table: str) -> Path:
+def write_replay_report(replay: DagsterReplay, runs: list[PolicyRun], table: str) -> str:
     """The value table (Markdown, in the row) and a page with the equity curves and every
     decision of the Dagster replay (HTML, in the replay's artifact store)."""
     curves = pd.DataFrame({run.policy: run.returns.cumsum() for run in runs}).ffill().fillna(0.0)
@@ -149,4 +148,4 @@ def write_replay_report(replay: DagsterReplay, runs: list[PolicyRun], table: str
     span = {"period_start": times[ticks[0]], "period_end": times[ticks[-1]]}
     record_report(replay.db, report_type=REPORT_TYPE, fmt="markdown", body=table, **span)
     record_report(replay.db, report_type=REPORT_TYPE, fmt="html", path=stored.uri, **span)
-    return store.path_of(stored.uri)
+    return store.location(stored.uri)

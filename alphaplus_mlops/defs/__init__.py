@@ -52,7 +52,7 @@ def build_resources(settings: Settings, postgres: PostgresResource | None = None
     postgres = postgres or postgres_from_settings(settings)
     return {
         "postgres": postgres,
-        "artifacts": ArtifactStoreResource(root=str(settings.artifacts_dir)),
+        "artifacts": ArtifactStoreResource(location=settings.artifact_location),
         "market_data": MarketDataResource.from_settings(settings),
         "handoff_io_manager": postgres_json_io_manager,
     }

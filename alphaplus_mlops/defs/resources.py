@@ -7,7 +7,7 @@ import psycopg
 from pydantic import Field, PrivateAttr
 
 from alphaplus_mlops.settings import ENV_DATABASE_URL, Settings
-from alphaplus_mlops.store.artifacts import ArtifactStore, LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactStore, open_artifact_store
 from alphaplus_mlops.store.db import Database, redact, resolve_database_url
 from alphaplus_mlops.store.handoffs import read_asset_value, write_asset_value
 from alphaplus_mlops.store.migrations import prepare_schema
@@ -75,16 +75,17 @@ def postgres_from_settings(settings: Settings) -> PostgresResource:
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
-    """Where datasets and model files live, content-addressed: a folder (``root``).
+    """Where datasets and model files live, content-addressed: a folder, or an object-store
+    URL (``s3://bucket/prefix``; credentials from the environment, never in the config).
 
-    Assets use ``store``, an ArtifactStore; an object-storage resource can hand out another.
+    Assets use ``store``, an ArtifactStore.
     """
 
-    root: str
+    location: str = Field(description="A folder, file://, s3://, gs:// or az:// URL.")
 
     @property
     def store(self) -> ArtifactStore:
-        return LocalArtifactStore(self.root)
+        return open_artifact_store(self.location)
 
 
 class MarketDataResource(dg.ConfigurableResource):

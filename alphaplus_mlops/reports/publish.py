@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.reports.ops_report import (
@@ -15,7 +14,7 @@ from alphaplus_mlops.reports.ops_report import (
     render_markdown,
 )
 from alphaplus_mlops.store.alerts import list_alerts
-from alphaplus_mlops.store.artifacts import LocalArtifactStore
+from alphaplus_mlops.store.artifacts import ArtifactStore
 from alphaplus_mlops.store.clock import clock_now
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.fleet import (
@@ -91,15 +90,16 @@ def gather_ops_report(db: Database, since: datetime, now: datetime) -> ReportDat
 class WrittenReport:
     html_uri: str
     markdown_uri: str
-    html_path: Path
-    markdown_path: Path
+    html_path: str
+    """Where the page is, for people: a file's path, or an object's URL."""
+    markdown_path: str
     report_ids: tuple[str, str]
     families: int
     open_alerts: int
 
 
 def write_ops_report(
-    db: Database, store: LocalArtifactStore, since: datetime | None = None
+    db: Database, store: ArtifactStore, since: datetime | None = None
 ) -> WrittenReport:
     """Build the report over ``since`` (default: the last 30 days) to now, store its HTML and
     Markdown in the artifact store and record both in ml_ops_reports."""
@@ -107,8 +107,8 @@ def write_ops_report(
     since = since or now - timedelta(days=DEFAULT_REPORT_DAYS)
     data = gather_ops_report(db, since, now)
     page = store.put_bytes(render_html(data).encode(), ".html")
-    html_path = store.path_of(page.uri)
-    text = store.put_bytes(render_markdown(data, str(html_path)).encode(), ".md")
+    html_path = store.location(page.uri)
+    text = store.put_bytes(render_markdown(data, html_path).encode(), ".md")
     ids = tuple(
         str(
             record_report(
@@ -121,7 +121,7 @@ def write_ops_report(
         page.uri,
         text.uri,
         html_path,
-        store.path_of(text.uri),
+        store.location(text.uri),
         ids,
         len(data.families),
         len(data.open_alerts),

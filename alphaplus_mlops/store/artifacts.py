@@ -12,8 +12,11 @@ bytes are wrong, so re-storing an artifact repairs it. Every write goes to a tem
 file that is flushed and fsynced, renamed into place, and the folder fsynced: after a
 crash a name holds the whole file or nothing, and no temporary file outlives a failure.
 
-An object-storage backend (S3 API) is another :class:`ArtifactStore`: the same methods,
-its own URI scheme.
+An object-storage backend (S3 API, GCS, Azure) is another :class:`ArtifactStore`
+(store.object_artifacts): the same methods, its own URI scheme. :func:`open_artifact_store`
+picks one from a location (``ALPHAPLUS_ARTIFACT_URL``, or the home's folder). Either reads
+any recorded URI by its file name alone, so records written by one keep serving from the
+other once the files are copied across.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Suffixes are chosen by the code (".parquet", ".cbm", ".onnx"), never by data: anything
 # else in a URI's file name is refused rather than joined onto a path.
 _SUFFIX = re.compile(r"(\.[A-Za-z0-9_-]{1,16}){0,3}")
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure")
 
 
 class ArtifactIntegrityError(RuntimeError):
@@ -65,7 +69,8 @@ class StoredArtifact:
 class StoreProblem:
     """A file in the store that is not what its name promises (from :meth:`scan`)."""
 
-    path: Path
+    path: Path | str
+    """A file's path, or an object's URL."""
     problem: str
     """corrupt | unexpected | temporary"""
     detail: str
@@ -85,6 +90,40 @@ class ArtifactStore(Protocol):
     def verify(self, uri: str, expected_sha256: str) -> None:
         """Raises ArtifactMissingError or ArtifactCorruptError unless the file matches."""
         ...
+
+    def location(self, uri: str) -> str:
+        """Where a recorded artifact is in this store, for people (a path or a URL)."""
+        ...
+
+    def scan(self, temporary_age_seconds: float = 3600.0) -> list[StoreProblem]: ...
+
+    def sweep_temporaries(self, older_than_seconds: float = 3600.0) -> list[Path]: ...
+
+
+def open_artifact_store(location: str | Path) -> ArtifactStore:
+    """The store at ``location``: a folder (a path or ``file://``), or an object-store URL
+    (``s3://bucket/prefix``, ``gs://``, ``az://``; credentials from the environment)."""
+    text = str(location)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if scheme in ("", "file"):
+        return LocalArtifactStore(unquote(urlsplit(text).path) if scheme else text)
+    if scheme in OBJECT_SCHEMES:
+        from alphaplus_mlops.store.object_artifacts import ObjectArtifactStore
+
+        return ObjectArtifactStore(text)
+    raise ValueError(
+        f"an artifact store is a folder, file://, or one of "
+        f"{', '.join(s + '://' for s in OBJECT_SCHEMES)}; got the scheme {scheme!r}"
+    )
+
+
+def name_in_uri(uri: str) -> str:
+    """A recorded URI's file name: only the checksum and suffix in it are ever read,
+    whichever store wrote it."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("file", *OBJECT_SCHEMES):
+        raise ValueError(f"an artifact URI is file:// or an object-store URL, got {uri!r}")
+    return PurePosixPath(unquote(parts.path)).name
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -133,17 +172,16 @@ class LocalArtifactStore:
 
     def path_of(self, uri: str) -> Path:
         """The file a recorded URI names, in this store: only the URI's file name counts."""
-        return self.path_for(*split_name(self._name_in(uri)))
+        return self.path_for(*split_name(name_in_uri(uri)))
 
-    @staticmethod
-    def _name_in(uri: str) -> str:
-        parts = urlsplit(uri)
-        if parts.scheme != "file":
-            raise ValueError(f"the local artifact store reads file:// URIs, got {uri!r}")
-        return PurePosixPath(unquote(parts.path)).name
+    def location(self, uri: str) -> str:
+        return str(self.path_of(uri))
+
+    def __repr__(self) -> str:
+        return f"LocalArtifactStore({str(self.root)!r})"
 
     def _recorded_path(self, uri: str, expected_sha256: str) -> Path:
-        named, suffix = split_name(self._name_in(uri))
+        named, suffix = split_name(name_in_uri(uri))
         if named != expected_sha256:
             raise ArtifactCorruptError(
                 f"{uri} names checksum {named[:12]}…, recorded {str(expected_sha256)[:12]}…"

@@ -170,7 +170,7 @@ def drift_report(
         "outputs": outputs.sentence() if outputs else "no realized live rows yet",
     }
     if report_uri:
-        metadata["evidently_report"] = dg.MetadataValue.path(str(store.path_of(report_uri)))
+        metadata["evidently_report"] = dg.MetadataValue.path(store.location(report_uri))
     return dg.MaterializeResult(metadata=metadata)
 
 

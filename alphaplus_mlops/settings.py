@@ -30,6 +30,11 @@ ENV_STATEMENT_TIMEOUT_SECONDS = "ALPHAPLUS_STATEMENT_TIMEOUT_SECONDS"
 ENV_PREDICTION_SPOOL_DIR = "ALPHAPLUS_PREDICTION_SPOOL_DIR"
 ENV_REPLAY_FILE = "ALPHAPLUS_REPLAY_FILE"
 ENV_ARTIFACT_URL = "ALPHAPLUS_ARTIFACT_URL"
+ENV_EXECUTOR = "ALPHAPLUS_EXECUTOR"
+ENV_CELERY_BROKER_URL = "ALPHAPLUS_CELERY_BROKER_URL"
+ENV_CELERY_BACKEND_URL = "ALPHAPLUS_CELERY_BACKEND_URL"
+EXECUTORS = ("multiprocess", "in_process", "celery")
+DEFAULT_CELERY_BACKEND_URL = "rpc://"
 
 DEFAULT_MARKET_SOURCES = ("sample", "simulator")
 DEFAULT_SIM_SYMBOLS = ("SIM1",)
@@ -134,6 +139,12 @@ class Settings:
     # Where artifacts live when not in home/artifacts: s3://bucket/prefix, gs://, az://,
     # file:///path (None: the home's folder).
     artifact_url: str | None = None
+    # How a run's steps execute: in subprocesses of the run (multiprocess), in the run's own
+    # process (in_process), or on Celery workers on any host (celery).
+    executor: str = "multiprocess"
+    # The Celery broker (amqp://user:password@host:5672//, redis://...): may hold a password.
+    celery_broker_url: str | None = field(default=None, repr=False)
+    celery_backend_url: str = field(default=DEFAULT_CELERY_BACKEND_URL, repr=False)
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -151,6 +162,14 @@ class Settings:
     def artifact_location(self) -> str:
         """What store.artifacts.open_artifact_store opens: the URL, or the home's folder."""
         return self.artifact_url or str(self.artifacts_dir)
+
+    def require_celery_broker(self) -> str:
+        if not self.celery_broker_url:
+            raise SettingsError(
+                f"Celery needs a broker: set {ENV_CELERY_BROKER_URL} "
+                "(e.g. amqp://guest:guest@127.0.0.1:5672//)"
+            )
+        return self.celery_broker_url
 
     @property
     def dagster_storage_dir(self) -> Path:
@@ -186,6 +205,14 @@ class Settings:
                 f"{ENV_HEARTBEAT_SECONDS} ({heartbeat}): one late beat is not a death"
             )
         home = Path(env.get(ENV_HOME) or ".alphaplus").expanduser().resolve()
+        executor = (env.get(ENV_EXECUTOR) or "multiprocess").strip()
+        if executor not in EXECUTORS:
+            raise SettingsError(f"{ENV_EXECUTOR} accepts {', '.join(EXECUTORS)}; got {executor!r}")
+        if executor == "celery" and not env.get(ENV_CELERY_BROKER_URL):
+            raise SettingsError(
+                f"{ENV_EXECUTOR}=celery needs {ENV_CELERY_BROKER_URL} "
+                "(e.g. amqp://guest:guest@127.0.0.1:5672//)"
+            )
         sources = _csv(env.get(ENV_MARKET_SOURCES), DEFAULT_MARKET_SOURCES)
         unknown = sorted(set(sources) - {"sample", "simulator"})
         if unknown:
@@ -223,4 +250,7 @@ class Settings:
                 else None
             ),
             artifact_url=_artifact_url(env.get(ENV_ARTIFACT_URL)),
+            executor=executor,
+            celery_broker_url=env.get(ENV_CELERY_BROKER_URL) or None,
+            celery_backend_url=env.get(ENV_CELERY_BACKEND_URL) or DEFAULT_CELERY_BACKEND_URL,
         )

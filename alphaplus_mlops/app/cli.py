@@ -20,10 +20,12 @@ from pathlib import Path
 import click
 
 from alphaplus_mlops import run_tags
+from alphaplus_mlops.distributed.celery_config import QUEUES
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import (
     ENV_DAGSTER_PG_URL,
     ENV_DATABASE_URL,
+    ENV_EXECUTOR,
     Settings,
     SettingsError,
 )
@@ -424,6 +426,59 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     dagster = Path(sys.executable).with_name("dagster")
     args = [str(dagster), "dev", "-w", str(Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml")]
     os.execv(args[0], [*args, *dagster_args])
+
+
+@main.command("worker")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    default=QUEUES,
+    show_default=True,
+    type=click.Choice(QUEUES),
+    help="A queue to take steps from (repeat for several): 'training' has the fits.",
+)
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Steps this worker runs at once (one process each).",
+)
+def worker(queues: tuple[str, ...], concurrency: int) -> None:
+    """Run the steps of Dagster runs on this host (ALPHAPLUS_EXECUTOR=celery): a Celery
+    worker on ALPHAPLUS_CELERY_BROKER_URL. SIGTERM stops it within 15 s; a step it was
+    running fails with the worker named, and its run ends."""
+    from alphaplus_mlops.app.dagster_env import prepare_dagster
+
+    settings = _settings()
+    try:
+        settings.require_celery_broker()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    os.environ.update(prepare_dagster(settings, _migrated_url(settings)))
+    os.environ[ENV_EXECUTOR] = "celery"  # the jobs it rebuilds take the executor's config
+    # Celery's SIGTERM waits for running steps without limit; as SIGQUIT it waits
+    # worker_soft_shutdown_timeout (5 s), then stops them (celery_config.CONFIG_SOURCE).
+    os.environ["REMAP_SIGTERM"] = "SIGQUIT"
+    celery = Path(sys.executable).with_name("celery")
+    args = [
+        str(celery),
+        "--app",
+        "alphaplus_mlops.distributed.celery_app",
+        "worker",
+        "--queues",
+        ",".join(dict.fromkeys(queues)),
+        "--concurrency",
+        str(concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "--hostname",
+        f"alphaplus-{os.getpid()}@%h",
+        "--loglevel",
+        "INFO",
+    ]
+    os.execv(args[0], args)
 
 
 # Models ------------------------------------------------------------------------------------

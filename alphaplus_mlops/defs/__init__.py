@@ -107,4 +107,17 @@ def build_definitions(
             performance_trigger_sensor,
         ],
         resources=resources or build_resources(settings),
+        executor=build_executor(settings),
     )
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """The setting's executor for every job (None: Dagster's default, multiprocess)."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    if settings.executor == "celery":
+        from alphaplus_mlops.distributed.celery_config import executor_config
+        from alphaplus_mlops.distributed.executor import watched_celery_executor
+
+        return watched_celery_executor.configured(executor_config(settings))
+    return None

@@ -13,6 +13,7 @@ from alphaplus_mlops.defs.assets.market import market_bars
 from alphaplus_mlops.defs.partitions import family_partitions
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.defs.training_run import RunTrigger, recorded_training_job
+from alphaplus_mlops.distributed.celery_config import QUEUE_TAG, TRAINING_QUEUE
 from alphaplus_mlops.families import ModelFamily, TrainingKnobs, family_names, get_family
 from alphaplus_mlops.families.base import training_params
 from alphaplus_mlops.modeling.datasets import Dataset, build_dataset
@@ -197,6 +198,8 @@ class TrainingConfig(dg.Config):
     io_manager_key="handoff_io_manager",
     group_name="training",
     pool="training",
+    # With the Celery executor, training steps go to the workers listening on "training".
+    op_tags={QUEUE_TAG: TRAINING_QUEUE},
     kinds={*family_names(), "onnx"},
     description="Walk-forward CV (out-of-fold predictions kept), then the final fit; native "
     "and ONNX files in the artifact store; a candidate row in model_versioning.",

@@ -1,0 +1,1 @@
+"""Steps on other hosts: Dagster's Celery executor with the project's settings."""

@@ -1,0 +1,316 @@
+"""Training runs whose steps execute on Celery workers in other processes (ALPHAPLUS_EXECUTOR
+=celery), on a real RabbitMQ broker, a real PostgreSQL and real Dagster runs: work moves to
+the workers, the cap of 3 trainings holds across them, and a worker that is killed or
+stopped mid-step fails that step with a reason and frees its slot instead of hanging."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import psutil
+import pytest
+
+from alphaplus_mlops.app.dagster_env import environment_applied, prepare_dagster
+from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.defs.upkeep import reaper_findings
+from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.artifacts import open_artifact_store
+from alphaplus_mlops.store.bars import upsert_bars
+from alphaplus_mlops.store.db import Database
+from alphaplus_mlops.store.migrations import migrate
+
+from .conftest import dagster_deployment, execute, rows
+
+pytestmark = pytest.mark.daemon  # real processes, minutes: like the daemon tests
+SYMBOLS = ["CWA", "CWB"]
+BIN = Path(sys.executable).parent
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+def _reachable(address) -> bool:
+    try:
+        socket.create_connection(address, timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of this session's own (no other session's messages in its
+    queues, none of ours left behind), or ALPHAPLUS_TEST_BROKER_URL."""
+    given = os.environ.get("ALPHAPLUS_TEST_BROKER_URL")
+    if given:
+        yield given
+        return
+    if not _reachable(RABBITMQ):
+        if os.environ.get("ALPHAPLUS_REQUIRE_BROKER"):
+            pytest.fail("no RabbitMQ on 127.0.0.1:5672 (ALPHAPLUS_REQUIRE_BROKER is set)")
+        pytest.skip("no RabbitMQ on 127.0.0.1:5672: the Celery worker tests need a broker")
+    vhost = f"apm-{uuid.uuid4().hex[:10]}"
+    made = subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True)
+    if made.returncode != 0:  # no admin rights: share the default vhost
+        yield "amqp://guest:guest@127.0.0.1:5672//"
+        return
+    subprocess.run(
+        ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+
+
+@pytest.fixture
+def cluster(create_database, broker_url, tmp_path):
+    """A database with bars, and the environment of a deployment whose runs send their
+    steps to Celery workers."""
+    url = create_database()
+    migrate(url)
+    market = simulate_market(SYMBOLS, seed=4, config=SimulationConfig(n_bars=600))
+    with Database(url) as db:
+        upsert_bars(db, market.bars, source="test-sim")
+    # What the gates make of these models is not the point here.
+    execute(url, "UPDATE quality_gates SET threshold = -1 WHERE name = 'model_performance'")
+    env, home = dagster_deployment(
+        url,
+        tmp_path,
+        ALPHAPLUS_EXECUTOR="celery",
+        ALPHAPLUS_CELERY_BROKER_URL=broker_url,
+    )
+    settings = Settings.from_env(env)
+    with environment_applied({"DAGSTER_HOME": str(home)}):
+        env.update(prepare_dagster(settings, url))  # Dagster's tables, once
+    return {"url": url, "env": env, "home": home, "settings": settings, "tmp": tmp_path}
+
+
+@contextmanager
+def workers(cluster, count: int, concurrency: int = 1) -> Iterator[list[subprocess.Popen]]:
+    """`alphaplus-mlops worker` processes, ready when the block starts, gone after it."""
+    started = []
+    for n in range(count):
+        log = open(cluster["tmp"] / f"worker{n}.log", "wb")  # noqa: SIM115 - closed below
+        started.append(
+            subprocess.Popen(
+                [str(BIN / "alphaplus-mlops"), "worker", "--concurrency", str(concurrency)],
+                env=cluster["env"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 60
+        for n, process in enumerate(started):
+            log = cluster["tmp"] / f"worker{n}.log"
+            while b" ready." not in log.read_bytes():
+                assert process.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, f"worker {n} not ready: {log.read_text()}"
+                time.sleep(0.3)
+        yield started
+    finally:
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def start_training(cluster, family: str, rounds: int) -> subprocess.Popen:
+    """A train_model run of ``family`` orchestrated by its own process (as the run launcher
+    would start it): its steps go to the workers."""
+    config = cluster["tmp"] / f"{family}-{uuid.uuid4().hex[:6]}.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "ops": {
+                    "training_dataset": {"config": {"symbols": SYMBOLS}},
+                    "trained_model": {
+                        "config": {
+                            "n_estimators": rounds,
+                            "cv_splits": 2,
+                            "early_stopping_rounds": 0,
+                        }
+                    },
+                }
+            }
+        )
+    )
+    return subprocess.Popen(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "alphaplus_mlops.definitions",
+            "-j",
+            "train_model",
+            "-c",
+            str(config),
+            "--tags",
+            json.dumps({"dagster/partition": family, "alphaplus/training": "true"}),
+        ],
+        env=cluster["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 240) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    return output
+
+
+def pool_processes(worker: subprocess.Popen) -> set[int]:
+    return {worker.pid} | {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie nobody reaped (a container's pid 1 may not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def max_overlap(intervals: list[tuple]) -> int:
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+@contextmanager
+def instance_of(cluster) -> Iterator[dg.DagsterInstance]:
+    keys = ("DAGSTER_HOME", "ALPHAPLUS_DAGSTER_PG_URL", "ALPHAPLUS_DAGSTER_STORAGE")
+    with (
+        environment_applied({k: cluster["env"][k] for k in keys}),
+        dg.DagsterInstance.from_config(str(cluster["home"])) as instance,
+    ):
+        yield instance
+
+
+def test_training_steps_run_on_the_workers_and_at_most_three_overlap(cluster):
+    with workers(cluster, count=2, concurrency=2) as started:
+        pids = [pool_processes(w) for w in started]
+        runs = [
+            start_training(cluster, family, rounds)
+            for family, rounds in (
+                ("catboost", 60),
+                ("xgboost", 60),
+                ("lightgbm", 60),
+                ("lightgbm", 80),
+            )
+        ]
+        outputs = [finish(run) for run in runs]
+        for n, process in enumerate(started):
+            pids[n] |= pool_processes(process)
+    jobs = rows(cluster["url"], "SELECT * FROM model_training_jobs ORDER BY started_at")
+    assert [j["status"] for j in jobs] == ["succeeded"] * 4, outputs
+    assert sorted(j["family"] for j in jobs) == ["catboost", "lightgbm", "lightgbm", "xgboost"]
+    here = os.getpid(), *(run.pid for run in runs)
+    for job in jobs:
+        # Fitted in a worker's process, not in the run's own process nor in this one.
+        assert job["worker_host"] == socket.gethostname()
+        assert job["worker_pid"] not in here
+        assert any(job["worker_pid"] in worker for worker in pids), job
+    # The cap of 3 trainings holds across workers that could run 4 steps at once.
+    assert max_overlap([(j["started_at"], j["finished_at"]) for j in jobs]) <= 3
+    # Both workers took steps.
+    with instance_of(cluster) as instance:
+        hosts = set()
+        for record in instance.get_run_records():
+            for entry in instance.all_logs(record.dagster_run.run_id):
+                data = entry.dagster_event and entry.dagster_event.event_specific_data
+                metadata = getattr(data, "metadata", None) or {}
+                if "Celery worker" in metadata:
+                    hosts.add(metadata["Celery worker"].value)
+    assert len(hosts) == 2, hosts
+
+
+def running_job(cluster, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = rows(
+            cluster["url"],
+            "SELECT * FROM model_training_jobs WHERE status = 'running' AND iteration > 0",
+        )
+        if found:
+            return found[0]
+        time.sleep(0.3)
+    raise AssertionError("no training started on a worker")
+
+
+def owner(started: list[subprocess.Popen], pid: int) -> subprocess.Popen:
+    (found,) = [w for w in started if pid in pool_processes(w)]
+    return found
+
+
+def test_a_worker_killed_mid_step_fails_the_step_with_a_reason_and_frees_its_slot(cluster):
+    with workers(cluster, count=2) as started:
+        run = start_training(cluster, "catboost", rounds=5000)
+        job = running_job(cluster)
+        victim = owner(started, job["worker_pid"])
+        os.killpg(victim.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        output = finish(run, timeout=90)
+        took = time.monotonic() - killed_at
+        assert run.returncode != 0
+        assert 'STEP_FAILURE - Execution of step "trained_model" failed: celery worker' in output
+        assert "stopped answering while it ran step trained_model" in output
+        assert took < 60, took  # seconds, not a hang
+        with instance_of(cluster) as instance:
+            assert instance.event_log_storage.get_concurrency_info("training").claimed_slots == []
+            # The reaper closes the row: its run has ended.
+            with Database(cluster["url"]) as db:
+                store = open_artifact_store(cluster["settings"].artifact_location)
+                for finding in reaper_findings(db, store, instance, stale_after=300):
+                    finding.repair()
+        (closed,) = rows(
+            cluster["url"], "SELECT * FROM model_training_jobs WHERE id = %s", (job["id"],)
+        )
+        assert closed["status"] == "failed"
+        assert "Dagster run ended (FAILURE)" in closed["error"]
+        # The surviving worker takes the next training: nothing else was lost.
+        survivor = next(w for w in started if w is not victim)
+        again = start_training(cluster, "lightgbm", rounds=30)
+        finish(again)
+        (done,) = rows(
+            cluster["url"],
+            "SELECT * FROM model_training_jobs WHERE family = 'lightgbm'",
+        )
+        assert done["status"] == "succeeded" and done["worker_pid"] in pool_processes(survivor)
+
+
+def test_sigterm_stops_a_worker_and_its_processes_within_15_seconds(cluster):
+    with workers(cluster, count=1) as (worker,):
+        run = start_training(cluster, "catboost", rounds=5000)
+        job = running_job(cluster)
+        family = pool_processes(worker)
+        assert job["worker_pid"] in family
+        worker.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        worker.wait(timeout=30)
+        while any(map(alive, family)) and time.monotonic() - sent < 30:
+            time.sleep(0.1)
+        took = time.monotonic() - sent
+        assert took < 15, took
+        assert not [pid for pid in family if alive(pid)]
+        output = finish(run, timeout=60)
+        assert run.returncode != 0
+        assert "its worker was stopped while it ran step trained_model" in output

@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,7 @@ from pathlib import Path
 import click
 
 from alphaplus_mlops import run_tags
+from alphaplus_mlops.app.processes import restore_default_signals, supervise
 from alphaplus_mlops.distributed.celery_config import QUEUES
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import (
@@ -425,7 +427,10 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     os.environ.update(prepare_dagster(settings, _migrated_url(settings)))
     dagster = Path(sys.executable).with_name("dagster")
     args = [str(dagster), "dev", "-w", str(Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml")]
-    os.execv(args[0], [*args, *dagster_args])
+    # Not exec'd: `dagster dev` keeps an inherited ignore of SIGINT/SIGTERM (a background
+    # start) and leaves its code servers behind when killed. Supervised, SIGTERM is its
+    # Ctrl-C, and what is left of its process group after 10 s is killed.
+    sys.exit(supervise([*args, *dagster_args], stop_signal=signal.SIGINT, grace_seconds=10))
 
 
 @main.command("worker")
@@ -461,6 +466,7 @@ def worker(queues: tuple[str, ...], concurrency: int) -> None:
     # Celery's SIGTERM waits for running steps without limit; as SIGQUIT it waits
     # worker_soft_shutdown_timeout (5 s), then stops them (celery_config.CONFIG_SOURCE).
     os.environ["REMAP_SIGTERM"] = "SIGQUIT"
+    restore_default_signals()
     celery = Path(sys.executable).with_name("celery")
     args = [
         str(celery),

@@ -5,25 +5,27 @@ stopped mid-step fails that step with a reason and frees its slot instead of han
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
-import psutil
 import pytest
 
 from alphaplus_mlops.app.dagster_env import environment_applied, prepare_dagster
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs.upkeep import reaper_findings
+from alphaplus_mlops.distributed import local_cluster
+from alphaplus_mlops.distributed.local_cluster import (
+    alive,
+    max_overlap,
+    pool_processes,
+    private_vhost,
+)
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import open_artifact_store
 from alphaplus_mlops.store.bars import upsert_bars
@@ -32,9 +34,7 @@ from alphaplus_mlops.store.migrations import migrate
 
 from .conftest import dagster_deployment, execute, rows
 
-pytestmark = pytest.mark.daemon  # real processes, minutes: like the daemon tests
 SYMBOLS = ["CWA", "CWB"]
-BIN = Path(sys.executable).parent
 RABBITMQ = ("127.0.0.1", 5672)
 
 
@@ -48,8 +48,7 @@ def _reachable(address) -> bool:
 
 @pytest.fixture(scope="session")
 def broker_url() -> Iterator[str]:
-    """A RabbitMQ virtual host of this session's own (no other session's messages in its
-    queues, none of ours left behind), or ALPHAPLUS_TEST_BROKER_URL."""
+    """A RabbitMQ virtual host of this session's own, or ALPHAPLUS_TEST_BROKER_URL."""
     given = os.environ.get("ALPHAPLUS_TEST_BROKER_URL")
     if given:
         yield given
@@ -58,20 +57,8 @@ def broker_url() -> Iterator[str]:
         if os.environ.get("ALPHAPLUS_REQUIRE_BROKER"):
             pytest.fail("no RabbitMQ on 127.0.0.1:5672 (ALPHAPLUS_REQUIRE_BROKER is set)")
         pytest.skip("no RabbitMQ on 127.0.0.1:5672: the Celery worker tests need a broker")
-    vhost = f"apm-{uuid.uuid4().hex[:10]}"
-    made = subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True)
-    if made.returncode != 0:  # no admin rights: share the default vhost
-        yield "amqp://guest:guest@127.0.0.1:5672//"
-        return
-    subprocess.run(
-        ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True)
+    with private_vhost() as url:
+        yield url
 
 
 @pytest.fixture
@@ -99,100 +86,17 @@ def cluster(create_database, broker_url, tmp_path):
 
 @contextmanager
 def workers(cluster, count: int, concurrency: int = 1) -> Iterator[list[subprocess.Popen]]:
-    """`alphaplus-mlops worker` processes, ready when the block starts, gone after it."""
-    started = []
-    for n in range(count):
-        log = open(cluster["tmp"] / f"worker{n}.log", "wb")  # noqa: SIM115 - closed below
-        started.append(
-            subprocess.Popen(
-                [str(BIN / "alphaplus-mlops"), "worker", "--concurrency", str(concurrency)],
-                env=cluster["env"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-    try:
-        deadline = time.monotonic() + 60
-        for n, process in enumerate(started):
-            log = cluster["tmp"] / f"worker{n}.log"
-            while b" ready." not in log.read_bytes():
-                assert process.poll() is None, log.read_text()[-2000:]
-                assert time.monotonic() < deadline, f"worker {n} not ready: {log.read_text()}"
-                time.sleep(0.3)
+    with local_cluster.workers(cluster["env"], cluster["tmp"], count, concurrency) as started:
         yield started
-    finally:
-        for process in started:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
 
 
 def start_training(cluster, family: str, rounds: int) -> subprocess.Popen:
-    """A train_model run of ``family`` orchestrated by its own process (as the run launcher
-    would start it): its steps go to the workers."""
-    config = cluster["tmp"] / f"{family}-{uuid.uuid4().hex[:6]}.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "ops": {
-                    "training_dataset": {"config": {"symbols": SYMBOLS}},
-                    "trained_model": {
-                        "config": {
-                            "n_estimators": rounds,
-                            "cv_splits": 2,
-                            "early_stopping_rounds": 0,
-                        }
-                    },
-                }
-            }
-        )
-    )
-    return subprocess.Popen(
-        [
-            str(BIN / "dagster"),
-            "job",
-            "execute",
-            "-m",
-            "alphaplus_mlops.definitions",
-            "-j",
-            "train_model",
-            "-c",
-            str(config),
-            "--tags",
-            json.dumps({"dagster/partition": family, "alphaplus/training": "true"}),
-        ],
-        env=cluster["env"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return local_cluster.start_training(cluster["env"], cluster["tmp"], family, SYMBOLS, rounds)
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> str:
     output, _ = process.communicate(timeout=timeout)
     return output
-
-
-def pool_processes(worker: subprocess.Popen) -> set[int]:
-    return {worker.pid} | {p.pid for p in psutil.Process(worker.pid).children(recursive=True)}
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie nobody reaped (a container's pid 1 may not)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def max_overlap(intervals: list[tuple]) -> int:
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 @contextmanager
@@ -205,6 +109,14 @@ def instance_of(cluster) -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
+def test_max_overlap_counts_what_is_open_at_once():
+    assert max_overlap([]) == 0
+    assert max_overlap([(0, 10), (1, 2), (3, 4), (5, 11)]) == 2
+    assert max_overlap([(0, 5), (5, 9)]) == 1  # one ends as the next starts
+    assert max_overlap([(0, 9), (1, 9), (2, 9), (3, 4)]) == 4
+
+
+@pytest.mark.daemon  # real processes, minutes: like the daemon tests
 def test_training_steps_run_on_the_workers_and_at_most_three_overlap(cluster):
     with workers(cluster, count=2, concurrency=2) as started:
         pids = [pool_processes(w) for w in started]
@@ -261,6 +173,7 @@ def owner(started: list[subprocess.Popen], pid: int) -> subprocess.Popen:
     return found
 
 
+@pytest.mark.daemon
 def test_a_worker_killed_mid_step_fails_the_step_with_a_reason_and_frees_its_slot(cluster):
     with workers(cluster, count=2) as started:
         run = start_training(cluster, "catboost", rounds=5000)
@@ -297,6 +210,7 @@ def test_a_worker_killed_mid_step_fails_the_step_with_a_reason_and_frees_its_slo
         assert done["status"] == "succeeded" and done["worker_pid"] in pool_processes(survivor)
 
 
+@pytest.mark.daemon
 def test_sigterm_stops_a_worker_and_its_processes_within_15_seconds(cluster):
     with workers(cluster, count=1) as (worker,):
         run = start_training(cluster, "catboost", rounds=5000)

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from alphaplus_mlops.distributed.local_cluster import alive
 from alphaplus_mlops.store.migrations import migrate
 
 BIN = Path(sys.executable).parent
@@ -25,13 +26,6 @@ def started_in_background() -> None:
     """What a non-interactive shell's `cmd &` gives a child: SIGINT and SIGTERM ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def tree(pid: int) -> set[int]:

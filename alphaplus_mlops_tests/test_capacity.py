@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
+from alphaplus_mlops.distributed.local_cluster import max_overlap
 from alphaplus_mlops.store.bars import upsert_bars
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.migrations import migrate
@@ -24,18 +25,11 @@ REQUESTS = [("catboost", 9), ("xgboost", 8), ("lightgbm", 7), ("catboost", 2), (
 TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
 
 
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
 def test_max_overlap_counts_simultaneous_intervals():
     assert max_overlap([(0, 2), (1, 3), (2.5, 4)]) == 2
     assert max_overlap([(0, 1), (1, 2)]) == 1  # an end and a start at one instant
+    assert max_overlap([]) == 0
+    assert max_overlap([(0, 9), (1, 9), (2, 9), (3, 4)]) == 4
 
 
 @pytest.fixture

@@ -109,13 +109,6 @@ def instance_of(cluster) -> Iterator[dg.DagsterInstance]:
         yield instance
 
 
-def test_max_overlap_counts_what_is_open_at_once():
-    assert max_overlap([]) == 0
-    assert max_overlap([(0, 10), (1, 2), (3, 4), (5, 11)]) == 2
-    assert max_overlap([(0, 5), (5, 9)]) == 1  # one ends as the next starts
-    assert max_overlap([(0, 9), (1, 9), (2, 9), (3, 4)]) == 4
-
-
 @pytest.mark.daemon  # real processes, minutes: like the daemon tests
 def test_training_steps_run_on_the_workers_and_at_most_three_overlap(cluster):
     with workers(cluster, count=2, concurrency=2) as started:

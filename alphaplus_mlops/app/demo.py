@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from alphaplus_mlops import run_tags
 from alphaplus_mlops.alerting.rules import LIVE_PERFORMANCE_DECAY
@@ -107,6 +108,32 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> None:
         rollback_drill(demo)
         summarize(demo)
     echo(f"done in {time.monotonic() - started:.1f} s")
+
+
+def run_training(demo: Demo, family: str, run_config: dict, tags: dict) -> str:
+    """One train_model run of ``family``; its run id. In this process, or with
+    ALPHAPLUS_EXECUTOR=celery as a run whose steps go to the workers (a run that executes
+    in-process cannot send steps anywhere)."""
+    if demo.settings.executor != "celery":
+        result = demo.defs.resolve_job_def("train_model").execute_in_process(
+            partition_key=family,
+            run_config=run_config,
+            instance=demo.instance,
+            raise_on_error=False,
+            tags=tags,
+        )
+        return result.run_id
+    job = ReconstructableRepository.for_module(
+        "alphaplus_mlops.definitions", "defs", working_directory=os.getcwd()
+    ).get_reconstructable_job("train_model")
+    with dg.execute_job(
+        job,
+        instance=demo.instance,
+        run_config=run_config,
+        tags={**tags, run_tags.PARTITION: family},
+        raise_on_error=False,
+    ) as result:
+        return result.run_id
 
 
 def train_first_models(demo: Demo) -> None:
@@ -365,21 +392,16 @@ def train_family(
     for op, settings in ((run_config or {}).get("ops") or {}).items():
         config = {**ops.get(op, {}).get("config", {}), **settings.get("config", {})}
         ops[op] = {"config": config}
-    result = demo.defs.resolve_job_def("train_model").execute_in_process(
-        partition_key=family,
-        run_config={**QUIET, "ops": ops},
-        instance=demo.instance,
-        raise_on_error=False,
-        tags={
-            **(tags or {}),
-            run_tags.REASON: reason,
-            run_tags.REQUESTED_BY: "make demo",
-        },
+    run_id = run_training(
+        demo,
+        family,
+        {**QUIET, "ops": ops},
+        {**(tags or {}), run_tags.REASON: reason, run_tags.REQUESTED_BY: "make demo"},
     )
-    version = version_trained_in_run(demo.db, result.run_id)
+    version = version_trained_in_run(demo.db, run_id)
     if version is None:
         raise SystemExit(
-            f"training {family} failed before a model existed: see the UI (run {result.run_id})"
+            f"training {family} failed before a model existed: see the UI (run {run_id})"
         )
     status = gate_status(demo.db, str(version["id"]))
     decision = family_status(demo.db, family)["last_decision"]

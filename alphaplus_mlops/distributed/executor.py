@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 
 import dagster as dg
-from celery.exceptions import TaskRevokedError, WorkerLostError
+from celery.exceptions import DuplicateTaskNameWarning, TaskRevokedError, WorkerLostError
 from dagster._core.events import DagsterEvent
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
 from dagster._core.execution.retries import RetryMode, get_retries_config
@@ -94,7 +95,11 @@ class WatchedResult:
 
 
 def _submit_watched(app, plan_context, step, queue, priority, known_state):
-    result = _submit_task(app, plan_context, step, queue, priority, known_state)
+    with warnings.catch_warnings():
+        # dagster_celery registers its task anew for every step it submits; Celery warns
+        # each time that the name is taken (the first registration, the same task, wins).
+        warnings.simplefilter("ignore", DuplicateTaskNameWarning)
+        result = _submit_task(app, plan_context, step, queue, priority, known_state)
     return WatchedResult(app, result, plan_context.for_step(step))
 
 

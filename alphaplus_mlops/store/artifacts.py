@@ -117,6 +117,17 @@ def open_artifact_store(location: str | Path) -> ArtifactStore:
     )
 
 
+def recorded_suffix(uri: str, expected_sha256: str) -> str:
+    """The suffix of the artifact a record names; ArtifactCorruptError when the URI's name
+    is not a stored artifact's or names another checksum than the one recorded with it."""
+    named, suffix = split_name(name_in_uri(uri))
+    if named != expected_sha256:
+        raise ArtifactCorruptError(
+            f"{uri} names checksum {named[:12]}…, recorded {str(expected_sha256)[:12]}…"
+        )
+    return suffix
+
+
 def name_in_uri(uri: str) -> str:
     """A recorded URI's file name: only the checksum and suffix in it are ever read,
     whichever store wrote it."""
@@ -181,12 +192,7 @@ class LocalArtifactStore:
         return f"LocalArtifactStore({str(self.root)!r})"
 
     def _recorded_path(self, uri: str, expected_sha256: str) -> Path:
-        named, suffix = split_name(name_in_uri(uri))
-        if named != expected_sha256:
-            raise ArtifactCorruptError(
-                f"{uri} names checksum {named[:12]}…, recorded {str(expected_sha256)[:12]}…"
-            )
-        return self.path_for(expected_sha256, suffix)
+        return self.path_for(expected_sha256, recorded_suffix(uri, expected_sha256))
 
     # Writing ------------------------------------------------------------------------------
 

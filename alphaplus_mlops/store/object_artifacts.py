@@ -34,6 +34,7 @@ from alphaplus_mlops.store.artifacts import (
     StoredArtifact,
     StoreProblem,
     name_in_uri,
+    recorded_suffix,
     sha256_bytes,
     split_name,
 )
@@ -95,12 +96,7 @@ class ObjectArtifactStore:
         return self.uri_for(self.key_for(*split_name(name_in_uri(uri))))
 
     def _recorded_key(self, uri: str, expected_sha256: str) -> str:
-        named, suffix = split_name(name_in_uri(uri))
-        if named != expected_sha256:
-            raise ArtifactCorruptError(
-                f"{uri} names checksum {named[:12]}…, recorded {str(expected_sha256)[:12]}…"
-            )
-        return self.key_for(expected_sha256, suffix)
+        return self.key_for(expected_sha256, recorded_suffix(uri, expected_sha256))
 
     # Writing ------------------------------------------------------------------------------
 

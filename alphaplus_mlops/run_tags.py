@@ -10,6 +10,8 @@ REQUESTED_BY = "alphaplus/requested_by"
 TRAINING = "alphaplus/training"
 PRIORITY = "dagster/priority"
 PARTITION = "dagster/partition"
+# Read by Dagster's K8s run launcher (deploy/helm): the pod a run gets.
+K8S_CONFIG = "dagster-k8s/config"
 
 
 def trigger_id_from_tag(value: object) -> str | None:

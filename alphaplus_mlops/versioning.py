@@ -1,7 +1,12 @@
-"""The code version recorded with every model: package version plus git commit if known."""
+"""The code version recorded with every model: package version plus git commit if known.
+
+A container image has no git checkout: its build sets ALPHAPLUS_CODE_VERSION instead
+(deploy/Dockerfile), which wins when set.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -16,8 +21,14 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
+ENV_CODE_VERSION = "ALPHAPLUS_CODE_VERSION"
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
+    declared = os.environ.get(ENV_CODE_VERSION, "").strip()
+    if declared:
+        return declared
     try:
         package = version("alphaplus-mlops")
     except PackageNotFoundError:

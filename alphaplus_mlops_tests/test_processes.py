@@ -3,6 +3,7 @@ children included, even when started in the background with SIGINT and SIGTERM i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from alphaplus_mlops.distributed.local_cluster import alive
 from alphaplus_mlops.store.migrations import migrate
+from alphaplus_mlops_tests.conftest import REPO_ROOT, dagster_deployment
 
 BIN = Path(sys.executable).parent
 
@@ -147,3 +150,110 @@ def test_serve_stops_on_sigterm(create_database, tmp_path):
     finally:
         if serve.poll() is None:
             serve.kill()
+
+
+# What the webserver knows of the code location and of the daemon's heartbeats.
+DEPLOYMENT_HEALTH = """
+{
+  workspaceOrError { ... on Workspace { locationEntries {
+    name locationOrLoadError { __typename ... on PythonError { message } }
+  } } }
+  instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } }
+}
+"""
+
+
+def deployment_health(web_port: int) -> tuple[dict[str, str], dict[str, bool]]:
+    """Each code location's load state, and each required daemon's health, per the UI."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{web_port}/graphql",
+        data=json.dumps({"query": DEPLOYMENT_HEALTH}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data = json.load(response)["data"]
+    locations = {
+        entry["name"]: entry["locationOrLoadError"]["__typename"]
+        for entry in data["workspaceOrError"]["locationEntries"]
+        if entry["locationOrLoadError"]
+    }
+    daemons = {
+        status["daemonType"]: status["healthy"]
+        for status in data["instance"]["daemonHealth"]["allDaemonStatuses"]
+        if status["required"]
+    }
+    return locations, daemons
+
+
+def compose_command(service: str, replacements: dict[str, str]) -> list[str]:
+    """A service's command in deploy/compose.yaml, with container addresses made local."""
+    compose = yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text())
+    return [replacements.get(word, word) for word in compose["services"][service]["command"]]
+
+
+@pytest.mark.daemon
+def test_production_processes_work_together_and_each_stops_on_sigterm(create_database, tmp_path):
+    """The production layout of deploy/compose.yaml, as separate processes on this host: the
+    code server, and the webserver and daemon loading it through deploy/workspace.yaml.
+    The UI sees the code location loaded and the daemon's heartbeats; then SIGTERM to each
+    main process (what tini passes on from `docker stop`) ends it and its children < 15 s."""
+    url = create_database()
+    migrate(url)
+    grpc_port, web_port = free_port(), free_port()
+    env, _home = dagster_deployment(
+        url,
+        tmp_path,
+        ALPHAPLUS_CODE_SERVER_HOST="127.0.0.1",
+        ALPHAPLUS_CODE_SERVER_PORT=str(grpc_port),
+    )
+    # The compose `migrate` service's second step: Dagster's tables, before anything uses them.
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    local = {
+        "0.0.0.0": "127.0.0.1",
+        "4000": str(grpc_port),
+        "3000": str(web_port),
+        "/opt/alphaplus/deploy/workspace.yaml": str(REPO_ROOT / "deploy" / "workspace.yaml"),
+    }
+    processes = {}
+    try:
+        for service in ("codeserver", "webserver", "daemon"):
+            command = compose_command(service, local)
+            processes[service] = subprocess.Popen(
+                [str(BIN / command[0]), *command[1:]],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        wait_for_http(f"http://127.0.0.1:{web_port}/server_info", processes["webserver"])
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            for name, process in processes.items():
+                assert process.poll() is None, f"{name} exited ({process.returncode})"
+            locations, daemons = deployment_health(web_port)
+            if (
+                locations.get("alphaplus_mlops") == "RepositoryLocation"
+                and daemons
+                and all(daemons.values())
+            ):
+                break
+            time.sleep(2)
+        else:
+            raise AssertionError(f"not ready: locations {locations}, daemons {daemons}")
+
+        trees = {name: tree(process.pid) for name, process in processes.items()}
+        for name, process in processes.items():
+            took = stop_and_time(process, trees[name])
+            assert not [pid for pid in trees[name] if alive(pid)], f"{name} left processes"
+            assert took < 15, (name, took)
+            print(f"{name}: {len(trees[name])} processes, gone {took:.1f} s after SIGTERM")
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                for pid in tree(process.pid):
+                    os.kill(pid, signal.SIGKILL)

@@ -21,6 +21,18 @@ ingest_market_bars_job = dg.define_asset_job(
     description="Load the configured market data sources into PostgreSQL.",
 )
 
+# On Kubernetes (deploy/helm) each run is a pod: a training's gets two cores (the boosting
+# libraries use every core they see) and room for the dataset, the models and their ONNX
+# copies. Inert under the other run launchers.
+TRAINING_POD_CONFIG = {
+    "container_config": {
+        "resources": {
+            "requests": {"cpu": "2", "memory": "2Gi"},
+            "limits": {"memory": "4Gi"},
+        }
+    }
+}
+
 train_model_job = dg.define_asset_job(
     "train_model",
     selection=[
@@ -30,7 +42,7 @@ train_model_job = dg.define_asset_job(
         deployment_decision,
         champion_model,
     ],
-    tags={run_tags.TRAINING: "true"},
+    tags={run_tags.TRAINING: "true", run_tags.K8S_CONFIG: TRAINING_POD_CONFIG},
     description="One model family (the partition): dataset -> walk-forward CV and final fit "
     "-> evaluation -> blocking quality gates -> deployment decision -> promotion.",
 )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import numpy as np
@@ -186,6 +187,25 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 def empty_database_url(create_database: Callable[[], str]) -> str:
     """A database with no schema at all, for one test."""
     return create_database()
+
+
+@pytest.fixture
+def runtime_role(server_url, create_database):
+    """A login role with no privileges of its own and a database owned by the server's
+    superuser (the migration role here)."""
+    role = f"apm_runtime_{uuid.uuid4().hex[:8]}"
+    url = create_database()
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    runtime_url = urlunsplit((parts.scheme, f"{role}@{host}", parts.path, parts.query, ""))
+    yield url, runtime_url, role
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP OWNED BY "{role}"')
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ runtime role that cannot change the schema under the ledger."""
 import datetime
 import threading
 import time
-import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -191,25 +190,6 @@ def test_a_statement_over_the_statement_timeout_is_cancelled(database_url):
 
 
 # A migration role -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def runtime_role(server_url, create_database):
-    """A login role with no privileges of its own and a database owned by the server's
-    superuser (the migration role here)."""
-    role = f"apm_runtime_{uuid.uuid4().hex[:8]}"
-    url = create_database()
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN')
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    runtime_url = urlunsplit((parts.scheme, f"{role}@{host}", parts.path, parts.query, ""))
-    yield url, runtime_url, role
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP OWNED BY "{role}"')
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-        conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def test_the_runtime_role_reads_and_writes_data_but_cannot_alter_the_schema(runtime_role):

@@ -186,6 +186,7 @@ def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(
     folder = copy_of_migrations(tmp_path)
     (folder / "016_live_outcome_table.sql").unlink()
     (folder / "017_monitoring_reads.sql").unlink()
+    (folder / "025_prediction_partitions.sql").unlink()  # the log as it was then
     migrate(url, folder)
     execute(
         url,
@@ -208,6 +209,7 @@ def test_live_outcomes_are_backfilled_with_each_bars_first_realized_answer(
     assert [m.filename for m in migrate(url)] == [
         "016_live_outcome_table.sql",
         "017_monitoring_reads.sql",
+        "025_prediction_partitions.sql",
     ]
     backfilled = rows(
         url, "SELECT symbol, probability, realized_label, realized_net_return FROM live_outcomes"

@@ -334,6 +334,11 @@ def fill_log(url: str, fleet: dict, symbols: list[str], bars: pd.DatetimeIndex, 
         base = conn.execute("SELECT count(*) AS n FROM bench_series_bars").fetchone()["n"]
         conn.execute("CREATE INDEX ON bench_series_bars (n)")
         conn.execute("ANALYZE bench_series_bars")
+        # The log's months must exist before their rows (migration 025), as the writer does.
+        conn.execute(
+            queries.ENSURE_PREDICTION_PARTITIONS,
+            (bars[0].to_pydatetime(), bars[-1].to_pydatetime()),
+        )
         slices = 20
         started = time.monotonic()
         for k in range(slices):
@@ -363,7 +368,9 @@ def count_log(url: str) -> dict:
             " (SELECT count(*) FROM model_predictions WHERE realized_at IS NULL) AS pending,"
             " (SELECT count(*) FROM live_outcomes) AS live_outcomes,"
             " (SELECT count(*) FROM real_time_model_performance) AS windows,"
-            " pg_size_pretty(pg_total_relation_size('model_predictions')) AS size"
+            # A partitioned table has no storage of its own: its months' sizes, added up.
+            " (SELECT pg_size_pretty(sum(pg_total_relation_size(relid)))"
+            "  FROM pg_partition_tree('model_predictions')) AS size"
         ).fetchone()
 
 

@@ -7,7 +7,7 @@ Serving must not wait on the database, nor stop when it is away:
   the records go straight to the spool file instead (spilled), so the caller is never held
   up for more than one local append and nothing is dropped.
 * The writer thread drains the queue in batches: COPY into a temporary staging table, then
-  ``INSERT ... ON CONFLICT (id) DO NOTHING``, in one transaction.
+  ``INSERT ... ON CONFLICT (id, bar_ts) DO NOTHING``, in one transaction.
 * When the database is unreachable, a batch goes to the spool: an append-only JSON-lines
   file, fsynced after each append, one file per process (rotated). While the database is
   known to be down, batches go to the spool without trying it, and it is tried again every
@@ -159,10 +159,16 @@ def records_from_answers(
 def write_predictions(
     db: Database, records: Iterable[PredictionRecord], *, timeout: float | None = None
 ) -> int:
-    """Write ``records`` in one transaction (COPY, then insert what is new); returns how many
-    rows were new. Writing the same records again inserts nothing. ``timeout``: seconds to
-    wait for a pooled connection. Raises the database's errors."""
+    """Write ``records`` in one transaction (the month partitions their bars need, COPY,
+    then insert what is new); returns how many rows were new. Writing the same records
+    again inserts nothing. ``timeout``: seconds to wait for a pooled connection. Raises the
+    database's errors."""
+    records = list(records)
+    if not records:
+        return 0
+    bars = [record.bar_ts for record in records]
     with db.connection(timeout=timeout) as conn, conn.transaction():
+        conn.execute(queries.ENSURE_PREDICTION_PARTITIONS, (min(bars), max(bars)))
         conn.execute(queries.CREATE_STAGED_PREDICTIONS)
         with conn.cursor().copy(queries.COPY_STAGED_PREDICTIONS) as copy:
             for record in records:

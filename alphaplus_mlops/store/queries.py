@@ -825,6 +825,11 @@ SELECT max(imported_at) AS at FROM market_bar_imports WHERE inserted > 0
 
 # Prediction log (migration 012) ----------------------------------------------------------------
 
+# The month partitions of model_predictions (migration 025) from the month of the first
+# bar to that of the second, created where missing (a month must exist before its first
+# row); how many were created. Cheap when they exist: one catalog lookup per month.
+ENSURE_PREDICTION_PARTITIONS = "SELECT ensure_prediction_partitions(%s, %s) AS created"
+
 CREATE_STAGED_PREDICTIONS = """
 CREATE TEMP TABLE staged_predictions (
     id uuid, model_version_id uuid, family text, role text, symbol text, bar_ts timestamptz,
@@ -839,7 +844,8 @@ COPY_STAGED_PREDICTIONS = (
 )
 
 # The id is the service's own: a batch written again (a replay after a lost commit answer)
-# adds nothing. DISTINCT ON: a batch holding the same id twice still inserts it once.
+# adds nothing. DISTINCT ON: a batch holding the same id twice still inserts it once. The
+# key holds the partition key (migration 025); a replayed row carries its first bar.
 INSERT_STAGED_PREDICTIONS = """
 INSERT INTO model_predictions
     (id, model_version_id, family, role, symbol, bar_ts, probability, signal, latency_us,
@@ -847,7 +853,7 @@ INSERT INTO model_predictions
 SELECT DISTINCT ON (id) id, model_version_id, family, role, symbol, bar_ts, probability,
        signal, latency_us, request_id, predicted_at
 FROM staged_predictions
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT (id, bar_ts) DO NOTHING
 """
 
 PING = "SELECT 1"

@@ -10,13 +10,19 @@ import json
 import shutil
 from datetime import UTC, datetime
 
+import pandas as pd
 import psycopg
 import pytest
 
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database
-from alphaplus_mlops.store.live import last_scored_bars
+from alphaplus_mlops.store.live import (
+    last_scored_bars,
+    pending_series,
+    realized_series,
+    record_outcomes,
+)
 from alphaplus_mlops.store.migrations import DEFAULT_SQL_DIR, migrate, migrate_as_owner
 
 from .conftest import execute, rows
@@ -33,16 +39,15 @@ def with_version(url: str) -> None:
     )
 
 
-def record(bar: str, symbol: str = "AAA", **fields) -> PredictionRecord:
+def record(bar: str, symbol: str = "AAA", role: str = "champion") -> PredictionRecord:
     return PredictionRecord(
         model_version_id=VERSION,
         family="lightgbm",
-        role="champion",
+        role=role,
         symbol=symbol,
         bar_ts=datetime.fromisoformat(bar).replace(tzinfo=UTC),
         probability=0.6,
         signal=1,
-        **fields,
     )
 
 
@@ -245,3 +250,49 @@ def test_the_runtime_role_may_create_months_but_nothing_else(runtime_role):
     with psycopg.connect(runtime_url, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("ALTER TABLE model_predictions DETACH PARTITION model_predictions_2030_01")
+
+
+def test_series_reads_span_the_months_and_plan_once_per_connection(log_url):
+    """prediction_outcomes' pending answers and live_performance's realized series, with the
+    log spread over months: pending answers from every month, realized series from the
+    outcomes' own table; the pending read keeps one plan on its connection."""
+    with Database(log_url, max_size=1) as db:
+        write_predictions(
+            db,
+            [
+                record("2024-01-15T00:00:00"),
+                record("2024-02-15T00:00:00"),
+                record("2024-03-15T00:00:00", role="challenger"),
+            ],
+        )
+        assert realized_series(db, "lightgbm") == []
+        outcome = pd.DataFrame(
+            {
+                "model_version_id": [VERSION],
+                "role": ["champion"],
+                "symbol": ["AAA"],
+                "bar_ts": [pd.Timestamp("2024-01-15", tz="UTC")],
+                "realized_return": [0.01],
+                "realized_label": [1],
+                "realized_t1": [pd.Timestamp("2024-02-15", tz="UTC")],
+                "realized_net_return": [0.009],
+            }
+        )
+        assert record_outcomes(db, outcome) == {"champion": 1}
+        assert realized_series(db, "lightgbm") == [
+            {"model_version_id": VERSION, "role": "champion"}
+        ]
+        for _ in range(2):
+            pending = pending_series(db, "lightgbm")
+            months_pending = pending["bar_ts"].dt.strftime("%Y-%m")
+            assert sorted(zip(pending["role"], months_pending, strict=True)) == [
+                ("challenger", "2024-03"),
+                ("champion", "2024-01"),  # where the pending champion series' P&L starts
+                ("champion", "2024-02"),
+            ]
+        with db.connection() as conn:
+            kept = conn.execute(
+                "SELECT generic_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%%WITH pending AS%%'"
+            ).fetchall()
+    assert kept and kept[0]["generic_plans"] >= 2

@@ -62,7 +62,14 @@ from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.dataset_records import record_dataset
-from alphaplus_mlops.store.db import Database, connect, jsonb, resolve_database_url, with_database
+from alphaplus_mlops.store.db import (
+    Database,
+    connect,
+    jsonb,
+    planned_once,
+    resolve_database_url,
+    with_database,
+)
 from alphaplus_mlops.store.gate_results import gate_status, load_gates, record_gate_result
 from alphaplus_mlops.store.live import (
     dataset_symbols,
@@ -396,7 +403,8 @@ class Case:
     sql: str
     params: object
     options: dict = field(default_factory=dict)
-    """How the function sends it (conn.execute's binary, prepare)."""
+    """How the function sends it (conn.execute's binary, prepare; planned_once: in
+    store.db.planned_once)."""
 
 
 @dataclass
@@ -426,8 +434,13 @@ def sql_only(db: Database):
     """The statement alone through the same pool: sent, answered, rows fetched."""
 
     def run(case: Case) -> None:
+        options = dict(case.options)
         with db.connection() as conn:
-            conn.execute(case.sql, case.params, **case.options).fetchall()
+            if options.pop("planned_once", False):
+                with planned_once(conn):
+                    conn.execute(case.sql, case.params, **options).fetchall()
+            else:
+                conn.execute(case.sql, case.params, **options).fetchall()
 
     return run
 
@@ -507,6 +520,7 @@ def probes(db: Database, fleet: dict) -> list[Probe]:
             [(f,) for f in families],
             lambda f: {"family": f},
             prepare=True,
+            planned_once=True,
         ),
         probe(
             "prediction_outcomes",
@@ -558,6 +572,8 @@ def probes(db: Database, fleet: dict) -> list[Probe]:
             queries.SELECT_LAST_SCORED_BARS,
             [(f,) for f in families],
             lambda f: (f, symbols[f]),
+            prepare=True,
+            planned_once=True,
         ),
         probe(
             "live_signals",

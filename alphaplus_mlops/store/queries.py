@@ -929,25 +929,18 @@ WHERE p.model_version_id = s.model_version_id AND p.role = s.role
 RETURNING p.role
 """
 
-# The (version, role) series of a family with realized predictions: a loose index scan of
-# predictions_realized_series_idx (migration 014), one index probe per series instead of a
-# DISTINCT over the family's whole log.
+# The (version, role) series of a family with realized predictions: those with a bar in
+# live_outcome_bars (migration 017), which the transaction that realizes a series' answers
+# fills. One primary-key probe per version and role, off the prediction log: the log is
+# partitioned by month (migration 025), and a loose index scan of it took one probe per
+# month at every step (41 ms over 116 months of 200,000 rows).
 SELECT_REALIZED_SERIES = """
-WITH RECURSIVE series AS (
-    (SELECT family, model_version_id, role FROM model_predictions
-     WHERE family = %s AND realized_at IS NOT NULL
-     ORDER BY model_version_id, role LIMIT 1)
-    UNION ALL
-    SELECT next.family, next.model_version_id, next.role
-    FROM series s
-    CROSS JOIN LATERAL (
-        SELECT p.family, p.model_version_id, p.role FROM model_predictions p
-        WHERE p.family = s.family AND p.realized_at IS NOT NULL
-          AND (p.model_version_id, p.role) > (s.model_version_id, s.role)
-        ORDER BY p.model_version_id, p.role LIMIT 1
-    ) next
-)
-SELECT model_version_id::text AS model_version_id, role FROM series
+SELECT v.id::text AS model_version_id, r.role
+FROM model_versioning v
+CROSS JOIN (VALUES ('champion'), ('challenger'), ('previous')) AS r(role)
+WHERE v.family = %s
+  AND EXISTS (SELECT 1 FROM live_outcome_bars b
+              WHERE b.model_version_id = v.id AND b.role = r.role)
 ORDER BY 1, 2
 """
 

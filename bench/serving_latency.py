@@ -26,6 +26,10 @@ Measured, in one run:
               model's answer, so a request splits into features, model and the rest
               (HTTP, JSON, logging). The served models have just been promoted,
               so the previous champion answers in shadow too, as after any promotion.
+  throughput  the first family's HTTP requests from 1, 2, 4 and 8 client processes at once,
+              each on its own connection: requests/s of the one server process (all
+              requests over the longest client's time) and p50/p99 ms; the clients share
+              the machine's cores with the server, so this is a floor for one replica.
   hot swap    a thread promotes / rolls back the family's champion every second (real
               ``store.promotion.promote`` / ``rollback``; the service LISTENs and swaps)
               while this thread calls ``answer`` on one row as fast as it can (champion only,
@@ -237,6 +241,27 @@ def http_requests(port: int, method: str, path: str, body: dict | None, n: int) 
     return json.loads(done.stdout)
 
 
+def concurrent_http(port: int, body: dict, clients: int, per_client: int) -> dict:
+    """``clients`` lean client processes at once, each on its own connection: requests/s
+    (all requests over the longest client's time), p50/p99 ms over all requests."""
+    payload = json.dumps(body)
+    command = [sys.executable, "-c", HTTP_CLIENT, str(port), "POST", "/v1/signals", payload]
+    running = [
+        subprocess.Popen([*command, str(per_client)], stdout=subprocess.PIPE, text=True)
+        for _ in range(clients)
+    ]
+    outputs = [process.communicate()[0] for process in running]
+    if any(process.returncode for process in running):
+        raise SystemExit("an HTTP client failed")
+    ns = [json.loads(out)["ns"] for out in outputs]
+    every = [x for client in ns for x in client]
+    return {
+        "rps": len(every) / (max(sum(client) for client in ns) / 1e9),
+        "p50": pct(every, 50) / 1e6,
+        "p99": pct(every, 99) / 1e6,
+    }
+
+
 def answer_for(service, family: str, row, seconds: float, valid_ids: set[str]):
     """Calls answer on one row for ``seconds``: latencies (ns) and errors."""
     latencies, errors = [], []
@@ -334,6 +359,17 @@ def main() -> None:
             body = {"family": family, "symbols": [symbols[0]]}
             http[family] = http_requests(port, "POST", "/v1/signals", body, args.requests)
             floor[family] = http_requests(port, "GET", "/healthz", None, args.requests)["ns"]
+        # One replica's capacity: the first family's requests from 1, 2, 4 and 8 clients at
+        # once, each with its own connection (the same requests as above, logged too).
+        loads = {
+            clients: concurrent_http(
+                port,
+                {"family": families[0], "symbols": [symbols[0]]},
+                clients,
+                max(args.requests // clients, 100),
+            )
+            for clients in (1, 2, 4, 8)
+        }
         serve_process.terminate()
         serve_process.wait(timeout=30)
         serve_process = None
@@ -405,6 +441,15 @@ def main() -> None:
                     f"{total - feats - model:>8.2f} {'+'.join(roles):>18} "
                     f"{'yes' if p99 <= 5 else 'NO':>4}"
                 )
+
+            print(
+                f"\none replica's throughput: POST /v1/signals ({families[0]}, one symbol) from "
+                "N lean client processes at once, each on its own connection, on the same "
+                f"{os.cpu_count()} cores as the server (ms)"
+            )
+            print(f"{'clients':>7} {'requests/s':>10} {'p50':>6} {'p99':>6}")
+            for clients, load in loads.items():
+                print(f"{clients:>7} {load['rps']:>10.0f} {load['p50']:>6.2f} {load['p99']:>6.2f}")
 
             print(
                 f"\nhot swap: a promotion or rollback every second, {args.swap_seconds:.0f} s "

@@ -20,7 +20,10 @@ from dagster_webserver.cli import cli as dagster_webserver_cli
 
 from alphaplus_mlops import versioning
 from alphaplus_mlops.app.cli import main as alphaplus_cli
+from alphaplus_mlops.defs import build_executor
 from alphaplus_mlops.defs.jobs import train_model_job
+from alphaplus_mlops.distributed.celery_config import executor_config
+from alphaplus_mlops.settings import Settings
 from alphaplus_mlops_tests.conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -191,3 +194,18 @@ def test_an_image_declares_its_code_version(monkeypatch):
     monkeypatch.delenv("ALPHAPLUS_CODE_VERSION")
     assert versioning.code_version().startswith("0.1.0")
     versioning.code_version.cache_clear()
+
+
+def test_celery_urls_reach_the_definitions_as_environment_references_only(monkeypatch):
+    """compose passes the broker's password in the environment; the jobs' executor config
+    (what the UI shows of a job) names the variables, never their values."""
+    monkeypatch.setenv("ALPHAPLUS_EXECUTOR", "celery")
+    monkeypatch.setenv("ALPHAPLUS_CELERY_BROKER_URL", "amqp://desk:broker-secret@mq:5672//")
+    monkeypatch.delenv("ALPHAPLUS_CELERY_BACKEND_URL", raising=False)
+    assert executor_config(Settings.from_env())["backend"] == "rpc://"
+    monkeypatch.setenv("ALPHAPLUS_CELERY_BACKEND_URL", "redis://:backend-secret@cache:6379/1")
+    config = executor_config(Settings.from_env())
+    assert "secret" not in json.dumps(config)
+    assert config["broker"] == {"env": "ALPHAPLUS_CELERY_BROKER_URL"}
+    assert config["backend"] == {"env": "ALPHAPLUS_CELERY_BACKEND_URL"}
+    assert build_executor(Settings.from_env()).name == "alphaplus_celery"

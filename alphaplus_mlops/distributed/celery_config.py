@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.settings import (
+    DEFAULT_CELERY_BACKEND_URL,
+    ENV_CELERY_BACKEND_URL,
+    ENV_CELERY_BROKER_URL,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from kombu import Queue
@@ -37,10 +42,13 @@ CONFIG_SOURCE = {
 
 
 def executor_config(settings: Settings) -> dict:
-    """The run config of the project's Celery executor (credentials stay env references)."""
+    """The run config of the project's Celery executor. URLs that may hold a password stay
+    env references, read when a run starts, so the definition (and the UI showing it) never
+    holds the value; the default backend, which holds none, is written out."""
+    backend_set = settings.celery_backend_url != DEFAULT_CELERY_BACKEND_URL
     return {
-        "broker": {"env": "ALPHAPLUS_CELERY_BROKER_URL"},
-        "backend": settings.celery_backend_url,
+        "broker": {"env": ENV_CELERY_BROKER_URL},
+        "backend": {"env": ENV_CELERY_BACKEND_URL} if backend_set else DEFAULT_CELERY_BACKEND_URL,
         "config_source": CONFIG_SOURCE,
     }
 

@@ -30,10 +30,11 @@ from psycopg.rows import dict_row
 from alphaplus_mlops.data.simulator import SimulationConfig, simulate_market
 from alphaplus_mlops.defs import build_definitions, build_resources
 from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.distributed.local_cluster import deployment_environment
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.artifacts import ArtifactStore, open_artifact_store
 from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import Database, dagster_storage_url, with_database
+from alphaplus_mlops.store.db import Database, with_database
 from alphaplus_mlops.store.embedded import start_embedded, stop_embedded
 from alphaplus_mlops.store.migrations import migrate
 from alphaplus_mlops.store.versions import version_trained_in_run
@@ -223,16 +224,7 @@ def dagster_deployment(url: str, folder: Path, **settings: str) -> tuple[dict, P
     home.mkdir()
     for name in ("dagster.yaml", "workspace.yaml"):
         shutil.copy(REPO_ROOT / name, home / name)
-    env = {
-        **os.environ,
-        "ALPHAPLUS_DATABASE_URL": url,
-        "ALPHAPLUS_HOME": str(folder / "alphaplus"),
-        "DAGSTER_HOME": str(home),
-        "ALPHAPLUS_DAGSTER_PG_URL": dagster_storage_url(url),
-        "ALPHAPLUS_DAGSTER_STORAGE": str(folder / "storage"),
-        **settings,
-    }
-    return env, home
+    return deployment_environment(url, folder, home, **settings), home
 
 
 @contextmanager

@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/scale_out.py [--rounds 200] [--bars 1500]
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import uuid
@@ -31,12 +30,7 @@ from alphaplus_mlops.distributed import local_cluster
 from alphaplus_mlops.families import family_names
 from alphaplus_mlops.settings import Settings
 from alphaplus_mlops.store.bars import upsert_bars
-from alphaplus_mlops.store.db import (
-    Database,
-    dagster_storage_url,
-    resolve_database_url,
-    with_database,
-)
+from alphaplus_mlops.store.db import Database, resolve_database_url, with_database
 from alphaplus_mlops.store.migrations import migrate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,16 +55,13 @@ def one_round(server: str, broker: str, workers: int, rounds: int, bars: int) ->
     url = fresh_database(server, bars)
     with tempfile.TemporaryDirectory(prefix="apm-scale-") as folder:
         folder = Path(folder)
-        env = {
-            **os.environ,
-            "ALPHAPLUS_DATABASE_URL": url,
-            "ALPHAPLUS_HOME": str(folder / "home"),
-            "DAGSTER_HOME": str(REPO),
-            "ALPHAPLUS_DAGSTER_PG_URL": dagster_storage_url(url),
-            "ALPHAPLUS_DAGSTER_STORAGE": str(folder / "storage"),
-            "ALPHAPLUS_EXECUTOR": "celery",
-            "ALPHAPLUS_CELERY_BROKER_URL": broker,
-        }
+        env = local_cluster.deployment_environment(
+            url,
+            folder,
+            REPO,
+            ALPHAPLUS_EXECUTOR="celery",
+            ALPHAPLUS_CELERY_BROKER_URL=broker,
+        )
         with environment_applied({"DAGSTER_HOME": str(REPO)}):
             prepare_dagster(Settings.from_env(env), url)
         with local_cluster.workers(env, folder, count=workers) as started:

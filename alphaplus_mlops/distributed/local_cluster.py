@@ -17,8 +17,27 @@ from pathlib import Path
 
 import psutil
 
+from alphaplus_mlops.store.db import dagster_storage_url
+
 BIN = Path(sys.executable).parent
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def deployment_environment(
+    url: str, folder: Path, dagster_home: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of every process of one deployment on the database ``url``: the
+    project's and Dagster's storage in ``folder``, the instance in ``dagster_home``, and
+    ``settings`` as further variables."""
+    return {
+        **os.environ,
+        "ALPHAPLUS_DATABASE_URL": url,
+        "ALPHAPLUS_HOME": str(folder / "alphaplus"),
+        "DAGSTER_HOME": str(dagster_home),
+        "ALPHAPLUS_DAGSTER_PG_URL": dagster_storage_url(url),
+        "ALPHAPLUS_DAGSTER_STORAGE": str(folder / "storage"),
+        **settings,
+    }
 
 
 @contextmanager

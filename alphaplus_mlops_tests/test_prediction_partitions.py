@@ -296,3 +296,32 @@ def test_series_reads_span_the_months_and_plan_once_per_connection(log_url):
                 " WHERE statement LIKE '%%WITH pending AS%%'"
             ).fetchall()
     assert kept and kept[0]["generic_plans"] >= 2
+
+
+def test_realizing_outcomes_reads_only_the_months_of_the_staged_bars(log_url):
+    """prediction_outcomes' UPDATE of the log, planned with the staged bars' range: the other
+    months are pruned when it is planned."""
+    assert ensure(log_url, "2024-01-01", "2024-06-01") == 6
+    with Database(log_url) as db:
+        write_predictions(db, [record(f"2024-{m:02d}-15T00:00:00") for m in range(1, 7)])
+    with psycopg.connect(log_url) as conn:
+        conn.execute(queries.CREATE_STAGED_OUTCOMES)
+        conn.execute(
+            "INSERT INTO staged_outcomes SELECT model_version_id, role, symbol, bar_ts, 0.01, 1,"
+            " bar_ts, 0.01 FROM model_predictions WHERE bar_ts >= '2024-05-01'"
+        )
+        conn.execute(queries.ANALYZE_STAGED_OUTCOMES)
+        span = {
+            "first": datetime(2024, 5, 15, tzinfo=UTC),
+            "last": datetime(2024, 6, 15, tzinfo=UTC),
+        }
+        (plan,) = conn.execute(
+            "EXPLAIN (FORMAT JSON) " + queries.UPDATE_FROM_STAGED_OUTCOMES, span
+        ).fetchone()[0]
+        conn.rollback()
+    planned = {
+        node["Relation Name"]
+        for node in scans(plan["Plan"])
+        if node["Relation Name"].startswith("model_predictions_")
+    }
+    assert planned == {"model_predictions_2024_05", "model_predictions_2024_06"}

@@ -359,7 +359,10 @@ def fill_log(url: str, fleet: dict, symbols: list[str], bars: pd.DatetimeIndex, 
         with conn.transaction():
             conn.execute(queries.CREATE_STAGED_OUTCOMES)
             conn.execute(STAGE_REALIZED_OUTCOMES)
-            conn.execute(queries.INSERT_LIVE_OUTCOMES_FROM_STAGED)
+            conn.execute(
+                queries.INSERT_LIVE_OUTCOMES_FROM_STAGED,
+                {"first": bars[0].to_pydatetime(), "last": bars[-1].to_pydatetime()},
+            )
         print(f"  live outcomes: {time.monotonic() - started:.0f} s", flush=True)
         conn.execute(INSERT_WINDOWS, {"symbols": len(symbols), "horizon": HORIZON})
         started = time.monotonic()

@@ -54,13 +54,19 @@ def _value(v):
 def record_outcomes(db: Database, outcomes: pd.DataFrame) -> Counter:
     """Fill the outcomes of still-unrealized predictions, and each bar's first answer into
     live_outcomes, in one transaction; returns the log rows realized per role."""
+    if outcomes.empty:
+        return Counter()
     with db.connection() as conn, conn.transaction():
         conn.execute(queries.CREATE_STAGED_OUTCOMES)
         with conn.cursor().copy(queries.COPY_STAGED_OUTCOMES) as copy:
             for row in outcomes[OUTCOME_COLUMNS].itertuples(index=False):
                 copy.write_row(tuple(_value(v) for v in row))
-        realized = Counter(r["role"] for r in conn.execute(queries.UPDATE_FROM_STAGED_OUTCOMES))
-        conn.execute(queries.INSERT_LIVE_OUTCOMES_FROM_STAGED)
+        conn.execute(queries.ANALYZE_STAGED_OUTCOMES)
+        bars = pd.to_datetime(outcomes["bar_ts"], utc=True)
+        span = {"first": bars.min().to_pydatetime(), "last": bars.max().to_pydatetime()}
+        updated = conn.execute(queries.UPDATE_FROM_STAGED_OUTCOMES, span)
+        realized = Counter(r["role"] for r in updated)
+        conn.execute(queries.INSERT_LIVE_OUTCOMES_FROM_STAGED, span)
         return realized
 
 

@@ -71,6 +71,7 @@ def test_dg_list_defs_names_every_asset_check_job_schedule_and_sensor(database_u
         "performance_trigger_sensor",
         "pipeline_failure_sensor",
         "pipeline_recovery_sensor",
+        "prediction_months",
         "run_mirror_sensor",
         "stale_data_sensor",
         "training_reaper",

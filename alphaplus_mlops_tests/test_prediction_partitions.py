@@ -10,10 +10,13 @@ import json
 import shutil
 from datetime import UTC, datetime
 
+import dagster as dg
 import pandas as pd
 import psycopg
 import pytest
 
+from alphaplus_mlops.defs.resources import PostgresResource
+from alphaplus_mlops.defs.upkeep import PREDICTION_MONTHS_AHEAD, prediction_months
 from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predictions
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database
@@ -325,3 +328,22 @@ def test_realizing_outcomes_reads_only_the_months_of_the_staged_bars(log_url):
         if node["Relation Name"].startswith("model_predictions_")
     }
     assert planned == {"model_predictions_2024_05", "model_predictions_2024_06"}
+
+
+def test_the_upkeep_sensor_makes_this_month_and_the_next_ahead_of_any_write(log_url):
+    """prediction_months, as the daemon ticks it: this month and the next by the decision
+    clock exist before anything is logged in them; a second tick has nothing to do."""
+
+    def tick() -> str:
+        with dg.build_sensor_context(
+            resources={"postgres": PostgresResource(database_url=log_url)}
+        ) as context:
+            return prediction_months(context).skip_message
+
+    now = datetime.now(UTC)
+    ahead = now + PREDICTION_MONTHS_AHEAD
+    first = tick()
+    assert first.split()[0] in {"2", "3"}, first  # 45 days ahead: the next month, or two
+    expected = {f"model_predictions_{now:%Y_%m}", f"model_predictions_{ahead:%Y_%m}"}
+    assert expected <= set(months(log_url))
+    assert tick().startswith("0 month(s) created")

@@ -44,7 +44,7 @@ from alphaplus_mlops.defs.resources import (
 from alphaplus_mlops.defs.schedules import drift_check_schedule, model_age_schedule
 from alphaplus_mlops.defs.sensors import run_mirror_sensor
 from alphaplus_mlops.defs.trigger_sensors import drift_trigger_sensor, performance_trigger_sensor
-from alphaplus_mlops.defs.upkeep import build_training_reaper
+from alphaplus_mlops.defs.upkeep import build_training_reaper, prediction_months
 from alphaplus_mlops.settings import Settings
 
 
@@ -98,6 +98,7 @@ def build_definitions(
         sensors=[
             run_mirror_sensor,
             build_training_reaper(settings),
+            prediction_months,
             live_signals_sensor,
             pipeline_failure_sensor,
             pipeline_recovery_sensor,

@@ -1,4 +1,5 @@
-"""The reaper: a sensor that closes what died unattended, on the same code as `doctor`.
+"""Upkeep sensors. The reaper closes what died unattended, on the same code as `doctor`;
+prediction_months creates the prediction log's month partitions before they are written.
 
 Every few seconds (a fifth of ALPHAPLUS_TRAINING_STALE_SECONDS, at most a minute) it marks
 failed the training rows whose worker is gone (heartbeat stale, or
@@ -7,6 +8,7 @@ slot back; and it reconciles `promote` decisions whose promotion never ran.
 """
 
 import socket
+from datetime import timedelta
 
 import dagster as dg
 import psutil
@@ -14,6 +16,7 @@ from dagster._core.events import JobFailureData, RunFailureReason
 
 from alphaplus_mlops.defs.resources import ArtifactStoreResource, PostgresResource
 from alphaplus_mlops.settings import Settings
+from alphaplus_mlops.store.clock import clock_now
 from alphaplus_mlops.store.consistency import (
     ENDED_RUN_STATUSES,
     Finding,
@@ -21,6 +24,7 @@ from alphaplus_mlops.store.consistency import (
     unfinished_promotions,
 )
 from alphaplus_mlops.store.db import DATABASE_UNAVAILABLE
+from alphaplus_mlops.store.live import ensure_prediction_months
 
 
 class DagsterRuns:
@@ -111,3 +115,26 @@ def build_training_reaper(settings: Settings) -> dg.SensorDefinition:
         return dg.SkipReason("; ".join(outcomes) if outcomes else "nothing to reap")
 
     return training_reaper
+
+
+# How far ahead of the decision clock the log's months are made.
+PREDICTION_MONTHS_AHEAD = timedelta(days=45)
+
+
+@dg.sensor(
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Creates the month partitions of the prediction log (model_predictions) for "
+    "this month and the next, by the decision clock, before anything is written to them: "
+    "attaching a month waits for open writes to model_versioning, so the writers of the log "
+    "(which would otherwise create a missing month themselves) never do.",
+)
+def prediction_months(context: dg.SensorEvaluationContext, postgres: PostgresResource):
+    db = postgres.db
+    try:
+        now = clock_now(db)
+        created = ensure_prediction_months(db, now, now + PREDICTION_MONTHS_AHEAD)
+    except DATABASE_UNAVAILABLE as exc:
+        return dg.SkipReason(f"not checked, the next tick tries again: {exc}")
+    through = (now + PREDICTION_MONTHS_AHEAD).strftime("%Y-%m")
+    return dg.SkipReason(f"{created} month(s) created; months ready through {through}")

@@ -171,6 +171,17 @@ def last_scored_bars(db: Database, family: str, symbols: list[str]) -> dict[str,
         return {r["symbol"]: r["last_ts"] for r in found.fetchall()}
 
 
+def ensure_prediction_months(db: Database, first: datetime, last: datetime) -> int:
+    """Create the month partitions of the prediction log (migration 025) from the month of
+    ``first`` to that of ``last`` where missing, in a transaction of their own; how many
+    were created. Attaching a month waits for open writes to model_versioning (its foreign
+    key): done ahead of time, the writers of the log never wait for it."""
+    with db.connection() as conn:
+        return conn.execute(queries.ENSURE_PREDICTION_PARTITIONS, (first, last)).fetchone()[
+            "created"
+        ]
+
+
 def dataset_symbols(db: Database, version_id: str) -> list[str]:
     """The symbols of the dataset ``version_id`` was trained on (empty when unrecorded)."""
     with db.connection() as conn:

@@ -78,7 +78,9 @@ CREATE INDEX predictions_pending_answers_idx
 -- The month partition holding `at` (UTC), created if missing; true if it was created.
 -- CREATE TABLE + ATTACH rather than CREATE TABLE ... PARTITION OF: attaching takes a SHARE
 -- UPDATE EXCLUSIVE lock on the log, which writers and readers pass, where PARTITION OF
--- would take an exclusive one. SECURITY DEFINER: the runtime role (where a separate
+-- would take an exclusive one. Adding the month's foreign key still waits for open writes
+-- to model_versioning: the prediction_months sensor makes months ahead of their first row,
+-- so that writers seldom call this for a month that is missing. SECURITY DEFINER: the runtime role (where a separate
 -- migration role owns the schema) creates months as the owner, and may do nothing else to
 -- the table; search_path pinned (pg_catalog first, implicitly; the temporary schema last)
 -- so the names below cannot be redirected.

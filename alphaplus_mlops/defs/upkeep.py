@@ -127,7 +127,7 @@ PREDICTION_MONTHS_AHEAD = timedelta(days=45)
     description="Creates the month partitions of the prediction log (model_predictions) for "
     "this month and the next, by the decision clock, before anything is written to them: "
     "attaching a month waits for open writes to model_versioning, so the writers of the log "
-    "(which would otherwise create a missing month themselves) never do.",
+    "(which create a missing month themselves, as the fallback) seldom have to.",
 )
 def prediction_months(context: dg.SensorEvaluationContext, postgres: PostgresResource):
     db = postgres.db

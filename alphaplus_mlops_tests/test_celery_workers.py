@@ -6,6 +6,7 @@ stopped mid-step fails that step with a reason and frees its slot instead of han
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -205,6 +206,13 @@ def test_a_worker_killed_mid_step_fails_the_step_with_a_reason_and_frees_its_slo
         assert done["status"] == "succeeded" and done["worker_pid"] in pool_processes(survivor)
 
 
+STOPPED_WORKER_REASONS = (
+    "its worker was stopped while it ran step trained_model",
+    "its celery task failed on the worker",
+    "stopped answering while it ran step trained_model",
+)
+
+
 @pytest.mark.daemon
 def test_sigterm_stops_a_worker_and_its_processes_within_15_seconds(cluster):
     with workers(cluster, count=1) as (worker,):
@@ -222,4 +230,8 @@ def test_sigterm_stops_a_worker_and_its_processes_within_15_seconds(cluster):
         assert not [pid for pid in family if alive(pid)]
         output = finish(run, timeout=60)
         assert run.returncode != 0
-        assert "its worker was stopped while it ran step trained_model" in output
+        # Which of the executor's reasons depends on when its 5 s poll looks: the task put
+        # back (RETRY), the task failed by the pool's kill, or the worker silent.
+        failure = re.search(r'Execution of step "trained_model" failed: ([^\n]*)', output)
+        assert failure, output[-3000:]
+        assert any(reason in failure.group(1) for reason in STOPPED_WORKER_REASONS), failure[0]

@@ -21,6 +21,7 @@ from alphaplus_mlops.serving.prediction_log import PredictionRecord, write_predi
 from alphaplus_mlops.store import queries
 from alphaplus_mlops.store.db import Database
 from alphaplus_mlops.store.live import (
+    ensure_prediction_months,
     last_scored_bars,
     pending_series,
     realized_series,
@@ -81,8 +82,13 @@ def months(url: str) -> list[str]:
 
 
 def ensure(url: str, first: str, last: str) -> int:
-    (row,) = rows(url, "SELECT ensure_prediction_partitions(%s, %s) AS n", (first, last))
-    return row["n"]
+    """The store's ensure_prediction_months, from ISO dates (UTC)."""
+    with Database(url) as db:
+        return ensure_prediction_months(
+            db,
+            datetime.fromisoformat(first).replace(tzinfo=UTC),
+            datetime.fromisoformat(last).replace(tzinfo=UTC),
+        )
 
 
 def test_the_writer_creates_the_months_it_needs_and_files_each_row_in_its_own(log_url):

@@ -175,7 +175,7 @@ def ensure_prediction_months(db: Database, first: datetime, last: datetime) -> i
     """Create the month partitions of the prediction log (migration 025) from the month of
     ``first`` to that of ``last`` where missing, in a transaction of their own; how many
     were created. Attaching a month waits for open writes to model_versioning (its foreign
-    key): done ahead of time, the writers of the log never wait for it."""
+    key): done ahead of time (the prediction_months sensor), the log's writers seldom do."""
     with db.connection() as conn:
         return conn.execute(queries.ENSURE_PREDICTION_PARTITIONS, (first, last)).fetchone()[
             "created"
